@@ -1,0 +1,20 @@
+//! Per-architecture code for gort.
+//!
+//! Everything that depends on the instruction set lives here, one topic per
+//! module and one file per architecture inside it:
+//!
+//! - [`context`]: the context switch between a G and another G (or an M's
+//!   `g0`), the first frame of a new G, and the entry trampoline that ends a
+//!   G's frame chain. Every parked G's saved context exposes the `pc`, `sp`
+//!   and `fp` (and `lr` on aarch64) a traceback starts from.
+//!
+//! Supported: `x86_64` (the fully commented reference), `aarch64` and `x86`
+//! (i686). Each `mod.rs` states the contract every architecture provides and
+//! ends its `cfg_if!` in `compile_error!`, so a port fails loudly.
+//!
+//! Nothing here knows about Gs, Ms or Ps: the scheduler crate gives meaning to
+//! the stacks and entry points. See `docs/design.md` and `docs/porting.md`.
+#![no_std]
+
+pub mod context;
+pub mod sigctx;

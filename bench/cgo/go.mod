@@ -1,0 +1,3 @@
+module gortcgo
+
+go 1.19

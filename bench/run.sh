@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds and runs gort's scheduler benchmarks against may, tokio, Go and OS
+# threads, and prints a markdown table (docs/benchmarks.md says how to read
+# it).
+#
+#   bench/run.sh            full sizes, several repetitions (a few minutes)
+#   bench/run.sh --quick    tiny sizes, one repetition: a smoke test for CI
+#
+# Build output goes to stderr; the table goes to stdout.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+for a in "$@"; do
+    case "$a" in
+        --quick) ;;
+        *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+    esac
+done
+
+if ! command -v go >/dev/null 2>&1; then
+    echo "run.sh: go not found; installing Debian's golang-go" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update >&2
+    $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y golang-go >&2
+fi
+
+start=$(date +%s)
+# Only the binaries of this harness (the directory holds other benchmarks).
+bins=(--bin gort_bench --bin may_bench --bin tokio_bench --bin threads_bench --bin calibrate)
+cargo build --release --locked "${bins[@]}" >&2 || cargo build --release "${bins[@]}" >&2
+mkdir -p target
+# The Go program has no dependencies: never reach for the module proxy.
+(cd go && GOPROXY=off GOFLAGS=-mod=mod go build -o ../target/go_bench .) >&2
+echo "run.sh: build took $(( $(date +%s) - start )) s" >&2
+
+exec python3 driver.py "$@"

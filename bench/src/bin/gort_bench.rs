@@ -1,0 +1,140 @@
+//! gort's side of the scheduler benchmarks (protocol: `src/lib.rs`).
+//!
+//! - `yield`: `Builder::procs(1)`; a G spawns two Gs that each call
+//!   `runtime::yield_now` N times, then joins them. Both are queued before
+//!   either runs (the spawning G holds the only P until it parks in `join`),
+//!   so every yield is a G→G switch on one P.
+//! - `spawn_join`: default procs; from inside a G, `runtime::go` N times, then
+//!   `join` every handle.
+//! - `parked`: default procs; from inside a G, N Gs each `wait` on one
+//!   `sync::WaitGroup` (count 1); `done` opens it.
+
+use harness::{Args, Parked, Workload};
+use runtime::sync::WaitGroup;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const IMPL: &str = "gort";
+
+fn main() {
+    let a = harness::args(IMPL);
+    if a.workload == Workload::Yield {
+        runtime::Builder::new()
+            .procs(1)
+            .build()
+            .expect("gort_bench: Builder::build");
+    }
+    let procs = runtime::stats().procs;
+    // The whole workload runs inside a G: that is where gort code lives.
+    runtime::go(move || match a.workload {
+        Workload::Yield => bench_yield(a, procs),
+        Workload::SpawnJoin => bench_spawn_join(a, procs),
+        Workload::Parked => bench_parked(a, procs),
+    })
+    .join()
+    .expect("gort_bench: the benchmark G panicked");
+}
+
+/// Two Gs yielding to each other `n` times each; the time for all `2n`
+/// switches.
+fn yield_once(n: usize) -> Duration {
+    let body = move || {
+        for _ in 0..n {
+            runtime::yield_now();
+        }
+    };
+    let t = Instant::now();
+    let a = runtime::go(body);
+    let b = runtime::go(body);
+    a.join().unwrap();
+    b.join().unwrap();
+    t.elapsed()
+}
+
+fn bench_yield(a: Args, procs: usize) {
+    yield_once(harness::warmup_n(Workload::Yield, a.n));
+    for rep in 0..a.reps {
+        let d = yield_once(a.n);
+        harness::report_yield(IMPL, a.n, rep, d).kv("procs", procs).print();
+    }
+}
+
+/// Spawns `n` Gs, then joins them in order.
+fn spawn_join_once(n: usize) -> Duration {
+    let t = Instant::now();
+    let handles: Vec<_> = (0..n).map(|i| runtime::go(move || i)).collect();
+    let mut sum = 0;
+    for h in handles {
+        sum += h.join().unwrap();
+    }
+    let d = t.elapsed();
+    black_box(sum);
+    d
+}
+
+fn bench_spawn_join(a: Args, procs: usize) {
+    spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
+    for rep in 0..a.reps {
+        let d = spawn_join_once(a.n);
+        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", procs).print();
+    }
+}
+
+fn bench_parked(a: Args, procs: usize) {
+    let n = a.n;
+    let gate = Arc::new(WaitGroup::new());
+    gate.add(1);
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::with_capacity(n);
+    let rss_before_kib = harness::rss_kib();
+    let t = Instant::now();
+    for i in 0..n {
+        let (g, arr) = (gate.clone(), arrived.clone());
+        let spawned = runtime::try_go(move || {
+            arr.fetch_add(1, Ordering::Relaxed);
+            g.wait();
+        });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                harness::error_line(Workload::Parked, IMPL, n, i, &e.to_string());
+                gate.done();
+                handles.into_iter().for_each(|h| h.join().unwrap());
+                std::process::exit(1);
+            }
+        }
+    }
+    while arrived.load(Ordering::Relaxed) < n {
+        runtime::sleep(Duration::from_millis(1));
+    }
+    let create = t.elapsed();
+    // The last arrivals are between their count and their park; wait until
+    // the scheduler sees every one of them parked (untimed: stats() walks
+    // all Gs).
+    let waiting = loop {
+        let st = runtime::stats();
+        if st.waiting_gs >= n {
+            break st.waiting_gs;
+        }
+        runtime::sleep(Duration::from_millis(1));
+    };
+    let rss_parked_kib = harness::rss_kib();
+    let t = Instant::now();
+    gate.done();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    let release = t.elapsed();
+    let p = Parked {
+        rss_before_kib,
+        rss_parked_kib,
+        create,
+        release,
+    };
+    let st = runtime::stats();
+    harness::report_parked(IMPL, n, p)
+        .kv("procs", procs)
+        .kv("waiting", waiting)
+        .kv("guard", format!("{:?}", st.guard.unwrap()))
+        .print();
+}

@@ -1,0 +1,160 @@
+//! `may`'s side of the scheduler benchmarks (protocol: `src/lib.rs`).
+//!
+//! Same shapes as `gort_bench`, with may's defaults (workers = CPUs, pinned;
+//! 32 KiB coroutine stacks with an mprotect guard page):
+//!
+//! - `yield`: `may::config().set_workers(1)`; a coroutine spawns two that
+//!   each call `may::coroutine::yield_now` N times, then joins them.
+//! - `spawn_join`: from inside a coroutine, spawn N, then join them all.
+//! - `parked`: from inside a coroutine, N coroutines each `wait` on one
+//!   `may::sync::SyncFlag`; `fire` opens it. may needs one extra memory
+//!   mapping per stack (its guard page), so it stops near `vm.max_map_count`
+//!   / 2 coroutines; the failure is reported, not hidden.
+
+use harness::{Args, Parked, Workload};
+use may::coroutine::JoinHandle;
+use may::sync::SyncFlag;
+use std::hint::black_box;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const IMPL: &str = "may";
+
+/// `may::coroutine::Builder::spawn`, the form that returns spawn errors
+/// instead of panicking (`go!` unwraps them).
+fn spawn<F, T>(f: F) -> std::io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // SAFETY: may's spawn is unsafe because a coroutine that touches
+    // thread-local storage or overflows its stack is undefined behaviour. The
+    // closures here use no TLS and only a few stack frames.
+    unsafe { may::coroutine::Builder::new().spawn(f) }
+}
+
+/// Spawns unit `i` of `n`, or reports why may could not and exits. may
+/// panics inside `spawn` when it cannot map a stack (generator's
+/// `Stack::new` unwraps the mmap/mprotect error) rather than returning the
+/// error, so the panic is caught too. The process exits at once: once the
+/// map limit is reached even `malloc` fails, so unwinding further is not
+/// reliable.
+fn spawn_or_exit<F, T>(w: Workload, n: usize, i: usize, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let err = match catch_unwind(AssertUnwindSafe(|| spawn(f))) {
+        Ok(Ok(h)) => return h,
+        Ok(Err(e)) => e.to_string(),
+        Err(p) => panic_message(&*p),
+    };
+    harness::error_line(w, IMPL, n, i, &err);
+    std::process::exit(1);
+}
+
+fn main() {
+    let a = harness::args(IMPL);
+    if a.workload == Workload::Yield {
+        may::config().set_workers(1);
+    }
+    let workers = may::config().get_workers();
+    spawn(move || match a.workload {
+        Workload::Yield => bench_yield(a, workers),
+        Workload::SpawnJoin => bench_spawn_join(a, workers),
+        Workload::Parked => bench_parked(a, workers),
+    })
+    .expect("may_bench: spawn the benchmark coroutine")
+    .join()
+    .expect("may_bench: the benchmark coroutine panicked");
+}
+
+fn yield_once(n: usize) -> Duration {
+    let body = move || {
+        for _ in 0..n {
+            may::coroutine::yield_now();
+        }
+    };
+    let t = Instant::now();
+    let a = spawn(body).unwrap();
+    let b = spawn(body).unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+    t.elapsed()
+}
+
+fn bench_yield(a: Args, workers: usize) {
+    yield_once(harness::warmup_n(Workload::Yield, a.n));
+    for rep in 0..a.reps {
+        let d = yield_once(a.n);
+        harness::report_yield(IMPL, a.n, rep, d).kv("procs", workers).print();
+    }
+}
+
+fn spawn_join_once(n: usize) -> Duration {
+    let t = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|i| spawn_or_exit(Workload::SpawnJoin, n, i, move || i))
+        .collect();
+    let mut sum = 0;
+    for h in handles {
+        sum += h.join().unwrap();
+    }
+    let d = t.elapsed();
+    black_box(sum);
+    d
+}
+
+fn bench_spawn_join(a: Args, workers: usize) {
+    spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
+    for rep in 0..a.reps {
+        let d = spawn_join_once(a.n);
+        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", workers).print();
+    }
+}
+
+fn bench_parked(a: Args, workers: usize) {
+    let n = a.n;
+    let gate = Arc::new(SyncFlag::new());
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::with_capacity(n);
+    let rss_before_kib = harness::rss_kib();
+    let t = Instant::now();
+    for i in 0..n {
+        let (g, arr) = (gate.clone(), arrived.clone());
+        handles.push(spawn_or_exit(Workload::Parked, n, i, move || {
+            arr.fetch_add(1, Ordering::Relaxed);
+            g.wait();
+        }));
+    }
+    while arrived.load(Ordering::Relaxed) < n {
+        may::coroutine::sleep(Duration::from_millis(1));
+    }
+    let create = t.elapsed();
+    // Let the last arrivals finish parking (they counted just before).
+    may::coroutine::sleep(Duration::from_millis(10));
+    let rss_parked_kib = harness::rss_kib();
+    let t = Instant::now();
+    gate.fire();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    let release = t.elapsed();
+    let p = Parked {
+        rss_before_kib,
+        rss_parked_kib,
+        create,
+        release,
+    };
+    harness::report_parked(IMPL, n, p).kv("procs", workers).print();
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".into()
+    }
+}

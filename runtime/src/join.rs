@@ -1,0 +1,216 @@
+//! Spawning with options, and joining.
+
+use parking_lot::Mutex;
+use scheduler::{Entry, SpawnError, SpawnOptions, WaitReason, Waiter};
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Once};
+
+/// What a G produced: its value, or its panic payload.
+type Outcome<T> = std::thread::Result<T>;
+
+enum State<T> {
+    /// Not finished; maybe someone waits.
+    Running(Option<Waiter>),
+    /// Finished; the outcome awaits the joiner.
+    Done(Outcome<T>),
+    /// The joiner took the outcome.
+    Taken,
+}
+
+/// Shared by a G and its `JoinHandle`: the function to run, then its outcome.
+/// One allocation per G.
+struct Packet<F, T> {
+    f: Mutex<Option<F>>,
+    state: Mutex<State<T>>,
+}
+
+impl<F, T> Entry for Packet<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(&self) {
+        let Some(f) = self.f.lock().take() else {
+            return;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(f));
+        let waiter = {
+            let mut st = self.state.lock();
+            match std::mem::replace(&mut *st, State::Done(outcome)) {
+                State::Running(w) => w,
+                State::Done(_) | State::Taken => None,
+            }
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
+}
+
+/// Owned permission to join a G: [`JoinHandle::join`] waits for it and
+/// returns its value, or `Err` with the panic payload if it panicked.
+/// Dropping the handle detaches the G (it keeps running).
+pub struct JoinHandle<T> {
+    packet: Arc<dyn Join<T>>,
+    id: u64,
+}
+
+/// The joiner's view of a packet, without the function type.
+trait Join<T>: Send + Sync {
+    fn state(&self) -> &Mutex<State<T>>;
+}
+
+impl<F: Send, T: Send> Join<T> for Packet<F, T> {
+    fn state(&self) -> &Mutex<State<T>> {
+        &self.state
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Id of the G (as [`crate::current`] reports inside it).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the G has finished.
+    pub fn is_finished(&self) -> bool {
+        !matches!(*self.packet.state().lock(), State::Running(_))
+    }
+
+    /// Waits for the G to finish and returns its value, or `Err(payload)` if
+    /// it panicked. Parks the calling G when called from a G; blocks the
+    /// thread when called from a plain thread.
+    pub fn join(self) -> Outcome<T> {
+        let state = self.packet.state();
+        let mut st = state.lock();
+        if let State::Running(w) = &mut *st {
+            *w = Some(Waiter::current());
+            if scheduler::current_g().is_some() {
+                // The finisher takes the lock, finds us and readies us; it
+                // cannot do so before the park has completed.
+                scheduler::park_unlock(WaitReason::Join, st);
+                st = state.lock();
+            } else {
+                while matches!(*st, State::Running(_)) {
+                    drop(st);
+                    std::thread::park();
+                    st = state.lock();
+                }
+            }
+        }
+        match std::mem::replace(&mut *st, State::Taken) {
+            State::Done(outcome) => outcome,
+            State::Running(_) | State::Taken => {
+                unreachable!(
+                    "JoinHandle::join: G {} woke its joiner before finishing",
+                    self.id
+                )
+            }
+        }
+    }
+}
+
+/// Spawns a G with options: a name (shown in panic messages and crash dumps)
+/// and a stack size.
+///
+/// ```
+/// let h = runtime::GoBuilder::new().name("worker").stack_size(64 * 1024).spawn(|| {
+///     runtime::current().unwrap().name.as_deref().map(str::to_owned)
+/// }).unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct GoBuilder {
+    name: Option<Arc<str>>,
+    stack_size: Option<usize>,
+}
+
+impl GoBuilder {
+    /// Default options: no name, the runtime's stack size.
+    pub fn new() -> GoBuilder {
+        GoBuilder::default()
+    }
+
+    /// Names the G.
+    pub fn name(mut self, name: impl Into<String>) -> GoBuilder {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// Usable stack bytes for this G (rounded up to the page size). Sizes
+    /// outside 16 KiB..=1 GiB (64 MiB on 32-bit) make `spawn` fail.
+    pub fn stack_size(mut self, bytes: usize) -> GoBuilder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts the G, or returns why it could not be created.
+    #[track_caller]
+    pub fn spawn<F, T>(self, f: F) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::ensure_started();
+        install_panic_hook();
+        let packet = Arc::new(Packet {
+            f: Mutex::new(Some(f)),
+            state: Mutex::new(State::Running(None)),
+        });
+        let opts = SpawnOptions {
+            name: self.name,
+            stack_size: self.stack_size,
+            site: std::panic::Location::caller(),
+        };
+        let id = scheduler::spawn(packet.clone(), opts)?;
+        Ok(JoinHandle { packet, id })
+    }
+}
+
+/// Set by `Builder::panic_aborts`: an unhandled panic in a G ends the
+/// process with the crash dump.
+pub(crate) static PANIC_ABORTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Names the G in panic messages, as std names threads: `goroutine 7
+/// 'worker' panicked at src/main.rs:3:5:`. Panics on plain threads go to the
+/// hook that was installed before.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let Some(g) = scheduler::current_g() else { return previous(info) };
+            let msg = payload_str(info.payload());
+            let location = info.location().map_or_else(|| "<unknown>".to_owned(), |l| l.to_string());
+            let name = g.name().map_or_else(String::new, |n| format!(" '{n}'"));
+            let backtrace = std::backtrace::Backtrace::capture();
+            let note = match backtrace.status() {
+                std::backtrace::BacktraceStatus::Captured => format!("stack backtrace:\n{backtrace}"),
+                _ => "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n".to_owned(),
+            };
+            eprint!("\ngoroutine {}{name} panicked at {location}:\n{msg}\n{note}", g.goid());
+            if PANIC_ABORTS.load(std::sync::atomic::Ordering::Relaxed) || signals::level::level() == signals::Level::Crash {
+                scheduler::fatal::throw("unhandled panic in a G");
+            }
+        }));
+    });
+}
+
+fn payload_str(p: &(dyn Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}

@@ -1,0 +1,165 @@
+//! gort: Go-style green threads for Rust.
+//!
+//! [`go`] starts a G, a green thread that runs ordinary blocking Rust code.
+//! When it blocks in the runtime ([`JoinHandle::join`], [`sleep`],
+//! [`sync::WaitGroup::wait`], ...) the G parks and its OS thread runs other
+//! Gs. Gs run on an M:N scheduler: Ms (OS threads) holding Ps (the right to
+//! run Gs; [`Builder::procs`], `GORT_MAXPROCS`), with per-P run queues and
+//! work stealing. A million parked Gs fit in a few GiB.
+//!
+//! ```
+//! let handles: Vec<_> = (0..1000u64).map(|i| runtime::go(move || i * 2)).collect();
+//! let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+//! assert_eq!(sum, 999_000);
+//! ```
+//!
+//! Modules, in reading order:
+//!
+//! - this page: spawning ([`go`], [`try_go`], [`GoBuilder`]), joining
+//!   ([`JoinHandle`]), the current G ([`current`], [`yield_now`], [`sleep`],
+//!   [`lock_os_thread`]), configuration ([`Builder`]) and [`stats`];
+//! - [`sync`]: primitives that park Gs instead of threads;
+//! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
+//!   ([`syscall`]).
+//!
+//! # Rules for code running in a G
+//!
+//! - A G may continue on another OS thread after any call that can park
+//!   (join, sleep, yield, a wait). `std::thread_local!` values therefore
+//!   belong to the M, not the G: do not hold a borrow of one across such a
+//!   call, and do not expect to find the same value after it. Code that
+//!   needs one thread (thread-affine C libraries, `std::thread::current()`
+//!   identity) calls [`lock_os_thread`] first.
+//! - Blocking std calls (`std::thread::sleep`, std sockets, `std::sync`
+//!   locks held for long) block the M and its P: other Gs of that P wait.
+//!   Use the runtime's versions.
+//! - Scheduling is cooperative: a G that loops without a runtime call keeps
+//!   its P; call [`yield_now`] in long computations.
+//!
+//! Design: `docs/design.md`.
+#![deny(unsafe_code)]
+
+mod builder;
+pub mod ffi;
+mod join;
+pub mod sync;
+
+pub use builder::{BuildError, Builder};
+pub use join::{GoBuilder, JoinHandle};
+pub use scheduler::config::ConfigError;
+pub use scheduler::stack::{GuardKind, StackError};
+pub use scheduler::{SpawnError, Stats};
+pub use signals::Level as TracebackLevel;
+
+/// Sets up what must exist before the first M starts: crash tracing
+/// (signal handlers, per-M signal stacks, M hooks). Idempotent and cheap.
+#[inline]
+pub(crate) fn ensure_started() {
+    signals::init();
+}
+
+/// Raises the crash traceback level (as `GORT_TRACEBACK`) to at least
+/// `level`; it never goes below what the environment set. Returns the level
+/// in force.
+pub fn set_traceback(level: TracebackLevel) -> TracebackLevel {
+    ensure_started();
+    signals::set_traceback(level)
+}
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Starts a G running `f` and returns a handle to join it.
+///
+/// The runtime starts on first use with the environment's configuration
+/// (`GORT_MAXPROCS`, `GORT_STACK_SIZE`, `GORT_MAX_THREADS`) unless
+/// [`Builder::build`] ran first.
+///
+/// # Panics
+///
+/// If the G cannot be created (no memory for its stack, or the configured
+/// stack limit); [`try_go`] returns that error instead.
+#[track_caller]
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match try_go(f) {
+        Ok(h) => h,
+        Err(e) => panic!("runtime::go: {e}"),
+    }
+}
+
+/// Starts a G running `f`, or says why it cannot: a stack could not be made
+/// (the error names the cause, e.g. `vm.max_map_count` or the configured
+/// stack limit). Nothing is started and nothing leaks on error.
+#[track_caller]
+pub fn try_go<F, T>(f: F) -> Result<JoinHandle<T>, SpawnError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    GoBuilder::new().spawn(f)
+}
+
+/// Runs `f`, a call that may block in the kernel or in C, with the calling
+/// G's P set aside: if `f` lasts (over ~20 µs while other Gs wait), the
+/// monitor thread hands the P to another M so the other Gs keep running. On
+/// return the G takes a P back (its old one if still free). About 10 ns when
+/// `f` is short. On a plain thread it just calls `f`.
+#[inline]
+pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
+    scheduler::syscall(f)
+}
+
+/// Lets other Gs run; returns at once if none is runnable. On a plain
+/// thread, yields the thread.
+pub fn yield_now() {
+    scheduler::yield_now();
+}
+
+/// Parks the calling G for at least `d`; its M runs other Gs meanwhile.
+/// Timers belong to the scheduler (no thread per timer). On a plain thread,
+/// sleeps the thread.
+pub fn sleep(d: Duration) {
+    scheduler::sleep(d);
+}
+
+/// Identity of a running G.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Current {
+    /// The G's id (Go's goroutine id), unique while the G lives.
+    pub id: u64,
+    /// The name given at spawn, if any.
+    pub name: Option<Arc<str>>,
+}
+
+/// The G running the caller, or `None` on a plain thread.
+pub fn current() -> Option<Current> {
+    scheduler::current_g().map(|g| Current {
+        id: g.goid(),
+        name: g.name(),
+    })
+}
+
+/// Wires the calling G to its current OS thread until [`unlock_os_thread`]
+/// (calls nest): the G runs only on this thread and the thread runs no other
+/// G. For thread-affine libraries and thread-local state. A G that exits
+/// while locked takes its thread with it (a new one replaces it), as in Go.
+/// No effect on a plain thread.
+pub fn lock_os_thread() {
+    scheduler::lock_os_thread();
+}
+
+/// Undoes one [`lock_os_thread`].
+pub fn unlock_os_thread() {
+    scheduler::unlock_os_thread();
+}
+
+/// A snapshot of the runtime: Ps, Ms, Gs by status, stacks. Starts the
+/// runtime if it has not started.
+pub fn stats() -> Stats {
+    ensure_started();
+    scheduler::stats()
+}

@@ -1,0 +1,195 @@
+//! Running a callback from a foreign thread as a G.
+//!
+//! The foreign thread's own stack plays the M's `g0`: `run_on_extra`
+//! switches to the extra M's callback G (which has a gort stack of its own),
+//! the G runs the callback, and returns to the foreign stack when done. If the
+//! callback blocks (join, sleep, a wait group), the G parks like any G locked
+//! to its thread: the foreign thread hands its P to another M and sleeps
+//! until the G is ready again and a P is handed back (Go's `stoplockedm` /
+//! `startlockedm`). So a callback can do anything a G can.
+
+use crate::extram::{NeedmError, cb_g, needm};
+use crate::g::{GRef, GStatus};
+use crate::m::{MRef, current_m};
+use crate::sched::{sched, wakep_if_idle};
+use crate::schedule::{execute, finish_switch, hand_off_p, release_p, stop_locked_m};
+use crate::syscall::{enter_syscall, exit_syscall};
+use core::sync::atomic::{AtomicBool, Ordering};
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Set once the process has started to exit: callbacks are refused.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn at_exit() {
+    EXITING.store(true, Ordering::SeqCst);
+}
+
+/// Registers the exit hook (once, at runtime start).
+pub(crate) fn register_exit_hook() {
+    // SAFETY: at_exit has the C signature atexit expects.
+    unsafe { libc::atexit(at_exit) };
+}
+
+/// Whether the process is exiting.
+pub fn exiting() -> bool {
+    EXITING.load(Ordering::Relaxed)
+}
+
+/// Why a callback did not run (or did not finish).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// The thread could not get an M.
+    Needm(NeedmError),
+    /// The process is exiting.
+    Exiting,
+    /// Called on a runtime thread outside any G (the scheduler's own
+    /// context): there is no G to run it as.
+    OnSchedulerStack,
+    /// The callback panicked; the payload.
+    Panicked(Box<dyn Any + Send>),
+}
+
+impl core::fmt::Display for CallbackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            CallbackError::Needm(e) => write!(f, "callback: {e}"),
+            CallbackError::Exiting => f.write_str("callback: the process is exiting"),
+            CallbackError::OnSchedulerStack => {
+                f.write_str("callback: called from the scheduler, not from a G or a foreign thread")
+            }
+            CallbackError::Panicked(_) => f.write_str("callback: the callback panicked"),
+        }
+    }
+}
+
+impl std::error::Error for CallbackError {}
+
+/// What the callback G needs, on the foreign thread's stack.
+struct Frame<'a> {
+    run: &'a mut dyn FnMut(),
+    done: bool,
+    panic: Option<Box<dyn Any + Send>>,
+}
+
+/// Runs `f` as a G on the calling thread, whatever the thread:
+///
+/// - on a G (a G called C, C calls back): inline, on that G, taking its P
+///   back first if it was in a syscall;
+/// - on a foreign thread: as the callback G of the thread's extra M, taken
+///   from the pool on the first call and kept until the thread exits or
+///   calls `dropm`.
+pub fn callback<R>(f: impl FnOnce() -> R) -> Result<R, CallbackError> {
+    if exiting() {
+        return Err(CallbackError::Exiting);
+    }
+    let m = match current_m() {
+        Some(m) => m,
+        None => {
+            sched();
+            needm(false).map_err(CallbackError::Needm)?
+        }
+    };
+    if let Some(g) = m.curg() {
+        // Nested: we are on a G of this thread already.
+        let in_syscall = g.status() == GStatus::Syscall;
+        if in_syscall {
+            exit_syscall();
+        }
+        let r = catch_unwind(AssertUnwindSafe(f));
+        if in_syscall {
+            enter_syscall();
+        }
+        return r.map_err(CallbackError::Panicked);
+    }
+    if !m.extra {
+        return Err(CallbackError::OnSchedulerStack);
+    }
+    let mut f = Some(f);
+    let mut out = None;
+    let mut run = || {
+        if let Some(f) = f.take() {
+            out = Some(f());
+        }
+    };
+    let mut frame = Frame {
+        run: &mut run,
+        done: false,
+        panic: None,
+    };
+    run_on_extra(m, &mut frame);
+    match frame.panic.take() {
+        Some(p) => Err(CallbackError::Panicked(p)),
+        None => match out {
+            Some(r) => Ok(r),
+            None => crate::throw!("callback: finished without a result"),
+        },
+    }
+}
+
+fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
+    let s = sched();
+    crate::extram::ensure_spare_if_needed();
+    let Some(g) = cb_g(m) else {
+        crate::throw!("run_on_extra: extra m without a callback g")
+    };
+    // SAFETY: the callback G is idle and its stack is ours; the frame
+    // outlives the G's run (we wait for `done` below).
+    let sp = unsafe {
+        arch::context::init_stack(g.stack_top(), cb_entry, frame as *mut Frame<'_> as usize)
+    };
+    g.reset_for_callback(s.goid_one(), sp);
+    g.lock_depth.store(1, Ordering::Relaxed);
+    g.locked_m.store(m as *const _ as *mut _, Ordering::Relaxed);
+    m.locked_g.store(g.as_ptr(), Ordering::Relaxed);
+    g.set_status(GStatus::Runnable);
+    // We need a P. Take an idle one; else queue the G: the M that picks it
+    // up sees it is locked to us and hands us its P.
+    g.on_enqueue();
+    if !crate::schedule::take_idle_p(m) {
+        s.global.push(g);
+        wakep_if_idle();
+        stop_locked_m(m);
+    }
+    loop {
+        execute(m, g);
+        finish_switch(m);
+        if frame.done {
+            break;
+        }
+        // The G parked (or lost its P in a syscall): wait for it to be
+        // handed back with a P.
+        stop_locked_m(m);
+    }
+    g.set_status(GStatus::Idle);
+    g.lock_depth.store(0, Ordering::Relaxed);
+    g.locked_m.store(core::ptr::null_mut(), Ordering::Relaxed);
+    m.locked_g.store(core::ptr::null_mut(), Ordering::Relaxed);
+    if let Some(p) = release_p(m) {
+        hand_off_p(p);
+    }
+}
+
+/// First code of a callback G.
+unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
+    crate::schedule::resumed();
+    // SAFETY: run_on_extra passed a live &mut Frame and waits for `done`.
+    let frame = unsafe { &mut *(data as *mut Frame<'_>) };
+    if let Err(p) = catch_unwind(AssertUnwindSafe(|| (frame.run)())) {
+        frame.panic = Some(p);
+    }
+    frame.done = true;
+    let Some(m) = current_m() else {
+        crate::throw!("cb_entry: no m")
+    };
+    let Some(g) = m.curg() else {
+        crate::throw!("cb_entry: no g")
+    };
+    leave_for_good(m, g)
+}
+
+fn leave_for_good(m: MRef, g: GRef) -> ! {
+    crate::schedule::switch_from_g(m, g);
+    crate::throw!("cb_entry: a finished callback G was resumed")
+}

@@ -1,0 +1,219 @@
+//! Runtime configuration: defaults, the `GORT_*` environment, validation.
+//!
+//! Precedence: a value set on the `runtime::Builder` wins over the
+//! environment, which wins over the default. An invalid environment value is
+//! reported on stderr (naming the variable and the value) and replaced by the
+//! default; an invalid value given to the builder is an error from `build`.
+
+use crate::stack;
+use core::fmt;
+
+/// Default limit on Ms (OS threads) the runtime creates, as Go's
+/// `SetMaxThreads`.
+pub const DEFAULT_MAX_THREADS: usize = 10_000;
+/// Upper bound on `procs` (Go caps GOMAXPROCS at 1024 too).
+pub const MAX_PROCS: usize = 1024;
+
+/// Validated configuration of a runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Number of Ps: Gs running at the same time.
+    pub procs: usize,
+    /// Usable stack bytes of a G unless its spawn asks for another size.
+    pub stack_size: usize,
+    /// Most Ms (OS threads) the runtime may create before it stops with
+    /// `fatal error: thread exhaustion`.
+    pub max_threads: usize,
+    /// Most G stacks alive at once; `try_go` fails beyond it.
+    pub max_stacks: usize,
+    /// Use mprotect guard pages even where `MADV_GUARD_INSTALL` works.
+    pub force_mprotect_guards: bool,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The setting, e.g. `GORT_MAXPROCS` or `procs`.
+    pub setting: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// What a valid value looks like.
+    pub expected: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {}={:?}: expected {}",
+            self.setting, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Number of CPUs this process may run on.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Config {
+    /// Defaults with nothing from the environment.
+    pub fn defaults() -> Config {
+        Config {
+            procs: available_cpus().min(MAX_PROCS),
+            stack_size: stack::DEFAULT_STACK_SIZE,
+            max_threads: DEFAULT_MAX_THREADS,
+            max_stacks: usize::MAX,
+            force_mprotect_guards: false,
+        }
+    }
+
+    /// Defaults overridden by `GORT_MAXPROCS`, `GORT_STACK_SIZE` and
+    /// `GORT_MAX_THREADS`. Invalid values are reported on stderr and ignored.
+    pub fn from_env() -> Config {
+        let mut c = Config::defaults();
+        let apply = |name: &'static str, set: &mut dyn FnMut(&str) -> Result<(), ConfigError>| {
+            if let Some(v) = std::env::var_os(name) {
+                let v = v.to_string_lossy();
+                if let Err(e) = set(&v) {
+                    eprintln!("gort: {e}; using the default");
+                }
+            }
+        };
+        apply("GORT_MAXPROCS", &mut |v| {
+            c.procs = parse_procs("GORT_MAXPROCS", v)?;
+            Ok(())
+        });
+        apply("GORT_STACK_SIZE", &mut |v| {
+            c.stack_size = parse_stack_size("GORT_STACK_SIZE", v)?;
+            Ok(())
+        });
+        apply("GORT_MAX_THREADS", &mut |v| {
+            c.max_threads = parse_max_threads("GORT_MAX_THREADS", v)?;
+            Ok(())
+        });
+        c
+    }
+}
+
+fn err(setting: &'static str, value: &str, expected: String) -> ConfigError {
+    ConfigError {
+        setting,
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+/// `procs`: an integer in `1..=MAX_PROCS`.
+pub fn parse_procs(setting: &'static str, v: &str) -> Result<usize, ConfigError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) => check_procs(setting, n),
+        Err(_) => Err(err(setting, v, format!("an integer from 1 to {MAX_PROCS}"))),
+    }
+}
+
+/// Checks a `procs` value.
+pub fn check_procs(setting: &'static str, n: usize) -> Result<usize, ConfigError> {
+    if (1..=MAX_PROCS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(err(
+            setting,
+            &n.to_string(),
+            format!("an integer from 1 to {MAX_PROCS}"),
+        ))
+    }
+}
+
+/// A byte size: an integer with an optional `K`, `M` or `G` suffix (powers
+/// of 1024, `KiB`/`MiB`/`GiB` also accepted), within the stack size limits.
+pub fn parse_stack_size(setting: &'static str, v: &str) -> Result<usize, ConfigError> {
+    let expected = || {
+        format!(
+            "a size from {} to {} bytes, like 65536, 256K or 1M",
+            stack::MIN_STACK_SIZE,
+            stack::MAX_STACK_SIZE
+        )
+    };
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    let shift = match suffix.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(err(setting, v, expected())),
+    };
+    let n = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1usize << shift));
+    match n {
+        Some(n) => check_stack_size(setting, n).map_err(|_| err(setting, v, expected())),
+        None => Err(err(setting, v, expected())),
+    }
+}
+
+/// Checks a stack size.
+pub fn check_stack_size(setting: &'static str, n: usize) -> Result<usize, ConfigError> {
+    if (stack::MIN_STACK_SIZE..=stack::MAX_STACK_SIZE).contains(&n) {
+        Ok(n)
+    } else {
+        Err(err(
+            setting,
+            &n.to_string(),
+            format!(
+                "a size from {} to {} bytes",
+                stack::MIN_STACK_SIZE,
+                stack::MAX_STACK_SIZE
+            ),
+        ))
+    }
+}
+
+/// `max_threads`: at least `procs + 1` is checked at build time; here, an
+/// integer from 2 to 1,000,000.
+pub fn parse_max_threads(setting: &'static str, v: &str) -> Result<usize, ConfigError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (2..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(err(setting, v, "an integer from 2 to 1000000".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn procs_values() {
+        assert_eq!(parse_procs("P", "4"), Ok(4));
+        assert_eq!(parse_procs("P", " 2 "), Ok(2));
+        for bad in ["0", "-1", "two", "", "1025", "99999999999999999999999"] {
+            let e = parse_procs("GORT_MAXPROCS", bad).unwrap_err();
+            assert!(e.to_string().contains("GORT_MAXPROCS"), "{e}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn stack_size_values() {
+        assert_eq!(parse_stack_size("S", "64K"), Ok(64 << 10));
+        assert_eq!(parse_stack_size("S", "1m"), Ok(1 << 20));
+        assert_eq!(parse_stack_size("S", "1MiB"), Ok(1 << 20));
+        assert_eq!(parse_stack_size("S", "65536"), Ok(65536));
+        for bad in ["0", "1", "12Q", "K", "", "99999999999999999999G", "-5"] {
+            let e = parse_stack_size("GORT_STACK_SIZE", bad).unwrap_err();
+            assert!(e.to_string().starts_with("invalid GORT_STACK_SIZE="), "{e}");
+        }
+    }
+
+    #[test]
+    fn max_threads_values() {
+        assert_eq!(parse_max_threads("T", "100"), Ok(100));
+        assert!(parse_max_threads("T", "1").is_err());
+        assert!(parse_max_threads("T", "x").is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! gort's M:N scheduler.
+//!
+//! Gs (green threads) run on Ms (OS threads) that hold Ps (the right to run
+//! Gs), as in Go. Read in this order:
+//!
+//! 1. [`g`]: the G and its status, which says who owns its stack.
+//! 2. [`m`]: the M, its note (how it sleeps), and the current-M lookup that
+//!    survives a G moving between threads.
+//! 3. [`p`]: the P and its local run queue (crossbeam-deque + `runnext`).
+//! 4. [`sched`]: global state, idle lists, M creation, the lock order.
+//! 5. [`schedule`]: the loop — switching, parking, readying, spinning,
+//!    stealing — with the no-lost-wake-up protocol written where it is coded.
+//! 6. [`spawn`], [`time`], [`timer`], [`waiter`]: creating Gs, sleeping,
+//!    per-P timers, who waits.
+//! 7. [`syscall`], [`sysmon`]: calls out of the runtime that set the P
+//!    aside, and the monitor thread that retakes it.
+//! 8. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
+//!    callbacks from foreign threads.
+//! 9. [`stack`]: G stacks with guard pages in one reserved region.
+//! 10. [`registry`]: the append-only lists of all Gs and Ms a signal
+//!     handler can walk without locks.
+//! 11. [`config`], [`stats`], [`fatal`].
+//!
+//! Design notes: `docs/design.md`. Users do not depend on this crate
+//! directly; they use `runtime`.
+
+pub mod callback;
+pub mod config;
+pub mod extram;
+pub mod fatal;
+pub mod g;
+pub mod m;
+pub mod p;
+pub mod registry;
+pub mod sched;
+pub mod schedule;
+pub mod spawn;
+pub mod stack;
+pub mod stats;
+pub mod syscall;
+pub mod sysmon;
+pub mod time;
+pub mod timer;
+pub mod waiter;
+
+pub use callback::{CallbackError, callback};
+pub use extram::{DropmError, NeedmError, dropm, needm};
+pub use g::{Entry, G, GRef, GStatus, WaitReason};
+pub use m::{M, MHooks, current_g, current_m, set_m_hooks};
+pub use schedule::{lock_os_thread, park, ready, unlock_os_thread, yield_now};
+pub use spawn::{SpawnError, SpawnOptions, spawn};
+pub use stats::{Stats, stats};
+pub use syscall::syscall;
+pub use time::sleep;
+pub use waiter::{Waiter, park_unlock};

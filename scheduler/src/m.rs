@@ -1,0 +1,316 @@
+//! M: an OS thread that runs Gs.
+//!
+//! An M runs its scheduler loop on its own thread stack (its `g0` context),
+//! switches to a G to run it, and gets control back when the G parks, yields
+//! or exits (unless the G switches straight to the next G, see
+//! `schedule.rs`). It needs a P to run Gs. Ms are never freed: they live in
+//! [`ALLMS`], which a signal handler can walk.
+
+use crate::g::{G, GRef};
+use crate::p::P;
+use crate::registry::Registry;
+use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use parking_lot::{Condvar, Mutex};
+use std::time::Instant;
+
+/// Every M ever created. Append-only; walkable from a signal handler.
+pub static ALLMS: Registry<M> = Registry::new();
+
+/// Lifecycle of an M.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MStatus {
+    /// Created, its thread not yet started.
+    New = 0,
+    /// Its thread runs the scheduler loop or a G.
+    Running = 1,
+    /// Asleep on its note in the idle list (holds no P).
+    Idle = 2,
+    /// Its thread has exited; the struct stays in [`ALLMS`].
+    Dead = 3,
+    /// An extra M on the extra list: it has no OS thread until a foreign
+    /// thread takes it with `needm`.
+    Extra = 4,
+}
+
+/// A one-shot wake-up: Go's `note`. One sleeper (the M itself), any number
+/// of wakers; a wake-up before the sleep is not lost.
+#[derive(Debug, Default)]
+pub struct Note {
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Note {
+    /// Sets the note and wakes the sleeper.
+    pub fn wakeup(&self) {
+        let mut s = self.set.lock();
+        *s = true;
+        self.cv.notify_one();
+    }
+
+    /// Sleeps until woken or until `deadline`; clears the note. Returns
+    /// whether it was woken.
+    pub fn sleep(&self, deadline: Option<Instant>) -> bool {
+        let mut s = self.set.lock();
+        while !*s {
+            match deadline {
+                Some(d) => {
+                    if self.cv.wait_until(&mut s, d).timed_out() {
+                        break;
+                    }
+                }
+                None => self.cv.wait(&mut s),
+            }
+        }
+        core::mem::replace(&mut *s, false)
+    }
+}
+
+/// How a parked G releases its waker: `unlock(data)` (see `schedule::park`).
+pub(crate) type Unlock = (unsafe fn(*mut ()) -> bool, *mut ());
+
+/// Work an M must finish for the context it just left, run by whatever runs
+/// next on the M once the switch has saved the old context (Go does the
+/// same with `mcall` + `park_m`): until then another M must not see the G.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) enum Pending {
+    /// Nothing to do.
+    #[default]
+    None,
+    /// The G yielded: make it runnable at the back of the local queue, or
+    /// of the global queue if the flag is set.
+    Yield(GRef, bool),
+    /// The G parks; then run `unlock(data)`, and if it returns false, make
+    /// the G runnable again at once (the wait was cancelled).
+    Park(GRef, Option<Unlock>),
+    /// The G finished: recycle its stack and struct.
+    Exit(GRef),
+    /// The G returned from a syscall and found no P: queue it on the global
+    /// queue (this M then sleeps).
+    SyscallNoP(GRef),
+}
+
+/// An OS thread that runs Gs. Fields marked *owner* are touched only by the
+/// M's own thread.
+pub struct M {
+    /// Index in [`ALLMS`]; also the M's id (`m=N` in dumps).
+    pub id: usize,
+    status: AtomicU32,
+    /// Saved scheduler context (the thread's own stack) while a G runs.
+    pub(crate) g0_sp: AtomicUsize,
+    /// The G running on this M, or null while on `g0`.
+    pub(crate) curg: AtomicPtr<G>,
+    /// The P this M holds, or null.
+    pub(crate) p: AtomicPtr<P>,
+    /// The P handed over by whoever woke this M.
+    pub(crate) nextp: AtomicPtr<P>,
+    /// Whether this M is spinning (looking for work, counted in
+    /// `Sched::nmspinning`).
+    pub(crate) spinning: AtomicBool,
+    /// Kernel thread id (0 until the thread starts).
+    tid: AtomicI32,
+    /// The G locked to this M by `lock_os_thread`, or null.
+    pub(crate) locked_g: AtomicPtr<G>,
+    /// The thread should exit once back on `g0` (its locked G exited).
+    pub(crate) exit_requested: AtomicBool,
+    /// Whether this is an extra M (for foreign threads; see `extram.rs`).
+    pub extra: bool,
+    /// Next M on the extra list (only while on it).
+    pub(crate) schedlink: AtomicPtr<M>,
+    /// Extra Ms: the G that runs callbacks, locked to this M.
+    pub(crate) cb_g: AtomicPtr<G>,
+    /// The P left behind by a syscall and the state word it was left in.
+    pub(crate) oldp: AtomicPtr<P>,
+    pub(crate) oldp_word: core::sync::atomic::AtomicU64,
+    /// A word owned by the crash-tracing layer (the signals crate): its
+    /// per-M state (signal stack, dump progress), set in the M start hook.
+    /// The scheduler never reads it.
+    pub sig_slot: AtomicPtr<()>,
+    /// Owner: see [`Pending`].
+    pending: Cell<Pending>,
+    /// Owner: random state for victim selection.
+    rand: Cell<u32>,
+    /// Where the M sleeps when idle.
+    pub(crate) note: Note,
+    /// Owner: padding to keep the hot fields of neighbouring Ms apart.
+    _owner: UnsafeCell<()>,
+}
+
+// SAFETY: the `Cell` fields are *owner* fields, touched only by the M's own
+// thread (or before it starts, by its creator); everything else is atomic or
+// internally synchronised.
+unsafe impl Sync for M {}
+// SAFETY: as above; Ms are shared as `&'static M`.
+unsafe impl Send for M {}
+
+impl core::fmt::Debug for M {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("M")
+            .field("id", &self.id)
+            .field("tid", &self.tid())
+            .finish()
+    }
+}
+
+impl M {
+    pub(crate) fn new(id: usize) -> M {
+        M::new_kind(id, false)
+    }
+
+    pub(crate) fn new_kind(id: usize, extra: bool) -> M {
+        M {
+            id,
+            extra,
+            schedlink: AtomicPtr::new(core::ptr::null_mut()),
+            cb_g: AtomicPtr::new(core::ptr::null_mut()),
+            oldp: AtomicPtr::new(core::ptr::null_mut()),
+            oldp_word: core::sync::atomic::AtomicU64::new(0),
+            sig_slot: AtomicPtr::new(core::ptr::null_mut()),
+            status: AtomicU32::new(MStatus::New as u32),
+            g0_sp: AtomicUsize::new(0),
+            curg: AtomicPtr::new(core::ptr::null_mut()),
+            p: AtomicPtr::new(core::ptr::null_mut()),
+            nextp: AtomicPtr::new(core::ptr::null_mut()),
+            spinning: AtomicBool::new(false),
+            tid: AtomicI32::new(0),
+            locked_g: AtomicPtr::new(core::ptr::null_mut()),
+            exit_requested: AtomicBool::new(false),
+            pending: Cell::new(Pending::None),
+            rand: Cell::new((id as u32).wrapping_mul(0x9e37_79b9) | 1),
+            note: Note::default(),
+            _owner: UnsafeCell::new(()),
+        }
+    }
+
+    /// Current status.
+    pub fn status(&self) -> MStatus {
+        match self.status.load(Ordering::Acquire) {
+            1 => MStatus::Running,
+            2 => MStatus::Idle,
+            3 => MStatus::Dead,
+            4 => MStatus::Extra,
+            _ => MStatus::New,
+        }
+    }
+
+    pub(crate) fn set_status(&self, s: MStatus) {
+        self.status.store(s as u32, Ordering::Release);
+    }
+
+    /// Kernel thread id, 0 before the thread started.
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn clear_tid(&self) {
+        self.tid.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_tid(&self) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        self.tid.store(tid, Ordering::Relaxed);
+    }
+
+    /// The G running on this M, if any.
+    pub fn curg(&self) -> Option<GRef> {
+        // SAFETY: curg holds null or a pointer from GRef::as_ptr.
+        unsafe { GRef::from_ptr(self.curg.load(Ordering::Acquire)) }
+    }
+
+    /// The P this M holds, if any.
+    pub(crate) fn p(&self) -> Option<&'static P> {
+        // SAFETY: Ps live for the whole process once created.
+        unsafe { self.p.load(Ordering::Relaxed).as_ref() }
+    }
+
+    /// The G locked to this M, if any.
+    pub fn locked_g(&self) -> Option<GRef> {
+        // SAFETY: null or from GRef::as_ptr.
+        unsafe { GRef::from_ptr(self.locked_g.load(Ordering::Relaxed)) }
+    }
+
+    /// Owner only.
+    pub(crate) fn set_pending(&self, p: Pending) {
+        debug_assert!(
+            matches!(self.pending.get(), Pending::None),
+            "set_pending: pending work lost"
+        );
+        self.pending.set(p);
+    }
+
+    /// Owner only.
+    pub(crate) fn take_pending(&self) -> Pending {
+        self.pending.replace(Pending::None)
+    }
+
+    /// Owner only: a fast xorshift for victim selection.
+    pub(crate) fn fastrand(&self) -> u32 {
+        let mut x = self.rand.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rand.set(x);
+        x
+    }
+}
+
+/// A handle to an M.
+pub type MRef = &'static M;
+
+thread_local! {
+    /// The M this thread is, or null on a thread the runtime did not start.
+    static CURRENT_M: Cell<*const M> = const { Cell::new(core::ptr::null()) };
+}
+
+/// The M of the calling thread.
+///
+/// A G can move to another thread at every park or yield, and the compiler
+/// assumes a thread-local's address is constant inside one function. So the
+/// lookup lives in its own never-inlined function and reads the slot with a
+/// volatile load: a caller that parks between two calls gets two fresh
+/// answers.
+#[inline(never)]
+pub fn current_m() -> Option<MRef> {
+    let p = CURRENT_M.with(|c| {
+        // SAFETY: `c.as_ptr()` is valid for reads for the thread's lifetime;
+        // the volatile read keeps the compiler from reusing an earlier value.
+        unsafe { core::ptr::read_volatile(c.as_ptr()) }
+    });
+    // SAFETY: set only to a 'static M by `set_current_m`.
+    unsafe { p.as_ref() }
+}
+
+pub(crate) fn set_current_m(m: Option<MRef>) {
+    CURRENT_M.with(|c| c.set(m.map_or(core::ptr::null(), |m| m as *const M)));
+}
+
+/// The G running the caller, if the caller runs on a G.
+#[inline]
+pub fn current_g() -> Option<GRef> {
+    current_m().and_then(|m| m.curg())
+}
+
+/// Hooks run on every M's thread when it starts and before it exits (the
+/// signals crate installs a per-M alternate signal stack here). Set once.
+#[derive(Clone, Copy, Debug)]
+pub struct MHooks {
+    /// Runs first on a new M's thread.
+    pub start: fn(&M),
+    /// Runs last before the thread exits.
+    pub exit: fn(&M),
+}
+
+static M_HOOKS: std::sync::OnceLock<MHooks> = std::sync::OnceLock::new();
+
+/// Installs the M start/exit hooks. Returns false if hooks were already set.
+/// Ms started earlier do not run them.
+pub fn set_m_hooks(h: MHooks) -> bool {
+    M_HOOKS.set(h).is_ok()
+}
+
+pub(crate) fn m_hooks() -> Option<&'static MHooks> {
+    M_HOOKS.get()
+}

@@ -1,0 +1,286 @@
+//! Sched: the global state, the idle lists, and M creation.
+//!
+//! # Lock order
+//!
+//! Locks are taken in this order, never the reverse (checked by reading:
+//! each of them is held only inside this crate and only around the few lines
+//! that need it):
+//!
+//! 1. `Sched::synced` (idle Ms and Ps)
+//! 2. a P's timer heap
+//! 3. `Sched::gfree`, the stack pool's lists
+//!
+//! No lock is held across a context switch or a sleep.
+
+use crate::config::Config;
+use crate::g::GRef;
+use crate::m::MRef;
+use crate::p::{P, PStatus};
+use crate::stack::{StackConfig, StackPool};
+use crate::timer::NEVER;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crossbeam_deque::Injector;
+use parking_lot::Mutex;
+use std::sync::OnceLock;
+
+/// The idle lists, behind `Sched::synced`.
+#[derive(Debug, Default)]
+pub(crate) struct SchedSynced {
+    /// Ms asleep on their note with no P.
+    pub(crate) midle: Vec<MRef>,
+    /// Ps no M holds. Their run queues are empty.
+    pub(crate) pidle: Vec<&'static P>,
+}
+
+/// Global scheduler state. One per process, made on first use.
+#[derive(Debug)]
+pub struct Sched {
+    /// The configuration the runtime started with.
+    pub config: Config,
+    /// All Ps.
+    pub ps: &'static [P],
+    /// The global run queue.
+    pub(crate) global: Injector<GRef>,
+    pub(crate) synced: Mutex<SchedSynced>,
+    /// Length of `synced.pidle`, readable without the lock.
+    pub(crate) npidle: AtomicUsize,
+    /// Length of `synced.midle`, readable without the lock.
+    pub(crate) nmidle: AtomicUsize,
+    /// Ms looking for work. See `schedule.rs` for the protocol.
+    pub(crate) nmspinning: AtomicUsize,
+    /// Free G structs beyond the Ps' own lists.
+    pub(crate) gfree: Mutex<Vec<GRef>>,
+    /// All G stacks.
+    pub stacks: StackPool,
+    /// Next block of G ids.
+    goidgen: AtomicU64,
+    /// Earliest deadline at which a sleeping M will wake for timers
+    /// ([`NEVER`] if none): a new earlier timer must wake someone.
+    pub(crate) sleep_until: AtomicU64,
+}
+
+static SCHED: OnceLock<Sched> = OnceLock::new();
+
+/// Size of the thread stack of an M (its `g0`). Gs run on their own stacks;
+/// `g0` runs only the scheduler loop (and, later, signal-free runtime work).
+const G0_STACK_SIZE: usize = 256 * 1024;
+
+/// Ids are taken from the global counter in blocks of this many per P.
+const GOID_BATCH: u64 = 16;
+
+impl Sched {
+    fn new(config: Config) -> Sched {
+        let ps: Vec<P> = (0..config.procs).map(P::new).collect();
+        let ps: &'static [P] = Box::leak(ps.into_boxed_slice());
+        let stacks = StackPool::new(StackConfig {
+            default_size: config.stack_size,
+            max_stacks: config.max_stacks,
+            force_mprotect: config.force_mprotect_guards,
+            ..StackConfig::default()
+        });
+        let synced = SchedSynced {
+            midle: Vec::new(),
+            pidle: ps.iter().rev().collect(),
+        };
+        Sched {
+            ps,
+            global: Injector::new(),
+            npidle: AtomicUsize::new(config.procs),
+            nmidle: AtomicUsize::new(0),
+            nmspinning: AtomicUsize::new(0),
+            gfree: Mutex::new(Vec::new()),
+            stacks,
+            goidgen: AtomicU64::new(1),
+            sleep_until: AtomicU64::new(NEVER),
+            synced: Mutex::new(synced),
+            config,
+        }
+    }
+
+    /// Number of Ps.
+    pub fn procs(&self) -> usize {
+        self.ps.len()
+    }
+
+    /// Ms created minus Ms exited, extra Ms included (see `extram`).
+    pub fn mcount(&self) -> usize {
+        crate::extram::mcount()
+    }
+
+    /// Ms asleep with no work.
+    pub fn nmidle(&self) -> usize {
+        self.nmidle.load(Ordering::Relaxed)
+    }
+
+    /// Ms looking for work.
+    pub fn nmspinning(&self) -> usize {
+        self.nmspinning.load(Ordering::Relaxed)
+    }
+
+    /// Ps no M holds.
+    pub fn npidle(&self) -> usize {
+        self.npidle.load(Ordering::Relaxed)
+    }
+
+    /// A block of fresh G ids for a P: `[start, start + GOID_BATCH)`.
+    pub(crate) fn goid_batch(&self) -> u64 {
+        self.goidgen.fetch_add(GOID_BATCH, Ordering::Relaxed)
+    }
+
+    pub(crate) fn goid_batch_len() -> u64 {
+        GOID_BATCH
+    }
+
+    /// One fresh G id, for spawns from threads without a P.
+    pub(crate) fn goid_one(&self) -> u64 {
+        self.goidgen.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// An idle P, taken off the list. Caller holds `synced`.
+    pub(crate) fn pidle_get(&self, s: &mut SchedSynced) -> Option<&'static P> {
+        let p = s.pidle.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        Some(p)
+    }
+
+    /// Puts a P on the idle list. Caller holds `synced`; the P's run queue
+    /// is empty.
+    pub(crate) fn pidle_put(&self, s: &mut SchedSynced, p: &'static P) {
+        debug_assert!(p.runq_is_empty(), "pidle_put: p has runnable Gs");
+        p.set_status(PStatus::Idle);
+        s.pidle.push(p);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The scheduler, started with the environment's configuration on first use.
+#[inline]
+pub fn sched() -> &'static Sched {
+    match SCHED.get() {
+        Some(s) => s,
+        None => start_default(),
+    }
+}
+
+#[cold]
+fn start_default() -> &'static Sched {
+    let s = SCHED.get_or_init(|| Sched::new(Config::from_env()));
+    after_start();
+    s
+}
+
+/// What runs once the scheduler exists: the exit hook, the spare extra M
+/// (foreign threads may call in from now on), sysmon.
+fn after_start() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        crate::callback::register_exit_hook();
+        crate::extram::ensure_spare();
+        crate::sysmon::start();
+    });
+}
+
+/// The scheduler if it has started.
+pub fn try_sched() -> Option<&'static Sched> {
+    SCHED.get()
+}
+
+/// Starts the scheduler with `config`. Fails (returning the running
+/// configuration) if it has already started.
+pub fn start(config: Config) -> Result<&'static Sched, &'static Config> {
+    let mut fresh = false;
+    let s = SCHED.get_or_init(|| {
+        fresh = true;
+        Sched::new(config)
+    });
+    after_start();
+    if fresh { Ok(s) } else { Err(&s.config) }
+}
+
+/// Wakes an idle M with an idle P to look for work, if there is an idle P
+/// and nobody is spinning already (Go's `wakep`).
+pub(crate) fn wakep() {
+    let s = sched();
+    if s.npidle.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    // Only one M spins up at a time; the spinning M wakes the next one when
+    // it finds work (`reset_spinning`).
+    if s.nmspinning.load(Ordering::Relaxed) != 0
+        || s.nmspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    start_m(None, true);
+}
+
+/// After making work available: wake an M if Ps are idle and nobody spins.
+///
+/// The fence pairs with the one in `find_runnable` after an M stops
+/// spinning: either that M sees our work, or we see it idle and wake it.
+pub(crate) fn wakep_if_idle() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let s = sched();
+    if s.npidle.load(Ordering::Relaxed) != 0 && s.nmspinning.load(Ordering::Relaxed) == 0 {
+        wakep();
+    }
+}
+
+/// Gives `p` (or an idle P) to an idle M, or to a new one, and wakes it.
+/// With `spinning`, the caller has already counted the M in `nmspinning`;
+/// if no P is free the count is undone.
+pub(crate) fn start_m(p: Option<&'static P>, spinning: bool) {
+    let s = sched();
+    let mut synced = s.synced.lock();
+    let p = match p.or_else(|| s.pidle_get(&mut synced)) {
+        Some(p) => p,
+        None => {
+            drop(synced);
+            if spinning {
+                s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+            return;
+        }
+    };
+    let m = synced.midle.pop();
+    if m.is_some() {
+        s.nmidle.fetch_sub(1, Ordering::Relaxed);
+    }
+    drop(synced);
+    match m {
+        Some(m) => {
+            m.spinning.store(spinning, Ordering::Relaxed);
+            m.nextp.store(p as *const P as *mut P, Ordering::Release);
+            m.note.wakeup();
+        }
+        None => new_m(p, spinning),
+    }
+}
+
+/// Creates an M with a new OS thread that starts holding `p`.
+fn new_m(p: &'static P, spinning: bool) {
+    let s = sched();
+    let Ok(m) = crate::extram::register_m(s.config.max_threads) else {
+        crate::fatal::write_stderr(&[
+            b"runtime: program exceeds the M (thread) limit set by GORT_MAX_THREADS\n",
+        ]);
+        crate::throw!("new_m: thread exhaustion");
+    };
+    m.spinning.store(spinning, Ordering::Relaxed);
+    m.nextp.store(p as *const P as *mut P, Ordering::Release);
+    let spawned = std::thread::Builder::new()
+        .name(format!("gort-m{}", m.id))
+        .stack_size(G0_STACK_SIZE)
+        .spawn(move || crate::schedule::mstart(m));
+    if spawned.is_err() {
+        crate::fatal::write_stderr(&[b"runtime: failed to create new OS thread\n"]);
+        crate::throw!("new_m: cannot create an OS thread");
+    }
+}
+
+/// Bookkeeping when an M's thread exits.
+pub(crate) fn m_exited(m: MRef) {
+    crate::extram::unregister_m(m);
+}

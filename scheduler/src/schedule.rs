@@ -1,0 +1,823 @@
+//! The scheduler loop: running, parking, readying and stealing Gs.
+//!
+//! # Switching
+//!
+//! A G gives up its M by [`park`], [`yield_now`] or exit. The M first looks
+//! at its P's local queue: if a G is there (and nothing forces the slow
+//! path, see [`next_fast`]) it switches **straight to that G**. Otherwise it
+//! switches to the M's `g0` context, which runs [`schedule`]: find work
+//! (local queue, global queue, timers, stealing), or put the P and the M to
+//! sleep.
+//!
+//! Whatever the switch did, the G that left is not yet visible to anyone: its
+//! registers were being saved. The M records what to do with it in
+//! `m.pending` (requeue, park + unlock, recycle), and the context that runs
+//! next on the M completes it right after the switch ([`finish_switch`]).
+//! That is the only place a G becomes visible to other Ms after leaving one.
+//!
+//! # Spinning and parking (no lost wake-ups)
+//!
+//! An M without work *spins* (steals from other Ps) before sleeping, and at
+//! most about half the busy Ps have a spinning M. Work producers (spawn,
+//! `ready`) push the G and then, after a `SeqCst` fence, wake an M only if a
+//! P is idle and nobody spins. An M that stops spinning decrements
+//! `nmspinning`, fences (`SeqCst`), and re-checks every queue before it
+//! sleeps. Either the producer sees `nmspinning == 0` and wakes someone, or
+//! the M sees the work: the two fences forbid both missing each other (the
+//! StoreLoad pattern Go uses in `findRunnable`/`wakep`). A spinning M that
+//! finds work wakes another spinner in its place (`reset_spinning`), so
+//! bursts spread across Ps.
+//!
+//! Rejected: waking an M on every push (thundering herd and ~1 µs per
+//! spawn); a condition variable shared by all Ms (no per-P hand-off).
+
+use crate::g::{G, GRef, GStatus, WaitReason};
+use crate::m::{MRef, MStatus, Pending, current_m, m_hooks, set_current_m};
+use crate::p::{GFREE_MAX, P, PStatus};
+use crate::sched::{m_exited, sched, start_m, wakep, wakep_if_idle};
+use crate::timer::{NEVER, nanotime};
+use arch::context;
+use core::sync::atomic::{Ordering, fence};
+
+/// The global queue goes first once every this many schedules on a P, so
+/// Gs there cannot starve behind a busy local queue (Go uses 61 too: prime,
+/// so it does not beat in step with other periodic patterns).
+const GLOBAL_QUEUE_PERIOD: u32 = 61;
+
+/// Rounds of stealing over all Ps before a spinning M gives up.
+const STEAL_ROUNDS: usize = 4;
+
+/// How long a spinning M keeps looking before it releases its P and sleeps.
+const SPIN_NS: u64 = 50_000;
+
+// ---------------------------------------------------------------------------
+// Entry points for Gs
+// ---------------------------------------------------------------------------
+
+/// Parks the running G: it becomes `Waiting` and stays off every run queue
+/// until someone calls [`ready`] on it.
+///
+/// `unlock` runs after the G's context is saved, on the next context of the
+/// same M: it is where the G publishes itself to its waker (releases the
+/// lock of the wait list it joined, arms its timer...). If it returns false
+/// the park is cancelled and the G is made runnable again. `unlock` must not
+/// touch its captures after the action that lets another M ready the G: the
+/// G may be running again by then.
+///
+/// # Panics
+///
+/// Not on a G: a fatal error (callers check [`crate::current_g`] first).
+pub fn park<F: FnMut() -> bool>(reason: WaitReason, mut unlock: F) {
+    let Some(m) = current_m() else {
+        crate::throw!("park: not on an M")
+    };
+    let Some(g) = m.curg() else {
+        crate::throw!("park: not on a G")
+    };
+    g.set_wait(reason, coarse_now());
+    unsafe fn call<F: FnMut() -> bool>(data: *mut ()) -> bool {
+        // SAFETY: data is the `&mut F` below, on the parked G's stack,
+        // which stays valid until the G is readied, and that happens only
+        // after this call's effect.
+        unsafe { (*data.cast::<F>())() }
+    }
+    let data = (&mut unlock as *mut F).cast::<()>();
+    m.set_pending(Pending::Park(g, Some((call::<F>, data))));
+    switch_from_g(m, g);
+}
+
+/// Makes a `Waiting` G runnable. The caller must hold the right to wake it
+/// (it took the G off the wait list it parked on, or fired its timer).
+pub fn ready(g: GRef) {
+    if g.status() != GStatus::Waiting {
+        crate::throw!("ready: g is not waiting");
+    }
+    g.set_wait(WaitReason::None, 0);
+    g.set_status(GStatus::Runnable);
+    g.on_enqueue();
+    match current_m().and_then(|m| m.p()) {
+        // SAFETY: the current M holds p.
+        Some(p) => unsafe { p.runq_put(g, true) },
+        None => sched().global.push(g),
+    }
+    wakep_if_idle();
+}
+
+/// Lets other Gs run; the caller goes to the back of its P's queue. Returns
+/// at once when nothing else is runnable.
+pub fn yield_now() {
+    let Some(m) = current_m() else {
+        return std::thread::yield_now();
+    };
+    let Some(g) = m.curg() else {
+        return std::thread::yield_now();
+    };
+    let Some(p) = m.p() else { return };
+    let local_empty = p.runq_is_empty();
+    if local_empty && sched().global.is_empty() && !timers_due(p) {
+        return;
+    }
+    // With local work, go behind it (the cheap path). Without, the work is
+    // on the global queue: go behind that, or we would run again at once.
+    m.set_pending(Pending::Yield(g, local_empty));
+    switch_from_g(m, g);
+}
+
+/// Locks the running G to its M's thread until [`unlock_os_thread`] (calls
+/// nest). While locked, the G runs only on this thread and the thread runs
+/// no other G. A G that exits while locked takes its thread with it.
+/// Outside a G: no effect (the caller already owns its thread).
+pub fn lock_os_thread() {
+    let Some(m) = current_m() else { return };
+    let Some(g) = m.curg() else { return };
+    g.lock_depth.fetch_add(1, Ordering::Relaxed);
+    g.locked_m.store(m as *const _ as *mut _, Ordering::Relaxed);
+    m.locked_g.store(g.as_ptr(), Ordering::Relaxed);
+}
+
+/// Undoes one [`lock_os_thread`].
+pub fn unlock_os_thread() {
+    let Some(m) = current_m() else { return };
+    let Some(g) = m.curg() else { return };
+    let depth = g.lock_depth.load(Ordering::Relaxed);
+    if depth == 0 {
+        return;
+    }
+    g.lock_depth.store(depth - 1, Ordering::Relaxed);
+    if depth == 1 {
+        g.locked_m.store(core::ptr::null_mut(), Ordering::Relaxed);
+        m.locked_g.store(core::ptr::null_mut(), Ordering::Relaxed);
+    }
+}
+
+/// Leaves the running G `g` on M `m` (whose pending work is set) and
+/// returns when `g` runs again — possibly on another M: after the switch,
+/// nothing read before it (`m`, its P) may be used.
+#[inline(never)]
+pub(crate) fn switch_from_g(m: MRef, g: GRef) {
+    let mut to_g0_arg = 0usize;
+    // A locked M runs no other G; an M whose locked G exited must reach g0
+    // to end its thread before running anything else.
+    if m.locked_g.load(Ordering::Relaxed).is_null()
+        && !m.exit_requested.load(Ordering::Relaxed)
+        && let Some(p) = m.p()
+        && let Some(next) = next_fast(p)
+    {
+        if next.locked_m.load(Ordering::Relaxed).is_null() {
+            next.on_dequeue();
+            p.schedtick.set(p.schedtick.get().wrapping_add(1));
+            next.set_status(GStatus::Running);
+            m.curg.store(next.as_ptr(), Ordering::Release);
+            // SAFETY: `g` is running on this stack, so its `sp` slot is
+            // ours to write; `next` was Runnable and we took it off the
+            // queue, so its saved sp is valid and nobody else resumes it.
+            unsafe { context::switch(g.sp.as_ptr(), next.sp.load(Ordering::Relaxed), 0) };
+            resumed();
+            return;
+        }
+        // A G locked to another M: g0 hands our P over.
+        to_g0_arg = next.as_ptr() as usize;
+    }
+    m.curg.store(core::ptr::null_mut(), Ordering::Release);
+    // SAFETY: g runs on this stack; g0_sp was saved when g0 switched to a G
+    // of this M, and g0 is parked in `execute` waiting for exactly this.
+    unsafe { context::switch(g.sp.as_ptr(), m.g0_sp.load(Ordering::Relaxed), to_g0_arg) };
+    resumed();
+}
+
+/// Runs on a G right after it is switched back in, possibly on another M.
+#[inline(never)]
+pub(crate) fn resumed() {
+    let Some(m) = current_m() else {
+        crate::throw!("resumed: no M")
+    };
+    finish_switch(m);
+}
+
+/// The next local G, if the fast G-to-G switch may take it: not when the
+/// global queue is due for a look, and not when a timer is due (both handled
+/// on g0 by `find_runnable`).
+#[inline]
+fn next_fast(p: &'static P) -> Option<GRef> {
+    if global_turn(p) || timers_due(p) {
+        return None;
+    }
+    // SAFETY: the caller's M holds p.
+    unsafe { p.runq_get() }
+}
+
+/// Whether the next schedule on `p` must look at the global queue first.
+#[inline]
+fn global_turn(p: &P) -> bool {
+    p.schedtick
+        .get()
+        .wrapping_add(1)
+        .is_multiple_of(GLOBAL_QUEUE_PERIOD)
+}
+
+/// Whether any timer of `p` is due (reads the clock only if `p` has one).
+#[inline]
+fn timers_due(p: &P) -> bool {
+    let next = p.timers.next_when();
+    next != NEVER && next <= nanotime()
+}
+
+/// Completes the work the previous context left on this M (see the module
+/// docs). Runs on the new context's stack.
+pub(crate) fn finish_switch(m: MRef) {
+    match m.take_pending() {
+        Pending::None => {}
+        Pending::Yield(g, global) => {
+            g.set_status(GStatus::Runnable);
+            g.on_enqueue();
+            if global {
+                sched().global.push(g);
+            } else {
+                let Some(p) = m.p() else {
+                    crate::throw!("finish_switch: yield without a p")
+                };
+                // SAFETY: this M holds p.
+                unsafe { p.runq_put(g, false) };
+            }
+        }
+        Pending::Park(g, unlock) => {
+            g.set_status(GStatus::Waiting);
+            if let Some((f, data)) = unlock {
+                // SAFETY: (f, data) were built together in `park`, and the
+                // parked G's stack holding data is intact until it is readied.
+                if !unsafe { f(data) } {
+                    g.set_wait(WaitReason::None, 0);
+                    g.set_status(GStatus::Runnable);
+                    g.on_enqueue();
+                    let Some(p) = m.p() else {
+                        crate::throw!("finish_switch: park without a p")
+                    };
+                    // SAFETY: this M holds p.
+                    unsafe { p.runq_put(g, true) };
+                }
+            }
+        }
+        Pending::SyscallNoP(g) => {
+            g.set_status(GStatus::Runnable);
+            g.on_enqueue();
+            sched().global.push(g);
+            wakep_if_idle();
+        }
+        Pending::Exit(g) => {
+            g.set_status(GStatus::Dead);
+            // SAFETY: the G is dead and its stack no longer in use: we are on
+            // another context.
+            let stack = unsafe { g.take_stack() };
+            match m.p() {
+                Some(p) => {
+                    if let Some(stack) = stack {
+                        // SAFETY: this M holds p, so it owns p's stack cache.
+                        unsafe { (*p.stacks.get()).free(&sched().stacks, stack) };
+                    }
+                    gfput(p, g);
+                }
+                None => {
+                    if let Some(stack) = stack {
+                        sched().stacks.free(stack);
+                    }
+                    g.set_status(GStatus::Idle);
+                    sched().gfree.lock().push(g);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// G lifecycle
+// ---------------------------------------------------------------------------
+
+/// First code of every G, called by the arch trampoline with `data` = the G.
+pub(crate) unsafe extern "C" fn g_entry(data: usize, _arg: usize) -> ! {
+    // SAFETY: spawn passes the G's own address, and Gs live forever.
+    let g = GRef(unsafe { &*(data as *const G) });
+    resumed();
+    // SAFETY: first and only call, by the G itself.
+    if let Some(entry) = unsafe { g.take_entry() } {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            entry.run();
+            drop(entry);
+        }));
+        if outcome.is_err() {
+            crate::throw!("g_entry: a panic escaped a G's entry");
+        }
+    }
+    g_exit(g)
+}
+
+/// Ends the running G: recycles it once we have left its stack.
+fn g_exit(g: GRef) -> ! {
+    let Some(m) = current_m() else {
+        crate::throw!("g_exit: no M")
+    };
+    if core::ptr::eq(m.locked_g.load(Ordering::Relaxed), g.as_ptr()) {
+        // Go's rule: a G that exits while locked to its thread may have left
+        // the thread in a special state, so the thread goes with it.
+        m.locked_g.store(core::ptr::null_mut(), Ordering::Relaxed);
+        g.locked_m.store(core::ptr::null_mut(), Ordering::Relaxed);
+        m.exit_requested.store(true, Ordering::Relaxed);
+    }
+    m.set_pending(Pending::Exit(g));
+    switch_from_g(m, g);
+    crate::throw!("g_exit: a dead G was resumed")
+}
+
+/// Takes a free G struct: the P's list, then the global list, then a new
+/// one in the registry.
+pub(crate) fn gfget(p: Option<&'static P>) -> GRef {
+    if let Some(p) = p {
+        // SAFETY: the caller's M holds p.
+        let list = unsafe { &mut *p.gfree.get() };
+        if list.is_empty() {
+            let mut global = sched().gfree.lock();
+            let n = global.len().min(GFREE_MAX / 2);
+            let at = global.len() - n;
+            list.extend(global.drain(at..));
+        }
+        if let Some(g) = list.pop() {
+            return g;
+        }
+    } else if let Some(g) = sched().gfree.lock().pop() {
+        return g;
+    }
+    GRef(crate::g::ALLGS.push_with(G::new))
+}
+
+/// Returns a dead G's struct to the P's free list.
+pub(crate) fn gfput(p: &'static P, g: GRef) {
+    g.set_status(GStatus::Idle);
+    // SAFETY: the caller's M holds p.
+    let list = unsafe { &mut *p.gfree.get() };
+    list.push(g);
+    if list.len() > GFREE_MAX {
+        let half = list.len() / 2;
+        sched().gfree.lock().extend(list.drain(half..));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The M side
+// ---------------------------------------------------------------------------
+
+/// Body of every M's thread.
+pub(crate) fn mstart(m: MRef) {
+    set_current_m(Some(m));
+    m.set_tid();
+    m.set_status(MStatus::Running);
+    if let Some(h) = m_hooks() {
+        (h.start)(m);
+    }
+    let p = m.nextp.swap(core::ptr::null_mut(), Ordering::Acquire);
+    // SAFETY: start_m stored a 'static P before starting the thread.
+    let Some(p) = (unsafe { p.as_ref() }) else {
+        crate::throw!("mstart: m has no p")
+    };
+    acquire_p(m, p);
+    schedule(m);
+    if let Some(h) = m_hooks() {
+        (h.exit)(m);
+    }
+    set_current_m(None);
+    m_exited(m);
+}
+
+/// The scheduler loop on `g0`. Returns only when the M must exit.
+fn schedule(m: MRef) {
+    let mut handed: Option<GRef> = None;
+    loop {
+        finish_switch(m);
+        if m.exit_requested.load(Ordering::Relaxed) {
+            if let Some(p) = release_p(m) {
+                hand_off_p(p);
+            }
+            return;
+        }
+        if let Some(lg) = m.locked_g() {
+            // Our locked G parked or yielded: nobody else may use this
+            // thread, so hand the P on and wait for the G to come back.
+            stop_locked_m(m);
+            execute_and_take(m, lg, &mut handed);
+            continue;
+        }
+        if m.p().is_none() {
+            // Our G came back from a syscall to find its P gone and none
+            // idle: it is queued; this M sleeps until given a P.
+            stop_m(m, NEVER);
+        }
+        let g = match handed.take() {
+            Some(g) => g,
+            None => find_runnable(m),
+        };
+        if m.spinning.load(Ordering::Relaxed) {
+            reset_spinning(m);
+        }
+        let target = g.locked_m.load(Ordering::Relaxed);
+        if !target.is_null() && !core::ptr::eq(target, m) {
+            start_locked_m(m, g, target);
+            stop_m(m, NEVER);
+            continue;
+        }
+        execute_and_take(m, g, &mut handed);
+    }
+}
+
+fn execute_and_take(m: MRef, g: GRef, handed: &mut Option<GRef>) {
+    let arg = execute(m, g);
+    // SAFETY: switch_from_g passes 0 or a G pointer.
+    *handed = unsafe { GRef::from_ptr(arg as *mut G) };
+}
+
+/// Runs `g` (Runnable, ours) on this M until control comes back to `g0`.
+/// Returns the value the G passed to `g0` (a G to hand over, or 0).
+pub(crate) fn execute(m: MRef, g: GRef) -> usize {
+    if let Some(p) = m.p() {
+        p.schedtick.set(p.schedtick.get().wrapping_add(1));
+    }
+    g.on_dequeue();
+    g.set_status(GStatus::Running);
+    m.curg.store(g.as_ptr(), Ordering::Release);
+    // SAFETY: we are on g0 of this M; g is Runnable and owned by us, so its
+    // saved sp is valid and nobody else resumes it.
+    unsafe { context::switch(m.g0_sp.as_ptr(), g.sp.load(Ordering::Relaxed), 0) }
+}
+
+/// Our M stops being a spinner because it found work; if it was the last
+/// one, another M starts spinning to pick up any remaining work.
+fn reset_spinning(m: MRef) {
+    m.spinning.store(false, Ordering::Relaxed);
+    let prev = sched().nmspinning.fetch_sub(1, Ordering::SeqCst);
+    if prev == 0 {
+        crate::throw!("reset_spinning: negative nmspinning");
+    }
+    wakep();
+}
+
+/// Finds a runnable G for M `m` (which holds a P), sleeping as long as there
+/// is none. Returns holding a P.
+fn find_runnable(m: MRef) -> GRef {
+    let s = sched();
+    loop {
+        let Some(p) = m.p() else {
+            crate::throw!("find_runnable: m has no p")
+        };
+        run_due_timers();
+        if global_turn(p)
+            && let Some(g) = global_get(p)
+        {
+            return g;
+        }
+        // SAFETY: m holds p.
+        if let Some(g) = unsafe { p.runq_get() } {
+            return g;
+        }
+        if let Some(g) = global_get(p) {
+            return g;
+        }
+        let busy = s.procs() - s.npidle.load(Ordering::Relaxed);
+        if m.spinning.load(Ordering::Relaxed) || 2 * s.nmspinning.load(Ordering::Relaxed) < busy {
+            if !m.spinning.load(Ordering::Relaxed) {
+                m.spinning.store(true, Ordering::Relaxed);
+                s.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+            if let Some(g) = steal_work(m, p) {
+                return g;
+            }
+            // Before giving up the P, spin a little longer: work often
+            // arrives a microsecond later (a plain thread spawning in a
+            // loop), and sleeping now would cost a futex wake per G. Bounded
+            // (about SPIN_NS), so an idle runtime still sleeps at once after.
+            let spin_until = nanotime() + SPIN_NS;
+            while nanotime() < spin_until {
+                for _ in 0..64 {
+                    core::hint::spin_loop();
+                }
+                let work = !s.global.is_empty()
+                    || s.ps
+                        .iter()
+                        .any(|v| !core::ptr::eq(v, p) && !v.runq_is_empty());
+                if work && let Some(g) = steal_work(m, p) {
+                    return g;
+                }
+                if timers_due(p) {
+                    break;
+                }
+            }
+        }
+
+        // Nothing to do: give up the P, then sleep.
+        {
+            let mut synced = s.synced.lock();
+            if !s.global.is_empty() {
+                continue;
+            }
+            let Some(p) = release_p(m) else {
+                crate::throw!("find_runnable: lost p")
+            };
+            s.pidle_put(&mut synced, p);
+        }
+        if m.spinning.load(Ordering::Relaxed) {
+            m.spinning.store(false, Ordering::Relaxed);
+            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            // StoreLoad with `wakep_if_idle`: see the module docs.
+            fence(Ordering::SeqCst);
+            if work_anywhere() && take_idle_p(m) {
+                m.spinning.store(true, Ordering::Relaxed);
+                s.nmspinning.fetch_add(1, Ordering::SeqCst);
+                continue;
+            }
+        }
+        let next = earliest_timer();
+        if next <= nanotime() && take_idle_p(m) {
+            continue;
+        }
+        if next == NEVER {
+            check_dead();
+        }
+        stop_m(m, next);
+    }
+}
+
+/// Go's `checkdead`: called when an M is about to sleep with no timer
+/// pending. If every G is parked on something only another G could end and
+/// the only other threads are the runtime's own and plain threads blocked in
+/// runtime waits, nothing can ever run again: report the deadlock (a fatal
+/// error with the dump, exit 2).
+///
+/// Not a deadlock: a G in a syscall, a timer, a foreign thread holding an
+/// extra M (it may call back), or any other thread of the process (it may
+/// wake a G) — counted through `/proc/self/task`.
+fn check_dead() {
+    let s = sched();
+    if s.npidle.load(Ordering::SeqCst) != s.procs()
+        || s.nmspinning.load(Ordering::SeqCst) != 0
+        || crate::extram::extra_m_in_use() != 0
+        || earliest_timer() != NEVER
+    {
+        return;
+    }
+    let blocked = crate::waiter::blocked_threads();
+    if blocked == 0 {
+        // No thread waits on a G: whoever runs next is outside the runtime.
+        return;
+    }
+    let mut waiting = 0usize;
+    for g in crate::g::ALLGS.iter() {
+        match g.status() {
+            GStatus::Waiting => waiting += 1,
+            GStatus::Runnable | GStatus::Running | GStatus::Syscall => return,
+            GStatus::Idle | GStatus::Dead => {}
+        }
+    }
+    if waiting == 0 || !s.global.is_empty() || work_anywhere() {
+        return;
+    }
+    // Threads that cannot wake anyone: Ms with a thread (this one included),
+    // sysmon, and the blocked plain threads.
+    let known = crate::extram::mcount() - crate::extram::extra_m_count() + 1 + blocked;
+    let tasks = std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count());
+    if tasks > known {
+        return;
+    }
+    crate::throw!("all goroutines are asleep - deadlock!");
+}
+
+/// Whether any run queue holds a G (racy; used only for re-checks).
+fn work_anywhere() -> bool {
+    let s = sched();
+    !s.global.is_empty() || s.ps.iter().any(|p| !p.runq_is_empty())
+}
+
+/// Takes an idle P for `m`, if any.
+pub(crate) fn take_idle_p(m: MRef) -> bool {
+    let s = sched();
+    let p = s.pidle_get(&mut s.synced.lock());
+    match p {
+        Some(p) => {
+            acquire_p(m, p);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Takes a batch from the global queue into `p`'s queue and returns one G.
+fn global_get(p: &'static P) -> Option<GRef> {
+    let s = sched();
+    // SAFETY: the caller's M holds p.
+    let q = unsafe { p.runq() };
+    loop {
+        match s.global.steal_batch_and_pop(q) {
+            crossbeam_deque::Steal::Success(g) => return Some(g),
+            crossbeam_deque::Steal::Empty => return None,
+            crossbeam_deque::Steal::Retry => {}
+        }
+    }
+}
+
+/// Steals from other Ps in random order (half of a victim's queue, or its
+/// `runnext` as a last resort).
+fn steal_work(m: MRef, p: &'static P) -> Option<GRef> {
+    let s = sched();
+    let n = s.procs();
+    // SAFETY: m holds p.
+    let q = unsafe { p.runq() };
+    for round in 0..STEAL_ROUNDS {
+        let start = m.fastrand() as usize % n;
+        for i in 0..n {
+            let victim = &s.ps[(start + i) % n];
+            if core::ptr::eq(victim, p) {
+                continue;
+            }
+            loop {
+                match victim.stealer.steal_batch_and_pop(q) {
+                    crossbeam_deque::Steal::Success(g) => return Some(g),
+                    crossbeam_deque::Steal::Empty => break,
+                    crossbeam_deque::Steal::Retry => {}
+                }
+            }
+            // The victim's runnext on the last round only: its owner is
+            // likely about to run it.
+            if round == STEAL_ROUNDS - 1 && !victim.runnext.load(Ordering::Relaxed).is_null() {
+                let g = victim.runnext.swap(core::ptr::null_mut(), Ordering::AcqRel);
+                // SAFETY: runnext holds null or GRef pointers.
+                if let Some(g) = unsafe { GRef::from_ptr(g) } {
+                    return Some(g);
+                }
+            }
+        }
+        if let Some(g) = global_get(p) {
+            return Some(g);
+        }
+    }
+    None
+}
+
+/// Runs every due timer of every P; the Gs go to the current P.
+fn run_due_timers() {
+    let s = sched();
+    if s.ps.iter().all(|p| p.timers.next_when() == NEVER) {
+        return;
+    }
+    let now = nanotime();
+    for p in s.ps {
+        p.timers.run_due(now, ready);
+    }
+}
+
+/// Earliest timer deadline over all Ps.
+fn earliest_timer() -> u64 {
+    sched()
+        .ps
+        .iter()
+        .map(|p| p.timers.next_when())
+        .min()
+        .unwrap_or(NEVER)
+}
+
+/// Binds `p` to `m`.
+fn acquire_p(m: MRef, p: &'static P) {
+    if !m.p.load(Ordering::Relaxed).is_null() {
+        crate::throw!("acquire_p: m already has a p");
+    }
+    p.m.store(m as *const _ as *mut _, Ordering::Relaxed);
+    p.set_status(PStatus::Running);
+    m.p.store(p as *const P as *mut P, Ordering::Release);
+}
+
+/// Unbinds `m`'s P and returns it.
+pub(crate) fn release_p(m: MRef) -> Option<&'static P> {
+    let p = m.p()?;
+    p.m.store(core::ptr::null_mut(), Ordering::Relaxed);
+    m.p.store(core::ptr::null_mut(), Ordering::Release);
+    Some(p)
+}
+
+/// Passes a P its M no longer uses to an M that will run its work, or puts
+/// it on the idle list if it has none (Go's `handoffp`).
+pub(crate) fn hand_off_p(p: &'static P) {
+    let s = sched();
+    if !p.runq_is_empty() || !s.global.is_empty() {
+        start_m(Some(p), false);
+        return;
+    }
+    {
+        let mut synced = s.synced.lock();
+        s.pidle_put(&mut synced, p);
+    }
+    // Its timers still need an M.
+    if p.timers.next_when() != NEVER {
+        wakep_if_idle();
+    }
+}
+
+/// Puts `m` (which has released its P) to sleep until another M hands it a
+/// P, or until `deadline` (runtime clock) for the earliest timer.
+pub(crate) fn stop_m(m: MRef, deadline: u64) {
+    let s = sched();
+    m.set_status(MStatus::Idle);
+    {
+        let mut synced = s.synced.lock();
+        synced.midle.push(m);
+        s.nmidle.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut deadline = deadline;
+    loop {
+        if deadline != NEVER {
+            s.sleep_until.fetch_min(deadline, Ordering::SeqCst);
+        }
+        let woken = m
+            .note
+            .sleep((deadline != NEVER).then(|| crate::timer::instant_of(deadline)));
+        if deadline != NEVER {
+            let _ = s.sleep_until.compare_exchange(
+                deadline,
+                NEVER,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            );
+        }
+        if woken {
+            break;
+        }
+        // A timer is due. Leave the idle list with an idle P, unless a
+        // waker already took us off the list (then its wake-up is coming).
+        let mut synced = s.synced.lock();
+        let Some(i) = synced.midle.iter().position(|x| core::ptr::eq(*x, m)) else {
+            deadline = NEVER;
+            continue;
+        };
+        match s.pidle_get(&mut synced) {
+            Some(p) => {
+                synced.midle.swap_remove(i);
+                s.nmidle.fetch_sub(1, Ordering::Relaxed);
+                drop(synced);
+                m.nextp.store(p as *const P as *mut P, Ordering::Release);
+                break;
+            }
+            // Every P is busy; their Ms run the timers when they schedule.
+            None => deadline = NEVER,
+        }
+    }
+    m.set_status(MStatus::Running);
+    let p = m.nextp.swap(core::ptr::null_mut(), Ordering::Acquire);
+    // SAFETY: wakers store a 'static P before waking us.
+    let Some(p) = (unsafe { p.as_ref() }) else {
+        crate::throw!("stop_m: woken without a p")
+    };
+    acquire_p(m, p);
+}
+
+/// Our locked G cannot run: give the P away and sleep until the G is handed
+/// back to us together with a P (Go's `stoplockedm`).
+pub(crate) fn stop_locked_m(m: MRef) {
+    if let Some(p) = release_p(m) {
+        hand_off_p(p);
+    }
+    m.set_status(MStatus::Idle);
+    while !m.note.sleep(None) {}
+    m.set_status(MStatus::Running);
+    let p = m.nextp.swap(core::ptr::null_mut(), Ordering::Acquire);
+    // SAFETY: start_locked_m stores a 'static P before waking us.
+    let Some(p) = (unsafe { p.as_ref() }) else {
+        crate::throw!("stop_locked_m: woken without a p")
+    };
+    acquire_p(m, p);
+}
+
+/// `g` is locked to another M: give it our P and wake it to run `g` (Go's
+/// `startlockedm`). We return without a P.
+fn start_locked_m(m: MRef, g: GRef, target: *mut crate::m::M) {
+    // SAFETY: locked_m holds a 'static M.
+    let Some(target) = (unsafe { target.as_ref() }) else {
+        return;
+    };
+    if m.spinning.load(Ordering::Relaxed) {
+        reset_spinning(m);
+    }
+    let Some(p) = release_p(m) else {
+        crate::throw!("start_locked_m: m has no p")
+    };
+    if !core::ptr::eq(target.locked_g.load(Ordering::Relaxed), g.as_ptr()) {
+        crate::throw!("start_locked_m: g and m disagree on the lock");
+    }
+    target
+        .nextp
+        .store(p as *const P as *mut P, Ordering::Release);
+    target.note.wakeup();
+}
+
+/// Cheap wall-clock-free timestamp for wait durations.
+fn coarse_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

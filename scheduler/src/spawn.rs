@@ -1,0 +1,100 @@
+//! Creating Gs.
+
+use crate::g::{Entry, GStatus};
+use crate::m::current_m;
+use crate::sched::{sched, wakep_if_idle};
+use crate::schedule::{g_entry, gfget};
+use crate::stack::StackError;
+use core::fmt;
+use std::sync::Arc;
+
+/// What `spawn` needs besides the entry.
+#[derive(Clone, Debug)]
+pub struct SpawnOptions {
+    /// Name shown in panics and dumps.
+    pub name: Option<Arc<str>>,
+    /// Usable stack bytes; `None` for the runtime's default.
+    pub stack_size: Option<usize>,
+    /// Where the spawning `go` call is.
+    pub site: &'static core::panic::Location<'static>,
+}
+
+/// Why a G could not be created. Nothing was started and nothing leaked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// No stack could be made (memory, the map limit, or the configured
+    /// stack limit): the message names the cause.
+    Stack(StackError),
+}
+
+impl fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpawnError::Stack(e) => write!(f, "cannot create a G: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SpawnError::Stack(e) => Some(e),
+        }
+    }
+}
+
+/// Creates a G that runs `entry` and makes it runnable: next on the current
+/// P when called from a G (as Go does), else on the global queue. Returns
+/// the new G's id (the G itself may have finished and its struct been reused
+/// by the time the caller looks).
+pub fn spawn(entry: Arc<dyn Entry>, opts: SpawnOptions) -> Result<u64, SpawnError> {
+    let s = sched();
+    let m = current_m();
+    let p = m.and_then(|m| m.p());
+    let size = opts.stack_size.unwrap_or(s.config.stack_size);
+    let g = gfget(p);
+    let stack = match p {
+        // SAFETY: the current M holds p, so it owns p's stack cache.
+        Some(p) => unsafe { (*p.stacks.get()).alloc(&s.stacks, size) },
+        None => s.stacks.alloc(size),
+    };
+    let stack = match stack {
+        Ok(st) => st,
+        Err(e) => {
+            match p {
+                Some(p) => crate::schedule::gfput(p, g),
+                None => s.gfree.lock().push(g),
+            }
+            return Err(SpawnError::Stack(e));
+        }
+    };
+    let goid = match p {
+        Some(p) => {
+            if p.goid_next.get() == p.goid_end.get() {
+                let start = s.goid_batch();
+                p.goid_next.set(start);
+                p.goid_end
+                    .set(start + crate::sched::Sched::goid_batch_len());
+            }
+            let id = p.goid_next.get();
+            p.goid_next.set(id + 1);
+            id
+        }
+        None => s.goid_one(),
+    };
+    let parent = m.and_then(|m| m.curg()).map_or(0, |g| g.goid());
+    // SAFETY: the stack is ours and much larger than the initial frame.
+    let sp = unsafe { arch::context::init_stack(stack.top(), g_entry, g.0 as *const _ as usize) };
+    // SAFETY: g came off a free list (Idle) and is ours; so is the stack.
+    unsafe { g.prepare(goid, stack, sp, entry, opts.name, parent, opts.site) };
+    g.set_status(GStatus::Runnable);
+    g.on_enqueue();
+    match p {
+        // SAFETY: the current M holds p.
+        Some(p) => unsafe { p.runq_put(g, true) },
+        None => s.global.push(g),
+    }
+    wakep_if_idle();
+    Ok(goid)
+}

@@ -1,0 +1,95 @@
+//! Who waits: a G (parked) or a plain thread (blocked).
+//!
+//! Primitives that work both inside and outside the runtime (join, wait
+//! groups, later channels) keep a list of [`Waiter`]s and wake them with
+//! [`Waiter::wake`]: a G is made runnable, a thread is unparked.
+
+use crate::g::GRef;
+use crate::m::current_g;
+use crate::schedule::ready;
+
+/// Plain threads registered as waiters in some wait list and not yet woken:
+/// only a G can wake them. Deadlock detection counts them. A thread counts
+/// from the moment it registers (`Waiter::current`) until its waker takes it
+/// off the list (`Waiter::wake`) — not until it runs again, so a thread that
+/// was just woken is never mistaken for a blocked one.
+static BLOCKED_THREADS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+pub(crate) fn blocked_threads() -> usize {
+    BLOCKED_THREADS.load(core::sync::atomic::Ordering::SeqCst)
+}
+
+/// A registered plain-thread waiter: counted in [`BLOCKED_THREADS`] while
+/// it exists.
+#[derive(Debug)]
+pub struct ThreadWaiter {
+    thread: std::thread::Thread,
+}
+
+impl ThreadWaiter {
+    fn new() -> ThreadWaiter {
+        BLOCKED_THREADS.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        ThreadWaiter {
+            thread: std::thread::current(),
+        }
+    }
+}
+
+impl Drop for ThreadWaiter {
+    fn drop(&mut self) {
+        BLOCKED_THREADS.fetch_sub(1, core::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A party waiting for an event.
+#[derive(Debug)]
+pub enum Waiter {
+    /// A parked G.
+    G(GRef),
+    /// A blocked OS thread that does not run a G.
+    Thread(ThreadWaiter),
+}
+
+impl Waiter {
+    /// The caller as a waiter.
+    pub fn current() -> Waiter {
+        match current_g() {
+            Some(g) => Waiter::G(g),
+            None => Waiter::Thread(ThreadWaiter::new()),
+        }
+    }
+
+    /// Wakes the waiter. For a G, the caller must own the right to ready it
+    /// (it took it off the list it waited on).
+    pub fn wake(self) {
+        match self {
+            Waiter::G(g) => ready(g),
+            Waiter::Thread(t) => {
+                let thread = t.thread.clone();
+                // No longer blocked as far as deadlock detection goes.
+                drop(t);
+                thread.unpark();
+            }
+        }
+    }
+}
+
+/// Parks the calling G and releases `guard`'s mutex once the G is off its M,
+/// so that whoever takes the mutex next and finds the G in a wait list can
+/// `ready` it. The G must have stored itself where the waker looks while
+/// holding the guard.
+///
+/// # Panics
+///
+/// A fatal error if not called on a G.
+pub fn park_unlock<T: ?Sized>(reason: crate::g::WaitReason, guard: parking_lot::MutexGuard<'_, T>) {
+    let mutex = parking_lot::MutexGuard::mutex(&guard);
+    core::mem::forget(guard);
+    crate::schedule::park(reason, move || {
+        // SAFETY: the guard for this mutex was forgotten above, so the mutex
+        // is locked and this releases that lock exactly once. `mutex` lives
+        // in data the parked G keeps alive; this is the last use of it.
+        unsafe { mutex.force_unlock() };
+        true
+    });
+}

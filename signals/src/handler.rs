@@ -1,0 +1,617 @@
+//! The signal handler and the crash relay.
+//!
+//! # Async-signal-safety
+//!
+//! The handler allocates nothing and takes no lock that ordinary code may
+//! hold. It reads the current M through the scheduler's thread-local slot (a
+//! plain `#[thread_local]` word, no lazy initialisation), the G and M
+//! registries (append-only, lock-free), the symbol and module tables (built
+//! at start-up), and reads stacks only through the bounds-checked unwinder.
+//! The extra-M list lock it may take (to bind an M on a foreign thread, or to
+//! read `mcount − extra_m_count`) is a spin lock every user takes with all
+//! signals blocked, so a handler can never spin on a lock its own thread
+//! holds. All signals are blocked while the handler runs: a fault inside it
+//! kills the process at once with the kernel's default action.
+//!
+//! # The crash relay (`GORT_TRACEBACK=crash`)
+//!
+//! The M that took the fatal signal (the *crasher*) prints the full dump,
+//! then asks each runtime M that owns an OS thread, one at a time, to dump
+//! its own stack: it marks the M's per-M state "asked", sends SIGQUIT to that
+//! thread with `tgkill` (never to the process, so it cannot land on a plain C
+//! thread; never to an extra M on the pool's list, which has no thread), and
+//! waits until the M marks itself "dumped". It stops once `crashing` (Ms that
+//! dumped) reaches `mcount − extra_m_count` read under the extra-list lock —
+//! the accounting of Go's 2015/2017 fix — or when every candidate is done. A
+//! watchdog ends the wait for an M that does not answer (its signals masked,
+//! or stuck) 5 s after the last progress. Then the crasher aborts with
+//! SIGABRT, so its thread is thread 1 in the core.
+
+use crate::altstack::{PerM, per_m};
+use crate::dump::{self, Frames};
+use crate::level::{Level, level};
+use crate::table::{self, Action};
+use crate::unwind::Regs;
+use crate::write::Out;
+use arch::sigctx::SigCtx;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use scheduler::extram;
+use scheduler::g::GStatus;
+use scheduler::m::{ALLMS, M, MStatus};
+
+/// Handlers that were installed before gort's, called after the dump.
+static PREV: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
+static PREV_FLAGS: [AtomicUsize; 32] = [const { AtomicUsize::new(0) }; 32];
+/// Ms that have dumped in this crash (the crasher included).
+static CRASHING: AtomicU32 = AtomicU32::new(0);
+/// Set by the first thread that starts a fatal dump.
+static DYING: AtomicBool = AtomicBool::new(false);
+/// Kernel thread id of that thread, and the signal it is dying of.
+static DYING_TID: AtomicUsize = AtomicUsize::new(0);
+static DYING_SIG: AtomicUsize = AtomicUsize::new(0);
+/// Set while the crasher relays SIGQUIT.
+static RELAYING: AtomicBool = AtomicBool::new(false);
+/// How long the relay waits for an M without progress.
+const RELAY_WATCHDOG_NS: u64 = 5_000_000_000;
+
+fn now_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime is async-signal-safe; ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn sleep_ms(ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    // SAFETY: nanosleep is async-signal-safe.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+}
+
+/// Top of the crash stack: the crasher's dump runs there, whatever stack the
+/// signal arrived on (a plain thread's small std signal stack could not hold
+/// it). Only the thread that wins `DYING` uses it.
+static CRASH_STACK_TOP: AtomicUsize = AtomicUsize::new(0);
+const CRASH_STACK_SIZE: usize = 1 << 20;
+
+/// What the crasher passes to the crash stack.
+struct CrashArgs {
+    entry: &'static table::Entry,
+    ctx: SigCtx,
+    m: Option<&'static M>,
+    lvl: Level,
+}
+
+/// First code on the crash stack.
+unsafe extern "C" fn crash_entry(data: usize, _arg: usize) -> ! {
+    // SAFETY: `handle` passes a CrashArgs on its own (never resumed) stack.
+    let a = unsafe { &*(data as *const CrashArgs) };
+    fatal(a.entry, &a.ctx, a.m, a.lvl)
+}
+
+fn map_crash_stack() {
+    // SAFETY: a fresh private mapping; the low page becomes a guard.
+    unsafe {
+        let len = CRASH_STACK_SIZE + 4096;
+        let p = libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p != libc::MAP_FAILED {
+            libc::mprotect(p, 4096, libc::PROT_NONE);
+            CRASH_STACK_TOP.store(p as usize + len, Ordering::Release);
+        }
+    }
+}
+
+/// Test hook (`GORT_CRASH_SELFTEST=fault-in-handler`, read at start-up):
+/// the handler faults right after its first line, to prove that a fault
+/// inside the handler ends the process promptly with the original signal.
+static SELFTEST_FAULT: AtomicBool = AtomicBool::new(false);
+
+/// Installs gort's handler for every signal of the table, keeping the
+/// previous handlers to call after the dump. Start-up only.
+pub fn install() {
+    if std::env::var("GORT_CRASH_SELFTEST").as_deref() == Ok("fault-in-handler") {
+        SELFTEST_FAULT.store(true, Ordering::Relaxed);
+    }
+    map_crash_stack();
+    arch::sigctx::SIGNAL_TARGET.store(handle as *const () as usize, Ordering::Release);
+    for e in table::TABLE {
+        // SAFETY: sigaction with a zeroed struct we fill; the entry point has
+        // the SA_SIGINFO signature.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            let mut old: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = arch::sigctx::signal_entry as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+            // Block everything during the handler except the synchronous
+            // faults: a fault inside the handler must re-enter it so that
+            // it ends the process with the *original* signal (`die_with`);
+            // blocked, the kernel would kill us with the new one.
+            libc::sigfillset(&mut sa.sa_mask);
+            for f in [
+                libc::SIGSEGV,
+                libc::SIGBUS,
+                libc::SIGFPE,
+                libc::SIGILL,
+                libc::SIGTRAP,
+            ] {
+                libc::sigdelset(&mut sa.sa_mask, f);
+            }
+            if libc::sigaction(e.signo, &sa, &mut old) == 0
+                && old.sa_sigaction != arch::sigctx::signal_entry as *const () as usize
+            {
+                PREV[e.signo as usize].store(old.sa_sigaction, Ordering::Release);
+                PREV_FLAGS[e.signo as usize].store(old.sa_flags as usize, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// M start hook part: unblock the table's signals on this thread and check
+/// that nobody replaced a handler with one lacking `SA_ONSTACK`.
+pub fn on_m_start() {
+    // SAFETY: building a signal set and changing this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for e in table::TABLE {
+            libc::sigaddset(&mut set, e.signo);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+    }
+    check_onstack();
+}
+
+/// Reports handlers installed after gort's without `SA_ONSTACK`: a fault
+/// on a G whose stack overflowed would then kill the process silently.
+pub fn check_onstack() -> usize {
+    let mut bad = 0;
+    for e in table::TABLE {
+        // SAFETY: querying only.
+        let cur = unsafe {
+            let mut cur: libc::sigaction = core::mem::zeroed();
+            libc::sigaction(e.signo, core::ptr::null(), &mut cur);
+            cur
+        };
+        let ours = cur.sa_sigaction == arch::sigctx::signal_entry as *const () as usize;
+        if !ours && cur.sa_sigaction > 1 && cur.sa_flags & libc::SA_ONSTACK == 0 {
+            bad += 1;
+            let mut o = Out::stderr();
+            o.str("gort: the handler for ")
+                .str(e.name)
+                .str(" was replaced by one without SA_ONSTACK: ")
+                .str("faults on G stacks will not be reported")
+                .nl();
+        }
+    }
+    bad
+}
+
+/// The handler (reached through `arch::sigctx::signal_entry`).
+unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo and ucontext.
+    let ctx = unsafe { SigCtx::from_raw(info, uc) };
+    let Some(entry) = table::entry(sig) else {
+        return;
+    };
+    let m = scheduler::m::current_m();
+    if entry.action == Action::Quit && RELAYING.load(Ordering::Acquire) {
+        if let Some(m) = m
+            && let Some(per) = per_m(m)
+            && per.dump.load(Ordering::Acquire) == 1
+        {
+            relayed_dump(m, per, &ctx);
+        }
+        // A relay SIGQUIT for someone else, or a second one: ignore.
+        return;
+    }
+    // SAFETY: gettid is async-signal-safe.
+    let tid = unsafe { libc::gettid() } as usize;
+    if DYING.swap(true, Ordering::AcqRel) {
+        if DYING_TID.load(Ordering::Acquire) == tid {
+            // A signal inside our own dump (a fault in the handler, or the
+            // abort of a handler we chained to): end now, with the original
+            // signal.
+            die_with(DYING_SIG.load(Ordering::Acquire) as i32);
+        }
+        // Another thread is already dumping: wait for it to end the process.
+        loop {
+            sleep_ms(1000);
+        }
+    }
+    DYING_TID.store(tid, Ordering::Release);
+    DYING_SIG.store(sig as usize, Ordering::Release);
+    let lvl = if entry.action == Action::Quit {
+        crate::level::raise_for_quit()
+    } else {
+        level()
+    };
+    let top = CRASH_STACK_TOP.load(Ordering::Acquire);
+    if top == 0 {
+        fatal(entry, &ctx, m, lvl);
+    }
+    let args = CrashArgs { entry, ctx, m, lvl };
+    // SAFETY: the crash stack is ours alone (we won DYING) and large; the
+    // args live on this stack, which we never return to.
+    unsafe {
+        let sp = arch::context::init_stack(top, crash_entry, &args as *const CrashArgs as usize);
+        let mut abandoned = 0usize;
+        arch::context::switch(&mut abandoned, sp, 0);
+    }
+    fatal(entry, &ctx, m, lvl)
+}
+
+/// The dump of the crasher, then the relay or the exit.
+fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) -> ! {
+    let mut o = Out::stderr();
+    let g = m.and_then(|m| m.curg());
+    let coarse = now_ns(libc::CLOCK_MONOTONIC_COARSE);
+
+    // A G stack overflow: the fault is in (or just below) the guard under
+    // the G's stack.
+    let overflow = g.filter(|g| {
+        let (lo, _) = g.stack_bounds();
+        let a = ctx.fault_addr();
+        (entry.signo == libc::SIGSEGV || entry.signo == libc::SIGBUS)
+            && lo != 0
+            && a < lo
+            && a + 64 * 1024 >= lo
+    });
+
+    // Line 1: greppable summary.
+    o.str("fatal signal ")
+        .str(entry.name)
+        .str(" code=")
+        .idec(i64::from(ctx.code()));
+    let cn = table::code_name(entry.signo, ctx.code());
+    if !cn.is_empty() {
+        o.str("(").str(cn).str(")");
+    }
+    if entry.action == Action::Fault {
+        o.str(" addr=").hex(ctx.fault_addr() as u64);
+    }
+    o.str(" pc=").hex(ctx.pc() as u64);
+    o.str(" m=");
+    match m {
+        Some(m) => o.dec(m.id as u64),
+        None => o.str("none"),
+    };
+    // SAFETY: gettid is async-signal-safe.
+    o.str(" tid=").dec(unsafe { libc::gettid() } as u64);
+    o.str(" goroutine=").dec(g.map_or(0, |g| g.goid())).nl();
+    if SELFTEST_FAULT.load(Ordering::Relaxed) {
+        // SAFETY: none: the self-test hook faults on purpose.
+        unsafe { core::ptr::read_volatile(core::ptr::null::<u8>().wrapping_add(8)) };
+    }
+    if let Some(g) = overflow {
+        let (lo, hi) = g.stack_bounds();
+        o.str("goroutine ")
+            .dec(g.goid())
+            .str(" stack overflow (stack size ")
+            .dec((hi - lo) as u64)
+            .str(")")
+            .nl();
+    }
+    o.str(entry.name).nl();
+    o.str("PC=").hex(ctx.pc() as u64).str(" m=");
+    match m {
+        Some(m) => o.dec(m.id as u64),
+        None => o.str("none"),
+    };
+    o.str(" sigcode=").idec(i64::from(ctx.code()));
+    if entry.action == Action::Fault {
+        o.str(" addr=").hex(ctx.fault_addr() as u64);
+    }
+    o.nl();
+    if m.is_some_and(|m| m.extra) && g.is_none_or(|g| g.status() == GStatus::Syscall) {
+        o.str("signal arrived during foreign code execution").nl();
+    } else if m.is_none() {
+        o.str("signal arrived on a thread the runtime does not know (no M)")
+            .nl();
+    }
+
+    if lvl > Level::None {
+        // The faulting G (or the M's own stack) first, from the ucontext.
+        let mut f = Frames::new();
+        let regs = Regs {
+            pc: ctx.pc(),
+            sp: ctx.sp(),
+            fp: ctx.fp(),
+            lr: ctx.lr(),
+        };
+        o.nl();
+        match g {
+            Some(g) => {
+                dump::header(&mut o, g.0, Some("running"), coarse);
+                capture_running(&mut f, regs, g, m, ctx.sp());
+                dump::stack(&mut o, &f, lvl >= Level::System);
+                dump::created_by(&mut o, g.0);
+            }
+            None => {
+                o.str("goroutine 0 [")
+                    .str(if m.is_some() { "scheduler" } else { "thread" })
+                    .str("]:")
+                    .nl();
+                f.capture(regs, &[os_stack(m, ctx.sp())]);
+                dump::stack(&mut o, &f, true);
+            }
+        }
+        if lvl >= Level::All {
+            dump::other_gs(&mut o, g.map(|g| g.index), lvl, coarse);
+        }
+        o.nl();
+        print_regs(&mut o, ctx);
+        dump::module_list(&mut o);
+    }
+    o.flush();
+
+    if lvl == Level::Crash {
+        relay_and_abort(m);
+    }
+    chain_previous(entry.signo, ctx);
+    if entry.action == Action::Quit
+        || entry.action == Action::Fault
+        || entry.action == Action::Abort
+    {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(2) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(2) }
+}
+
+/// `[lo, hi)` of the OS stack the handler may read for thread stacks: the M's
+/// recorded thread stack, or the main thread's. For a thread the runtime does
+/// not know, the pages above `sp` that a probe finds readable (none when
+/// `sp` is in a guard page after an overflow: then only the pc prints).
+fn os_stack(m: Option<&'static M>, sp: usize) -> (usize, usize) {
+    if let Some((lo, hi)) = m.and_then(crate::altstack::thread_stack) {
+        return (lo, hi);
+    }
+    crate::altstack::main_stack_if(sp)
+        .unwrap_or_else(|| crate::altstack::readable_above(sp, 8 << 20))
+}
+
+/// Prints the registers in Go's layout (`rax    0x…`).
+fn print_regs(o: &mut Out, ctx: &SigCtx) {
+    ctx.dump_regs(&mut |name, v| {
+        o.str(name);
+        for _ in name.len()..7 {
+            o.str(" ");
+        }
+        o.hex(v).nl();
+    });
+}
+
+/// Walks the G running on `m` from the signal context: its own stack and,
+/// for frames below a C call or the signal, the M's OS stack (the one `sp`
+/// is on first).
+fn capture_running(
+    f: &mut Frames,
+    regs: Regs,
+    g: scheduler::GRef,
+    m: Option<&'static M>,
+    sp: usize,
+) {
+    let (lo, hi) = g.stack_bounds();
+    let mut ranges = [(lo, hi), os_stack(m, sp)];
+    if !(lo..hi).contains(&sp) {
+        ranges.swap(0, 1);
+    }
+    f.capture(regs, &ranges);
+}
+
+/// Calls the handler that was installed before gort's, if it was a real
+/// function (std's stack-overflow reporter, a C library's handler).
+fn chain_previous(signo: i32, ctx: &SigCtx) {
+    let prev = PREV[signo as usize].load(Ordering::Acquire);
+    if prev <= 1 {
+        return;
+    }
+    let flags = PREV_FLAGS[signo as usize].load(Ordering::Acquire) as i32;
+    if flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so it
+        // has this signature; the arguments are the kernel's.
+        let f: unsafe extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { core::mem::transmute(prev) };
+        // SAFETY: as above.
+        unsafe { f(signo, ctx.info_ptr(), ctx.uc_ptr()) };
+    } else {
+        // SAFETY: a plain handler: fn(int).
+        let f: unsafe extern "C" fn(libc::c_int) = unsafe { core::mem::transmute(prev) };
+        // SAFETY: as above.
+        unsafe { f(signo) };
+    }
+}
+
+/// The crash relay (see the module docs), then SIGABRT.
+fn relay_and_abort(me: Option<&'static M>) -> ! {
+    // Only Ms count: a crasher without an M (a plain thread that took the
+    // process-directed SIGQUIT) must still relay to every threaded M.
+    if let Some(me) = me {
+        CRASHING.fetch_add(1, Ordering::AcqRel);
+        if let Some(per) = per_m(me) {
+            per.dump.store(2, Ordering::Release);
+        }
+    }
+    RELAYING.store(true, Ordering::Release);
+    // SAFETY: getpid is async-signal-safe.
+    let pid = unsafe { libc::getpid() };
+    let mut last_progress = now_ns(libc::CLOCK_MONOTONIC);
+    for m in ALLMS.iter() {
+        let (mcount, extra) = extram::counts_consistent();
+        if CRASHING.load(Ordering::Acquire) as usize >= mcount.saturating_sub(extra) {
+            break;
+        }
+        if me.is_some_and(|me| core::ptr::eq(me, m))
+            || !matches!(m.status(), MStatus::Running | MStatus::Idle)
+        {
+            continue;
+        }
+        let tid = m.tid();
+        let Some(per) = per_m(m) else { continue };
+        if tid == 0 || per.dump.load(Ordering::Acquire) != 0 {
+            continue;
+        }
+        per.dump.store(1, Ordering::Release);
+        // SAFETY: tgkill to a thread of our own process.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGQUIT) };
+        loop {
+            if per.dump.load(Ordering::Acquire) == 2 {
+                last_progress = now_ns(libc::CLOCK_MONOTONIC);
+                break;
+            }
+            if now_ns(libc::CLOCK_MONOTONIC) - last_progress > RELAY_WATCHDOG_NS {
+                let mut o = Out::stderr();
+                o.str("gort: m=")
+                    .dec(m.id as u64)
+                    .str(" tid=")
+                    .dec(tid as u64)
+                    .str(" did not answer the crash relay within 5 s; aborting without it")
+                    .nl();
+                abort_now();
+            }
+            sleep_ms(1);
+        }
+    }
+    abort_now()
+}
+
+/// Ends the process with `sig` and its default action.
+fn die_with(sig: i32) -> ! {
+    // SAFETY: resetting a handler, unblocking and sending a signal to this
+    // thread are async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &sa, core::ptr::null_mut());
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);
+        libc::_exit(128 + sig)
+    }
+}
+
+/// Raises SIGABRT with the default action on this thread (core dump).
+fn abort_now() -> ! {
+    // SAFETY: resetting SIGABRT to the default, unblocking it, and sending it
+    // to this thread are all async-signal-safe.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGABRT, &sa, core::ptr::null_mut());
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGABRT);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::gettid(),
+            libc::SIGABRT,
+        );
+        libc::_exit(134)
+    }
+}
+
+/// A relayed SIGQUIT on M `m`: print its current G (or its own stack) once,
+/// then wait for the crasher to end the process.
+fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx) {
+    let mut o = Out::stderr();
+    o.str("-----").nl().nl();
+    o.str("SIGQUIT: quit").nl();
+    o.str("PC=")
+        .hex(ctx.pc() as u64)
+        .str(" m=")
+        .dec(m.id as u64)
+        .str(" sigcode=")
+        .idec(i64::from(ctx.code()))
+        .nl();
+    if m.extra && m.curg().is_none_or(|g| g.status() == GStatus::Syscall) {
+        o.str("signal arrived during foreign code execution").nl();
+    }
+    o.nl();
+    let mut f = Frames::new();
+    let regs = Regs {
+        pc: ctx.pc(),
+        sp: ctx.sp(),
+        fp: ctx.fp(),
+        lr: ctx.lr(),
+    };
+    let system = level() >= Level::System;
+    match m.curg() {
+        Some(g) => {
+            dump::header(
+                &mut o,
+                g.0,
+                Some("running"),
+                now_ns(libc::CLOCK_MONOTONIC_COARSE),
+            );
+            capture_running(&mut f, regs, g, Some(m), ctx.sp());
+            dump::stack(&mut o, &f, system);
+            dump::created_by(&mut o, g.0);
+        }
+        None => {
+            o.str("goroutine 0 [idle]:").nl();
+            f.capture(regs, &[os_stack(Some(m), ctx.sp())]);
+            dump::stack(&mut o, &f, true);
+        }
+    }
+    o.nl();
+    print_regs(&mut o, ctx);
+    o.flush();
+    CRASHING.fetch_add(1, Ordering::AcqRel);
+    per.dump.store(2, Ordering::Release);
+    loop {
+        sleep_ms(1000);
+    }
+}
+
+/// Fatal errors outside signal handlers (`throw`, a deadlock, an unhandled
+/// panic in crash mode): the `fatal error:` line is already printed; add
+/// every G's traceback and the module list, then relay (crash level) or exit
+/// with status 2.
+pub fn fatal_hook(_msg: &str) {
+    if DYING.swap(true, Ordering::AcqRel) {
+        loop {
+            sleep_ms(1000);
+        }
+    }
+    let lvl = level().max(Level::All);
+    let m = scheduler::m::current_m();
+    let mut o = Out::stderr();
+    let coarse = now_ns(libc::CLOCK_MONOTONIC_COARSE);
+    if let Some(g) = m.and_then(|m| m.curg()) {
+        o.nl();
+        dump::header(&mut o, g.0, Some("running"), coarse);
+        o.str("\t(the G that reported the error)").nl();
+    }
+    if lvl > Level::None {
+        dump::other_gs(
+            &mut o,
+            m.and_then(|m| m.curg()).map(|g| g.index),
+            lvl,
+            coarse,
+        );
+        dump::module_list(&mut o);
+    }
+    o.flush();
+    if level() == Level::Crash {
+        relay_and_abort(m);
+    }
+    // SAFETY: _exit is always safe to call.
+    unsafe { libc::_exit(2) }
+}

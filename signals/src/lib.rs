@@ -1,0 +1,78 @@
+//! gort's crash tracing.
+//!
+//! On a fatal signal the handler prints the signal, the faulting M and G,
+//! a traceback of the faulting G (and, from `GORT_TRACEBACK=all` on, of every
+//! G), the registers and the module list. With `GORT_TRACEBACK=crash` it then
+//! relays SIGQUIT to every M that owns an OS thread so each dumps its own
+//! stack, and aborts for a core dump. The format is in
+//! `docs/crash-format.md`.
+//!
+//! Modules, in reading order:
+//!
+//! - [`level`]: `GORT_TRACEBACK` and its levels;
+//! - [`table`]: the signals handled and what each does (data);
+//! - [`handler`]: installation, the handler, the crash relay;
+//! - [`dump`]: what a dump prints and how (async-signal-safe);
+//! - [`unwind`]: the bounds-checked, allocation-free stack walker;
+//! - [`symbols`], [`modules`]: the tables built at start-up that the
+//!   handler reads;
+//! - [`altstack`]: per-M alternate signal stacks (an M start hook);
+//! - [`write`]: formatting without allocation.
+//!
+//! Dependencies: the scheduler knows nothing of this crate; it offers M
+//! start/exit hooks and a fatal-error hook, which [`init`] installs.
+
+pub mod altstack;
+pub mod dump;
+pub mod handler;
+pub mod level;
+pub mod modules;
+pub mod symbols;
+pub mod table;
+pub mod unwind;
+pub mod write;
+
+pub use level::Level;
+
+use std::sync::Once;
+
+/// Sets up crash tracing (once): reads `GORT_TRACEBACK`, lists modules,
+/// prepares the unwinder, installs the handlers and the M hooks, and builds
+/// the symbol table in the background. Call before the first M starts (the
+/// runtime crate does it on first use).
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        level::init_from_env();
+        modules::init();
+        unwind::init();
+        altstack::record_main_stack();
+        altstack::init_probe();
+        scheduler::set_m_hooks(scheduler::MHooks {
+            start: m_start,
+            exit: m_exit,
+        });
+        handler::install();
+        scheduler::fatal::set_fatal_hook(handler::fatal_hook);
+        // Demangling every symbol takes milliseconds: off the critical path.
+        // Until it is ready, frames print as module+offset only.
+        let _ = std::thread::Builder::new()
+            .name("gort-symbols".into())
+            .spawn(symbols::init);
+    });
+}
+
+fn m_start(m: &scheduler::M) {
+    altstack::on_m_start(m);
+    handler::on_m_start();
+}
+
+fn m_exit(m: &scheduler::M) {
+    altstack::on_m_exit(m);
+}
+
+/// Raises the traceback level to at least `l` (never below the
+/// environment's). Returns the level in force.
+pub fn set_traceback(l: Level) -> Level {
+    level::raise(l)
+}

@@ -1,0 +1,14 @@
+//! Compiles the C fixtures (real C against `runtime/include/gort.h`).
+fn main() {
+    println!("cargo:rerun-if-changed=c/foreign.c");
+    println!("cargo:rerun-if-changed=c/example.c");
+    println!("cargo:rerun-if-changed=../runtime/include/gort.h");
+    cc::Build::new()
+        .file("c/foreign.c")
+        .file("c/example.c")
+        .include("../runtime/include")
+        .flag_if_supported("-std=c11")
+        .warnings(true)
+        .extra_warnings(true)
+        .compile("gort_c_fixtures");
+}

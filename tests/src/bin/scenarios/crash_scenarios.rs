@@ -1,0 +1,226 @@
+//! Crash scenarios: each ends the process; the tests assert on the dump and
+//! on how the process ended.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[inline(never)]
+fn crash_here_with_null_read() -> u8 {
+    let p = std::hint::black_box(std::ptr::null::<u8>());
+    // SAFETY: not safe at all: this scenario's purpose is the fault.
+    unsafe { std::ptr::read_volatile(p) }
+}
+
+/// Symptom: a segfault in a G dies silently or without the G's stack.
+pub fn segv_in_g() {
+    let h = runtime::GoBuilder::new()
+        .name("faulty")
+        .spawn(crash_here_with_null_read)
+        .unwrap();
+    h.join().ok();
+}
+
+#[inline(never)]
+fn parked_sleeper_function() {
+    runtime::sleep(Duration::from_secs(3600));
+    // Keeps the sleep from being a tail call, which would drop this frame.
+    std::hint::black_box(());
+}
+
+/// Symptom: SIGQUIT from a CI harness shows nothing useful, or every
+/// identical G is printed one by one.
+pub fn quit_dumps_all() {
+    for _ in 0..100 {
+        runtime::go(parked_sleeper_function);
+    }
+    runtime::go(|| runtime::sleep(Duration::from_secs(3600)));
+    while runtime::stats().waiting_gs < 101 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+#[inline(never)]
+fn busy_loop_function(stop: &AtomicUsize) {
+    while stop.load(Ordering::Relaxed) == 0 {
+        std::hint::spin_loop();
+    }
+}
+
+/// Symptom (Go's TestCrashDumpsAllThreads): with GORT_TRACEBACK=crash a
+/// SIGQUIT does not show what every M is running.
+pub fn crash_dumps_all_threads() {
+    let stop = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    for _ in 0..4 {
+        let (stop, started) = (stop.clone(), started.clone());
+        runtime::go(move || {
+            started.fetch_add(1, Ordering::SeqCst);
+            busy_loop_function(&stop);
+        });
+    }
+    while started.load(Ordering::SeqCst) < 4 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+/// Symptom (the seed): with many extra Ms pooled (no thread), a crash in
+/// crash mode waits for threads that do not exist.
+pub fn seed_extra_ms_then_crash() {
+    // 100 foreign threads call in at the same time and exit: their Ms go
+    // back to the pool.
+    let barrier = Arc::new(std::sync::Barrier::new(100));
+    let ts: Vec<_> = (0..100)
+        .map(|_| {
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                runtime::ffi::needm().unwrap();
+                b.wait();
+                runtime::ffi::callback(|| ()).unwrap();
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap();
+    }
+    let s = runtime::stats();
+    println!("extra_m_count={}", s.extra_m_count);
+    println!("mcount={}", s.mcount);
+    let t0 = std::time::Instant::now();
+    println!("crash_at_ns={}", t0.elapsed().as_nanos());
+    runtime::go(crash_here_with_null_read).join().ok();
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // the overflow is the point
+fn recurse_forever(n: u64) -> u64 {
+    let pad = std::hint::black_box([n; 32]);
+    recurse_forever(n + 1) + pad[3]
+}
+
+/// Symptom: a G that overflows its stack dies with a bare SIGSEGV.
+pub fn g_stack_overflow() {
+    runtime::GoBuilder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| recurse_forever(0))
+        .unwrap()
+        .join()
+        .ok();
+}
+
+/// Symptom: gort's handler hides std's message for an OS thread overflow.
+pub fn thread_stack_overflow() {
+    runtime::go(|| ()).join().unwrap();
+    let t = std::thread::Builder::new()
+        .name("deep".into())
+        .stack_size(128 * 1024)
+        .spawn(|| recurse_forever(0))
+        .unwrap();
+    t.join().ok();
+}
+
+/// Symptom: an unhandled panic in crash mode only reaches the joiner.
+pub fn panic_in_crash_mode() {
+    runtime::go(|| -> () { panic!("unhandled in crash mode") })
+        .join()
+        .ok();
+    println!("unreachable: the panic did not end the process");
+}
+
+/// Symptom: a fault on a thread the runtime never saw is lost.
+pub fn segv_on_plain_thread() {
+    runtime::go(|| ()).join().unwrap();
+    std::thread::spawn(crash_here_with_null_read).join().ok();
+}
+
+/// Symptom: another library replaces gort's handler without SA_ONSTACK and
+/// nobody notices.
+pub fn handler_without_onstack() {
+    runtime::go(|| ()).join().unwrap();
+    extern "C" fn other(_: libc::c_int) {}
+    // SAFETY: installing a plain handler; this scenario checks the report.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = other as *const () as usize;
+        libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+    }
+    // New Ms check the handlers when they start: make the runtime start Ms.
+    let hs: Vec<_> = (0..8)
+        .map(|_| {
+            runtime::go(|| {
+                runtime::lock_os_thread();
+                runtime::sleep(Duration::from_millis(20));
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    println!("done");
+}
+
+/// Symptom: every G waits on something no one will ever do and the
+/// process hangs silently forever.
+pub fn deadlock() {
+    let wg = Arc::new(runtime::sync::WaitGroup::new());
+    wg.add(1);
+    let hs: Vec<_> = (0..3)
+        .map(|_| {
+            let wg = wg.clone();
+            runtime::go(move || wg.wait())
+        })
+        .collect();
+    // Nobody calls done(): main joins a G that can never finish.
+    for h in hs {
+        h.join().unwrap();
+    }
+    println!("unreachable");
+}
+
+/// Symptom: deadlock detection fires while a plain thread could still
+/// wake the Gs.
+pub fn not_a_deadlock() {
+    let wg = Arc::new(runtime::sync::WaitGroup::new());
+    wg.add(1);
+    let w2 = wg.clone();
+    let h = runtime::go(move || w2.wait());
+    let w3 = wg.clone();
+    // Another plain thread finishes the group later.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        w3.done();
+    });
+    h.join().unwrap();
+    println!("finished");
+}
+
+#[inline(never)]
+fn divide_by(d: u32) -> u32 {
+    let n = std::hint::black_box(100u32);
+    // A hardware division (checked division would panic instead).
+    let q: u32;
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    // SAFETY: none: dividing by zero raises SIGFPE, which is the point.
+    unsafe {
+        core::arch::asm!("div {d:e}", d = in(reg) d, inout("eax") n => q, inout("edx") 0u32 => _);
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+    {
+        // aarch64 division by zero does not trap: raise SIGFPE like a trap.
+        // SAFETY: raising a signal at ourselves.
+        unsafe { libc::raise(libc::SIGFPE) };
+        q = n / d.max(1);
+    }
+    q
+}
+
+/// Symptom: an arithmetic trap is reported as something else, or not.
+pub fn sigfpe() {
+    runtime::go(|| divide_by(std::hint::black_box(0)))
+        .join()
+        .ok();
+}

@@ -1,0 +1,167 @@
+//! Support for gort's integration tests: run a named scenario of the
+//! `scenarios` program in a child process with a hard time limit.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a child process ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code, if it exited.
+    pub code: Option<i32>,
+    /// Terminating signal, if killed by one.
+    pub signal: Option<i32>,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+    /// Wall time until it ended.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// The value of the first `key=value` line on stdout.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        let prefix = format!("{key}=");
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+    }
+
+    /// [`Outcome::value`] parsed, with a readable failure.
+    pub fn parse<T: std::str::FromStr>(&self, key: &str) -> T {
+        let v = self
+            .value(key)
+            .unwrap_or_else(|| panic!("no {key}= in output:\n{self}"));
+        v.parse()
+            .unwrap_or_else(|_| panic!("bad {key}={v}:\n{self}"))
+    }
+
+    /// Panics with the whole output unless the process exited with 0.
+    pub fn assert_success(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "scenario failed:\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "code={:?} signal={:?} elapsed={:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.signal, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `program args` with `env` added, killing it after `limit`.
+pub fn run(program: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Outcome {
+    run_signalled(program, args, env, None, limit)
+}
+
+/// Like [`run`], and once the child prints a line `ready` on stdout, sends
+/// it `signal` (the way a CI harness sends SIGQUIT on a timeout).
+pub fn run_signalled(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    signal: Option<i32>,
+    limit: Duration,
+) -> Outcome {
+    use std::os::unix::process::ExitStatusExt;
+    // Under qemu-user (ci/cross.sh) a child binary of the foreign
+    // architecture must be started through the runner too.
+    let runner: Vec<String> = std::env::var("GORT_QEMU_RUNNER")
+        .map(|r| r.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut cmd = match runner.split_first() {
+        Some((qemu, rest)) => {
+            let mut c = Command::new(qemu);
+            c.args(rest).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Scenarios choose their own configuration.
+    for var in [
+        "GORT_MAXPROCS",
+        "GORT_STACK_SIZE",
+        "GORT_MAX_THREADS",
+        "GORT_TRACEBACK",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let pid = child.id() as i32;
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let mut buf = [0u8; 4096];
+        let mut sent = signal.is_none();
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => s.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+            if !sent && s.lines().any(|l| l == "ready") {
+                sent = true;
+                // SAFETY: kill(2) to our own child.
+                unsafe { libc::kill(pid, signal.unwrap_or(0)) };
+            }
+        }
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).ok();
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for child") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            let st = child.wait().expect("wait for killed child");
+            let o = Outcome {
+                code: st.code(),
+                signal: st.signal(),
+                stdout: t_out.join().unwrap(),
+                stderr: t_err.join().unwrap(),
+                elapsed: start.elapsed(),
+            };
+            panic!("{program} {args:?} exceeded its {limit:?} limit and was killed:\n{o}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Outcome {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs scenario `name` of the `scenarios` program, whose path the calling
+/// integration test passes as `env!("CARGO_BIN_EXE_scenarios")`.
+pub fn scenario(bin: &str, name: &str, env: &[(&str, &str)], limit: Duration) -> Outcome {
+    run(bin, &[name], env, limit)
+}
+
+/// Whether tests run under qemu-user (set by `ci/cross.sh`).
+pub fn under_qemu() -> bool {
+    std::env::var_os("GORT_UNDER_QEMU").is_some()
+}

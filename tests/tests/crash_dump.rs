@@ -1,0 +1,243 @@
+//! Crash tracing: each test runs a crash scenario in a child process with a
+//! hard time limit and asserts on the dump and on how the process ended.
+
+use std::time::Duration;
+use tests::{Outcome, run_signalled, under_qemu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scenarios");
+
+fn limit() -> Duration {
+    if under_qemu() {
+        Duration::from_secs(120)
+    } else {
+        Duration::from_secs(20)
+    }
+}
+
+fn run(name: &str, env: &[(&str, &str)]) -> Outcome {
+    run_signalled(BIN, &[name], env, None, limit())
+}
+
+fn run_quit(name: &str, env: &[(&str, &str)]) -> Outcome {
+    run_signalled(BIN, &[name], env, Some(libc::SIGQUIT), limit())
+}
+
+#[test]
+fn a_segfault_in_a_g_prints_the_g_and_exits_2() {
+    let o = run("crash_segv_in_g", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    let first = o
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("fatal signal"))
+        .unwrap_or_else(|| panic!("{o}"));
+    assert!(
+        first.contains("SIGSEGV") && first.contains("addr=0x0") && first.contains(" m="),
+        "{first}"
+    );
+    assert!(o.stderr.contains("\nPC=0x"), "{o}");
+    assert!(o.stderr.contains("[running, name=faulty]:"), "{o}");
+    assert!(
+        o.stderr.contains("crash_here_with_null_read"),
+        "the faulting function is not named:\n{o}"
+    );
+    assert!(o.stderr.contains("created by "), "{o}");
+    assert!(o.stderr.contains("\nmodules:\n"), "{o}");
+    // Registers in Go's layout.
+    let reg = if cfg!(target_arch = "x86_64") {
+        "rip    0x"
+    } else if cfg!(target_arch = "aarch64") {
+        "pc     0x"
+    } else {
+        "eip    0x"
+    };
+    assert!(o.stderr.contains(reg), "{o}");
+}
+
+#[test]
+fn the_handler_allocates_nothing() {
+    let o = run("crash_noalloc", &[]);
+    assert_eq!(o.value("allocs_during_dump"), Some("0"), "{o}");
+    assert!(o.stderr.contains("fatal signal SIGSEGV"), "{o}");
+}
+
+#[test]
+fn sigquit_from_outside_dumps_every_g_grouped_and_exits_2() {
+    let o = run_quit("crash_quit_dumps_all", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(o.stderr.contains("SIGQUIT: quit"), "{o}");
+    assert!(o.stderr.contains("parked_sleeper_function"), "{o}");
+    assert!(
+        o.stderr.contains("(99 more goroutines with this stack:"),
+        "identical stacks not grouped:\n{o}"
+    );
+    assert!(o.stderr.contains("[sleep"), "{o}");
+}
+
+#[test]
+fn crash_mode_relays_to_every_m_with_a_thread() {
+    let o = run_quit(
+        "crash_dumps_all_threads",
+        &[("GORT_TRACEBACK", "crash"), ("GORT_MAXPROCS", "5")],
+    );
+    assert_eq!(o.signal, Some(libc::SIGABRT), "crash mode must abort:\n{o}");
+    let n = o.stderr.matches("busy_loop_function").count();
+    assert_eq!(
+        n, 4,
+        "each busy G's function must appear exactly once per G (4):\n{o}"
+    );
+    assert!(o.stderr.contains("-----"), "{o}");
+    assert!(!o.stderr.contains("did not answer"), "{o}");
+}
+
+#[test]
+fn the_seed_pooled_extra_ms_do_not_delay_the_crash() {
+    let o = run("crash_seed", &[("GORT_TRACEBACK", "crash")]);
+    assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
+    let extra: usize = o.parse("extra_m_count");
+    assert!(
+        extra >= 100,
+        "the pool should hold the 100 foreign threads' Ms: {extra}\n{o}"
+    );
+    assert!(
+        o.elapsed < Duration::from_secs(if under_qemu() { 30 } else { 2 }),
+        "crash took {:?}\n{o}",
+        o.elapsed
+    );
+    assert!(
+        !o.stderr.contains("did not answer"),
+        "the relay waited for a threadless M:\n{o}"
+    );
+}
+
+#[test]
+fn a_g_stack_overflow_is_named_and_collapsed() {
+    if under_qemu() {
+        eprintln!(
+            "skipped under qemu-user: guard pages are mprotect pages there and qemu reports the overflow fault differently"
+        );
+        return;
+    }
+    let o = run("crash_g_stack_overflow", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(o.stderr.contains("stack overflow (stack size"), "{o}");
+    assert!(
+        o.stderr.contains("frames of recursion"),
+        "recursion not collapsed:\n{o}"
+    );
+    assert!(o.stderr.contains("recurse_forever"), "{o}");
+}
+
+#[test]
+fn an_os_thread_overflow_still_gets_stds_message() {
+    let o = run("crash_thread_stack_overflow", &[]);
+    assert!(o.stderr.contains("has overflowed its stack"), "{o}");
+    assert!(
+        o.signal == Some(libc::SIGABRT) || o.signal == Some(libc::SIGSEGV),
+        "{o}"
+    );
+}
+
+#[test]
+fn an_unhandled_panic_in_crash_mode_aborts_with_the_dump() {
+    let o = run("crash_panic_in_crash_mode", &[("GORT_TRACEBACK", "crash")]);
+    assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
+    assert!(o.stderr.contains("unhandled in crash mode"), "{o}");
+    assert!(
+        o.stderr.contains("fatal error: unhandled panic in a G"),
+        "{o}"
+    );
+    assert!(!o.stdout.contains("unreachable"), "{o}");
+}
+
+#[test]
+fn a_fault_on_a_plain_thread_is_reported() {
+    let o = run("crash_segv_on_plain_thread", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(o.stderr.contains("fatal signal SIGSEGV"), "{o}");
+    assert!(o.stderr.contains("crash_here_with_null_read"), "{o}");
+}
+
+#[test]
+fn a_handler_without_sa_onstack_is_reported() {
+    let o = run("crash_handler_without_onstack", &[]);
+    o.assert_success();
+    assert!(o.stderr.contains("without SA_ONSTACK"), "{o}");
+}
+
+#[test]
+fn traceback_none_prints_only_the_signal() {
+    let o = run("crash_segv_in_g", &[("GORT_TRACEBACK", "none")]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(o.stderr.contains("fatal signal SIGSEGV"), "{o}");
+    assert!(!o.stderr.contains("goroutine "), "{o}");
+}
+
+#[test]
+fn an_invalid_traceback_level_is_reported() {
+    let o = run("crash_segv_in_g", &[("GORT_TRACEBACK", "loud")]);
+    assert!(o.stderr.contains("invalid GORT_TRACEBACK=\"loud\""), "{o}");
+    assert_eq!(o.code, Some(2), "{o}");
+}
+
+#[test]
+fn a_deadlock_is_reported_with_the_dump() {
+    if under_qemu() {
+        // Deadlock detection counts the process's threads in /proc/self/task;
+        // qemu-user runs threads of its own in the process, so there it
+        // (rightly, conservatively) never concludes that nobody can wake a G.
+        eprintln!("skipped under qemu-user: its own threads appear in /proc/self/task");
+        return;
+    }
+    let o = run("crash_deadlock", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(
+        o.stderr
+            .contains("fatal error: all goroutines are asleep - deadlock!"),
+        "{o}"
+    );
+    assert!(o.stderr.contains("[sync.WaitGroup.Wait"), "{o}");
+    assert!(!o.stdout.contains("unreachable"), "{o}");
+}
+
+#[test]
+fn a_plain_thread_that_can_still_wake_gs_is_not_a_deadlock() {
+    let o = run("crash_not_a_deadlock", &[]);
+    o.assert_success();
+    assert!(o.stdout.contains("finished"), "{o}");
+    assert!(!o.stderr.contains("deadlock"), "{o}");
+}
+
+#[test]
+fn a_fault_inside_the_handler_ends_the_process_with_the_original_signal() {
+    // The scenario's G divides by zero (SIGFPE); the self-test hook makes the
+    // handler fault (SIGSEGV) after its first line.
+    let o = run(
+        "crash_sigfpe",
+        &[("GORT_CRASH_SELFTEST", "fault-in-handler")],
+    );
+    assert!(o.stderr.contains("fatal signal SIGFPE"), "{o}");
+    assert_eq!(
+        o.signal,
+        Some(libc::SIGFPE),
+        "must die of the original signal:\n{o}"
+    );
+    // qemu-user writes a core file of its own before dying: slower there.
+    let bound = if under_qemu() { 60 } else { 5 };
+    assert!(o.elapsed < Duration::from_secs(bound), "{o}");
+}
+
+#[test]
+fn sigfpe_in_a_g_is_reported() {
+    let o = run("crash_sigfpe", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    // aarch64 integer division by zero does not trap: there the scenario
+    // raises SIGFPE itself, with another code.
+    let expect = if cfg!(any(target_arch = "x86_64", target_arch = "x86")) {
+        "fatal signal SIGFPE: floating-point exception code=1(FPE_INTDIV)"
+    } else {
+        "fatal signal SIGFPE: floating-point exception"
+    };
+    assert!(o.stderr.contains(expect), "{o}");
+    assert!(o.stderr.contains("divide_by"), "{o}");
+}
