@@ -274,6 +274,10 @@ fn a_walk_from_a_raised_signal_on_the_altstack_reaches_the_raiser() {
 
 // ---- SIGSEGV in a forked child ----
 
+/// The parent test thread's stack, for the child's walk. Separate from
+/// [`STACK`]: the two tests run on different threads at the same time.
+static SEGV_STACK: [AtomicUsize; 2] = [const { AtomicUsize::new(0) }; 2];
+
 /// Exit codes of the child.
 const OK: i32 = 0;
 const NOT_IN_FAULTER: i32 = 10;
@@ -289,8 +293,8 @@ unsafe extern "C" fn on_segv(
     // SAFETY: the kernel passed ctx to this SA_SIGINFO handler.
     let regs = unsafe { interrupted(ctx) };
     let stack = (
-        STACK[0].load(Ordering::SeqCst),
-        STACK[1].load(Ordering::SeqCst),
+        SEGV_STACK[0].load(Ordering::SeqCst),
+        SEGV_STACK[1].load(Ordering::SeqCst),
     );
     let mut out = [0usize; 64];
     let n = unwind::walk(regs, &[stack], None, &mut out);
@@ -361,8 +365,8 @@ fn a_walk_from_a_sigsegv_handler_reaches_the_faulting_function_and_its_callers()
     }
     unwind::init();
     let stack = thread_stack();
-    STACK[0].store(stack.0, Ordering::SeqCst);
-    STACK[1].store(stack.1, Ordering::SeqCst);
+    SEGV_STACK[0].store(stack.0, Ordering::SeqCst);
+    SEGV_STACK[1].store(stack.1, Ordering::SeqCst);
     // The child's signal stack, allocated before fork (leaked).
     let alt: &'static mut [u128] = Box::leak(vec![0u128; ALT_SIZE / 16].into_boxed_slice());
     let alt = alt.as_mut_ptr() as usize;
