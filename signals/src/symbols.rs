@@ -133,6 +133,9 @@ struct Candidate<'data> {
     /// Preference among aliases: lower wins.
     rank: u8,
     name: &'data str,
+    /// Run-time end of the symbol's section: a label never runs past it
+    /// (on aarch64, `.rodata` can share the executable segment with `.fini`).
+    sec_end: usize,
 }
 
 fn build() -> Table {
@@ -174,21 +177,25 @@ fn build() -> Table {
 
 /// Adds one module's function symbols to `t`.
 fn add_module<'data>(t: &mut Table, m: &Module, file: &object::File<'data>) {
-    // Executable sections, by index.
+    // Executable sections, by index: their run-time end, 0 if not code.
     let mut exec = Vec::new();
     for s in file.sections() {
         let i = s.index().0;
         if exec.len() <= i {
-            exec.resize(i + 1, false);
+            exec.resize(i + 1, 0usize);
         }
-        exec[i] = s.kind() == SectionKind::Text;
+        if s.kind() == SectionKind::Text {
+            let end = usize::try_from(s.address().saturating_add(s.size())).unwrap_or(usize::MAX);
+            exec[i] = end.wrapping_add(m.base);
+        }
     }
     let mut cands: Vec<Candidate<'data>> = Vec::new();
     let mut pick = |sym: object::Symbol<'data, '_>| {
         let SymbolSection::Section(idx) = sym.section() else {
             return;
         };
-        if !exec.get(idx.0).copied().unwrap_or(false) {
+        let sec_end = exec.get(idx.0).copied().unwrap_or(0);
+        if sec_end == 0 {
             return;
         }
         let SymbolFlags::Elf { st_info, .. } = sym.flags() else {
@@ -223,6 +230,7 @@ fn add_module<'data>(t: &mut Table, m: &Module, file: &object::File<'data>) {
             size,
             rank,
             name,
+            sec_end,
         });
     };
     if file.symbol_table().is_some() {
@@ -258,7 +266,8 @@ fn add_module<'data>(t: &mut Table, m: &Module, file: &object::File<'data>) {
             .text
             .iter()
             .find(|&&(lo, hi)| c.start >= lo && c.start < hi)
-            .map_or(c.start, |&(_, hi)| hi);
+            .map_or(c.start, |&(_, hi)| hi)
+            .min(c.sec_end.max(c.start));
         let len = if c.size > 0 {
             covered_to = covered_to.max(c.start.saturating_add(c.size));
             c.size
