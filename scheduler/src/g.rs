@@ -125,7 +125,9 @@ pub struct G {
     /// Current id (a reused struct gets a new one); 0 while idle.
     goid: AtomicU64,
     status: AtomicU32,
-    /// Saved stack pointer while not running (see `arch::context`).
+    /// Saved stack pointer while not running (see `arch::context`); 0 for
+    /// a G that has not run yet: its first frame is written by the M that
+    /// first runs it (`schedule::resume_sp`), and a traceback shows no frames.
     pub(crate) sp: AtomicUsize,
     /// Bounds of the current stack, for tracebacks: `[stack_lo, stack_hi)`.
     stack_lo: AtomicUsize,

@@ -171,7 +171,7 @@ pub(crate) fn switch_from_g(m: MRef, g: GRef) {
             // SAFETY: `g` is running on this stack, so its `sp` slot is
             // ours to write; `next` was Runnable and we took it off the
             // queue, so its saved sp is valid and nobody else resumes it.
-            unsafe { context::switch(g.sp.as_ptr(), next.sp.load(Ordering::Relaxed), 0) };
+            unsafe { context::switch(g.sp.as_ptr(), resume_sp(next), 0) };
             resumed();
             return;
         }
@@ -291,6 +291,35 @@ pub(crate) fn finish_switch(m: MRef) {
 // ---------------------------------------------------------------------------
 // G lifecycle
 // ---------------------------------------------------------------------------
+
+/// The stack pointer to switch to for `g`, which the caller has just taken
+/// off a run queue (so it owns the G and its stack).
+///
+/// A G that has never run has a saved sp of 0: [`spawn`](crate::spawn)
+/// leaves its stack untouched, and the M that first runs it writes the
+/// initial frame here. The first write to a fresh stack page costs a page
+/// fault (zeroing, accounting: microseconds on a VM), so this puts that cost
+/// on the M that runs the G — in a burst, the Ms that steal the new Gs —
+/// instead of serialising every fault on the spawning G. Rejected: writing
+/// the frame in `spawn` (what Go does, but Go's stacks come from already
+/// faulted heap spans).
+#[inline]
+fn resume_sp(g: GRef) -> usize {
+    let sp = g.sp.load(Ordering::Relaxed);
+    if sp != 0 { sp } else { first_frame(g) }
+}
+
+#[cold]
+fn first_frame(g: GRef) -> usize {
+    let top = g.stack_top();
+    // SAFETY: the caller owns `g` (Runnable, off the queues) and so its
+    // stack, which `spawn` gave it and which is much larger than the initial
+    // frame; nothing else uses the stack until the G runs.
+    let sp = unsafe { context::init_stack(top, g_entry, g.0 as *const G as usize) };
+    // Published for tracebacks before the G runs (it then writes its own).
+    g.sp.store(sp, Ordering::Release);
+    sp
+}
 
 /// First code of every G, called by the arch trampoline with `data` = the G.
 pub(crate) unsafe extern "C" fn g_entry(data: usize, _arg: usize) -> ! {
@@ -443,7 +472,7 @@ pub(crate) fn execute(m: MRef, g: GRef) -> usize {
     m.curg.store(g.as_ptr(), Ordering::Release);
     // SAFETY: we are on g0 of this M; g is Runnable and owned by us, so its
     // saved sp is valid and nobody else resumes it.
-    unsafe { context::switch(m.g0_sp.as_ptr(), g.sp.load(Ordering::Relaxed), 0) }
+    unsafe { context::switch(m.g0_sp.as_ptr(), resume_sp(g), 0) }
 }
 
 /// Our M stops being a spinner because it found work; if it was the last

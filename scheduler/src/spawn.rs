@@ -3,7 +3,7 @@
 use crate::g::{Entry, GStatus};
 use crate::m::current_m;
 use crate::sched::{sched, wakep_if_idle};
-use crate::schedule::{g_entry, gfget};
+use crate::schedule::gfget;
 use crate::stack::StackError;
 use core::fmt;
 use std::sync::Arc;
@@ -84,10 +84,12 @@ pub fn spawn(entry: Arc<dyn Entry>, opts: SpawnOptions) -> Result<u64, SpawnErro
         None => s.goid_one(),
     };
     let parent = m.and_then(|m| m.curg()).map_or(0, |g| g.goid());
-    // SAFETY: the stack is ours and much larger than the initial frame.
-    let sp = unsafe { arch::context::init_stack(stack.top(), g_entry, g.0 as *const _ as usize) };
+    // The stack is left untouched: the M that first runs the G writes its
+    // initial frame (`schedule::resume_sp`), so a burst of spawns does not
+    // take every first-touch page fault on the spawning thread. A saved sp
+    // of 0 says "not started".
     // SAFETY: g came off a free list (Idle) and is ours; so is the stack.
-    unsafe { g.prepare(goid, stack, sp, entry, opts.name, parent, opts.site) };
+    unsafe { g.prepare(goid, stack, 0, entry, opts.name, parent, opts.site) };
     g.set_status(GStatus::Runnable);
     g.on_enqueue();
     match p {
