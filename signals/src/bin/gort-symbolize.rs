@@ -468,7 +468,7 @@ struct Binary<'a> {
     /// File name, for matching.
     name: String,
     build_id: Option<String>,
-    /// `[start, end)` of executable segments (file virtual addresses).
+    /// `[start, end)` of executable sections (file virtual addresses).
     text: Vec<(u64, u64)>,
     dwarf: Option<addr2line::Context<Reader<'a>>>,
     /// Function symbols `(start, size, name)` sorted by start, one per
@@ -479,8 +479,16 @@ struct Binary<'a> {
 impl<'a> Binary<'a> {
     fn load(path: &Path, data: &'a [u8]) -> Result<Binary<'a>, String> {
         let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
-        let mut text = Vec::new();
-        for seg in file.segments() {
+        // Executable sections, not segments: on aarch64 the first
+        // executable segment also covers the ELF header and `.rodata`.
+        let mut text: Vec<(u64, u64)> = file
+            .sections()
+            .filter(|s| s.kind() == object::SectionKind::Text && s.size() > 0)
+            .map(|s| (s.address(), s.address().saturating_add(s.size())))
+            .collect();
+        // No section headers: fall back to the executable segments.
+        let no_sections = text.is_empty();
+        for seg in file.segments().filter(|_| no_sections) {
             if let SegmentFlags::Elf { p_flags } = seg.flags()
                 && p_flags & object::elf::PF_X != 0
                 && seg.size() > 0
