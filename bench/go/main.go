@@ -9,6 +9,8 @@
 //	    then waits for them with one sync.WaitGroup (Go's idiom for joining a
 //	    burst; Go has no join handle).
 //	  - parked: N goroutines each receive from one channel; close opens it.
+//	  - skynet: the classic skynet program: each inner goroutine starts 10
+//	    children that send their sums on a channel it receives from.
 package main
 
 import (
@@ -26,7 +28,7 @@ import (
 const impl = "go"
 
 func usage(why string) {
-	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked> <size> [reps]\n", why)
+	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|skynet> <size> [reps]\n", why)
 	os.Exit(2)
 }
 
@@ -163,7 +165,58 @@ func main() {
 		}
 	case "parked":
 		parked(n)
+	case "skynet":
+		skynetBench(n, reps)
 	default:
 		usage(fmt.Sprintf("unknown workload %q", os.Args[1]))
+	}
+}
+
+// skynet is one node of the tree: a leaf sends its number, an inner node
+// starts 10 children on its own channel and sends their sum.
+func skynet(out chan<- uint64, num, size uint64) {
+	if size == 1 {
+		out <- num
+		return
+	}
+	sub := size / 10
+	in := make(chan uint64, 10)
+	for i := uint64(0); i < 10; i++ {
+		go skynet(in, num+i*sub, sub)
+	}
+	var sum uint64
+	for i := 0; i < 10; i++ {
+		sum += <-in
+	}
+	out <- sum
+}
+
+func skynetOnce(n int) (time.Duration, uint64) {
+	t := time.Now()
+	out := make(chan uint64, 1)
+	go skynet(out, 0, uint64(n))
+	sum := <-out
+	return time.Since(t), sum
+}
+
+func skynetBench(n, reps int) {
+	for m := n; m > 1; m /= 10 {
+		if m%10 != 0 {
+			usage(fmt.Sprintf("skynet needs a power of 10 leaves, not %d", n))
+		}
+	}
+	units := 0
+	for level := 1; level <= n; level *= 10 {
+		units += level
+	}
+	skynetOnce(warmupN("skynet", n))
+	for rep := 0; rep < reps; rep++ {
+		d, sum := skynetOnce(n)
+		if want := uint64(n) * uint64(n-1) / 2; sum != want {
+			fmt.Fprintf(os.Stderr, "go_bench: skynet(%d) summed to %d, not %d\n", n, sum, want)
+			os.Exit(1)
+		}
+		fmt.Printf("result workload=skynet impl=%s n=%d rep=%d ns_per_op=%.2f total_ms=%.2f units=%d procs=%d\n",
+			impl, n, rep, nsPer(d, units), float64(d.Nanoseconds())/1e6, units, runtime.GOMAXPROCS(0))
 	}
 }

@@ -17,6 +17,10 @@
 //! - `parked N`: `N` units each block on one shared gate; prints the time
 //!   until all are parked, the resident memory per unit, then releases and
 //!   joins them.
+//! - `skynet N`: the "skynet" fan-out/fan-in tree: a unit with `size` > 1
+//!   spawns 10 children over its tenth of the range and sums their results;
+//!   a leaf returns its number. `N` leaves (a power of 10), so
+//!   [`skynet_units`]`(N)` units in all; prints ns per unit and checks the sum.
 //!
 //! `yield` and `spawn_join` run one warm-up ([`warmup_n`]) and then `reps`
 //! measured repetitions in the process; `parked` runs once (the driver starts more
@@ -42,6 +46,8 @@ pub enum Workload {
     SpawnJoin,
     /// Many units blocked on one gate.
     Parked,
+    /// A fan-out/fan-in tree of units ("skynet").
+    Skynet,
 }
 
 impl Workload {
@@ -51,6 +57,7 @@ impl Workload {
             Workload::Yield => "yield",
             Workload::SpawnJoin => "spawn_join",
             Workload::Parked => "parked",
+            Workload::Skynet => "skynet",
         }
     }
 }
@@ -70,7 +77,9 @@ pub struct Args {
 pub fn args(imp: &str) -> Args {
     let argv: Vec<String> = std::env::args().collect();
     let usage = |why: &str| -> ! {
-        eprintln!("{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked> <size> [reps]");
+        eprintln!(
+            "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|skynet> <size> [reps]"
+        );
         std::process::exit(2);
     };
     if argv.len() < 3 || argv.len() > 4 {
@@ -80,9 +89,13 @@ pub fn args(imp: &str) -> Args {
         "yield" => Workload::Yield,
         "spawn_join" => Workload::SpawnJoin,
         "parked" => Workload::Parked,
+        "skynet" => Workload::Skynet,
         w => usage(&format!("unknown workload {w:?}")),
     };
     let n = parse_count(&argv[2]).unwrap_or_else(|| usage(&format!("bad size {:?}", argv[2])));
+    if workload == Workload::Skynet && !is_power_of_10(n) {
+        usage(&format!("skynet needs a power of 10 leaves, not {n}"));
+    }
     let reps = match argv.get(3) {
         Some(s) => parse_count(s).unwrap_or_else(|| usage(&format!("bad reps {s:?}"))),
         None => 5,
@@ -122,7 +135,10 @@ pub struct Line(String);
 impl Line {
     /// `result workload=.. impl=.. n=.. rep=..`
     pub fn new(w: Workload, imp: &str, n: usize, rep: usize) -> Line {
-        Line(format!("result workload={} impl={imp} n={n} rep={rep}", w.name()))
+        Line(format!(
+            "result workload={} impl={imp} n={n} rep={rep}",
+            w.name()
+        ))
     }
 
     /// Adds `key=value`.
@@ -193,5 +209,54 @@ pub fn report_parked(imp: &str, n: usize, p: Parked) -> Line {
         .f("release_ms", p.release.as_secs_f64() * 1e3)
         .kv("rss_before_kib", p.rss_before_kib)
         .kv("rss_parked_kib", p.rss_parked_kib)
-        .kv("rss_kib_per_unit", format!("{:.3}", delta as f64 / n as f64))
+        .kv(
+            "rss_kib_per_unit",
+            format!("{:.3}", delta as f64 / n as f64),
+        )
+}
+
+// ---------------------------------------------------------------------------
+// skynet
+// ---------------------------------------------------------------------------
+
+/// Children of every inner unit of the skynet tree.
+pub const SKYNET_FANOUT: u64 = 10;
+
+fn is_power_of_10(mut n: usize) -> bool {
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}
+
+/// Units in a skynet tree with `leaves` leaves: 1 + 10 + ... + leaves.
+pub fn skynet_units(leaves: usize) -> usize {
+    let (mut level, mut total) = (1, 0);
+    while level <= leaves {
+        total += level;
+        level *= SKYNET_FANOUT as usize;
+    }
+    total
+}
+
+/// What a skynet tree of `leaves` leaves sums to: 0 + 1 + ... + leaves - 1.
+pub fn skynet_sum(leaves: usize) -> u64 {
+    let n = leaves as u64;
+    n * (n - 1) / 2
+}
+
+/// The `result` line of a `skynet` repetition; exits if the sum is wrong.
+pub fn report_skynet(imp: &str, n: usize, rep: usize, d: Duration, sum: u64) -> Line {
+    if sum != skynet_sum(n) {
+        eprintln!(
+            "{imp}_bench: skynet({n}) summed to {sum}, not {}",
+            skynet_sum(n)
+        );
+        std::process::exit(1);
+    }
+    let units = skynet_units(n);
+    Line::new(Workload::Skynet, imp, n, rep)
+        .f("ns_per_op", ns_per(d, units))
+        .f("total_ms", d.as_secs_f64() * 1e3)
+        .kv("units", units)
 }

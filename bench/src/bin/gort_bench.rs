@@ -8,6 +8,8 @@
 //!   `join` every handle.
 //! - `parked`: default procs; from inside a G, N Gs each `wait` on one
 //!   `sync::WaitGroup` (count 1); `done` opens it.
+//! - `skynet`: default procs; each inner G spawns its 10 children with
+//!   `runtime::go` and joins their handles (results travel in the handles).
 
 use harness::{Args, Parked, Workload};
 use runtime::sync::WaitGroup;
@@ -32,6 +34,7 @@ fn main() {
         Workload::Yield => bench_yield(a, procs),
         Workload::SpawnJoin => bench_spawn_join(a, procs),
         Workload::Parked => bench_parked(a, procs),
+        Workload::Skynet => bench_skynet(a, procs),
     })
     .join()
     .expect("gort_bench: the benchmark G panicked");
@@ -57,7 +60,9 @@ fn bench_yield(a: Args, procs: usize) {
     yield_once(harness::warmup_n(Workload::Yield, a.n));
     for rep in 0..a.reps {
         let d = yield_once(a.n);
-        harness::report_yield(IMPL, a.n, rep, d).kv("procs", procs).print();
+        harness::report_yield(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
     }
 }
 
@@ -78,7 +83,9 @@ fn bench_spawn_join(a: Args, procs: usize) {
     spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
     for rep in 0..a.reps {
         let d = spawn_join_once(a.n);
-        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", procs).print();
+        harness::report_spawn_join(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
     }
 }
 
@@ -137,4 +144,27 @@ fn bench_parked(a: Args, procs: usize) {
         .kv("waiting", waiting)
         .kv("guard", format!("{:?}", st.guard.unwrap()))
         .print();
+}
+
+/// One skynet node: a leaf returns its number, an inner node spawns 10
+/// children and sums what their handles return.
+fn skynet(num: u64, size: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let sub = size / harness::SKYNET_FANOUT;
+    let children: [_; harness::SKYNET_FANOUT as usize] =
+        core::array::from_fn(|i| runtime::go(move || skynet(num + i as u64 * sub, sub)));
+    children.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+fn bench_skynet(a: Args, procs: usize) {
+    skynet(0, harness::warmup_n(Workload::Skynet, a.n) as u64);
+    for rep in 0..a.reps {
+        let t = Instant::now();
+        let sum = skynet(0, a.n as u64);
+        harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum)
+            .kv("procs", procs)
+            .print();
+    }
 }

@@ -10,6 +10,8 @@
 //!   `may::sync::SyncFlag`; `fire` opens it. may needs one extra memory
 //!   mapping per stack (its guard page), so it stops near `vm.max_map_count`
 //!   / 2 coroutines; the failure is reported, not hidden.
+//! - `skynet`: each inner coroutine spawns its 10 children and joins their
+//!   handles (results travel in the handles).
 
 use harness::{Args, Parked, Workload};
 use may::coroutine::JoinHandle;
@@ -65,6 +67,7 @@ fn main() {
         Workload::Yield => bench_yield(a, workers),
         Workload::SpawnJoin => bench_spawn_join(a, workers),
         Workload::Parked => bench_parked(a, workers),
+        Workload::Skynet => bench_skynet(a, workers),
     })
     .expect("may_bench: spawn the benchmark coroutine")
     .join()
@@ -89,7 +92,9 @@ fn bench_yield(a: Args, workers: usize) {
     yield_once(harness::warmup_n(Workload::Yield, a.n));
     for rep in 0..a.reps {
         let d = yield_once(a.n);
-        harness::report_yield(IMPL, a.n, rep, d).kv("procs", workers).print();
+        harness::report_yield(IMPL, a.n, rep, d)
+            .kv("procs", workers)
+            .print();
     }
 }
 
@@ -111,7 +116,9 @@ fn bench_spawn_join(a: Args, workers: usize) {
     spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
     for rep in 0..a.reps {
         let d = spawn_join_once(a.n);
-        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", workers).print();
+        harness::report_spawn_join(IMPL, a.n, rep, d)
+            .kv("procs", workers)
+            .print();
     }
 }
 
@@ -146,7 +153,9 @@ fn bench_parked(a: Args, workers: usize) {
         create,
         release,
     };
-    harness::report_parked(IMPL, n, p).kv("procs", workers).print();
+    harness::report_parked(IMPL, n, p)
+        .kv("procs", workers)
+        .print();
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -156,5 +165,39 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "panic".into()
+    }
+}
+
+/// Leaves of the skynet tree being run, and coroutines it spawned so far
+/// (for the error line if may cannot map a stack).
+static SKYNET_N: AtomicUsize = AtomicUsize::new(0);
+static SKYNET_SPAWNED: AtomicUsize = AtomicUsize::new(0);
+
+/// One skynet node, as in `gort_bench`.
+fn skynet(num: u64, size: u64) -> u64 {
+    if size == 1 {
+        return num;
+    }
+    let sub = size / harness::SKYNET_FANOUT;
+    let n = SKYNET_N.load(Ordering::Relaxed);
+    let children: [_; harness::SKYNET_FANOUT as usize] = core::array::from_fn(|i| {
+        let reached = SKYNET_SPAWNED.fetch_add(1, Ordering::Relaxed);
+        spawn_or_exit(Workload::Skynet, n, reached, move || {
+            skynet(num + i as u64 * sub, sub)
+        })
+    });
+    children.into_iter().map(|h| h.join().unwrap()).sum()
+}
+
+fn bench_skynet(a: Args, workers: usize) {
+    SKYNET_N.store(a.n, Ordering::Relaxed);
+    skynet(0, harness::warmup_n(Workload::Skynet, a.n) as u64);
+    for rep in 0..a.reps {
+        SKYNET_SPAWNED.store(0, Ordering::Relaxed);
+        let t = Instant::now();
+        let sum = skynet(0, a.n as u64);
+        harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum)
+            .kv("procs", workers)
+            .print();
     }
 }

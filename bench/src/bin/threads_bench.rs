@@ -12,6 +12,8 @@
 //!   `Mutex<bool>` + `Condvar`; `notify_all` opens it. The driver uses
 //!   N = 10,000. A spawn that fails (thread limit) is reported with the
 //!   count reached.
+//! - `skynet`: each inner thread spawns its 10 children (64 KiB stacks) and
+//!   joins them. The driver uses N = 10,000 leaves (11,111 threads).
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -27,6 +29,7 @@ fn main() {
         Workload::Yield => bench_yield(a),
         Workload::SpawnJoin => bench_spawn_join(a),
         Workload::Parked => bench_parked(a),
+        Workload::Skynet => bench_skynet(a),
     }
 }
 
@@ -38,7 +41,12 @@ fn pin_to(cpu: usize) {
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: pid 0 is the calling thread; `set` outlives the call.
     let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// The first CPU this process may run on.
@@ -47,7 +55,12 @@ fn first_allowed_cpu() -> usize {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: pid 0 is the calling thread; `set` is writable.
     let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
-    assert_eq!(rc, 0, "sched_getaffinity: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `set` is initialised and the index is in range.
     (0..libc::CPU_SETSIZE as usize)
         .find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
@@ -80,7 +93,9 @@ fn bench_yield(a: Args) {
     yield_once(harness::warmup_n(Workload::Yield, a.n));
     for rep in 0..a.reps {
         let d = yield_once(a.n);
-        harness::report_yield(IMPL, a.n, rep, d).kv("procs", 1).print();
+        harness::report_yield(IMPL, a.n, rep, d)
+            .kv("procs", 1)
+            .print();
     }
 }
 
@@ -101,7 +116,9 @@ fn bench_spawn_join(a: Args) {
     spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
     for rep in 0..a.reps {
         let d = spawn_join_once(a.n);
-        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", cpus).print();
+        harness::report_spawn_join(IMPL, a.n, rep, d)
+            .kv("procs", cpus)
+            .print();
     }
 }
 
@@ -169,4 +186,50 @@ fn bench_parked(a: Args) {
         release,
     };
     harness::report_parked(IMPL, n, p).kv("procs", cpus).print();
+}
+
+/// One skynet node on its own thread; `Err` if a spawn failed (thread
+/// limit), after joining the children already started.
+fn skynet(num: u64, size: u64) -> std::io::Result<u64> {
+    if size == 1 {
+        return Ok(num);
+    }
+    let sub = size / harness::SKYNET_FANOUT;
+    let mut children = Vec::with_capacity(harness::SKYNET_FANOUT as usize);
+    let mut failed = None;
+    for i in 0..harness::SKYNET_FANOUT {
+        let spawned = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || skynet(num + i * sub, sub));
+        match spawned {
+            Ok(h) => children.push(h),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let mut sum = 0;
+    for h in children {
+        match h.join().expect("a skynet thread panicked") {
+            Ok(v) => sum += v,
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    failed.map_or(Ok(sum), Err)
+}
+
+fn bench_skynet(a: Args) {
+    let run = |n: usize| {
+        skynet(0, n as u64).unwrap_or_else(|e| {
+            harness::error_line(Workload::Skynet, IMPL, a.n, 0, &e.to_string());
+            std::process::exit(1);
+        })
+    };
+    run(harness::warmup_n(Workload::Skynet, a.n));
+    for rep in 0..a.reps {
+        let t = Instant::now();
+        let sum = run(a.n);
+        harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum).print();
+    }
 }

@@ -11,6 +11,8 @@
 //! - `parked`: the multi-thread runtime; N tasks each await one
 //!   `tokio::sync::Notify` (registered with `enable` before counting
 //!   themselves, so `notify_waiters` cannot miss one).
+//! - `skynet`: the multi-thread runtime; each inner task `tokio::spawn`s its
+//!   10 children and awaits their handles (a boxed future: async recursion).
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -37,6 +39,10 @@ fn main() {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_parked(&rt, a);
         }
+        Workload::Skynet => {
+            let rt = Builder::new_multi_thread().enable_all().build().unwrap();
+            bench_skynet(&rt, a);
+        }
     }
 }
 
@@ -59,7 +65,9 @@ fn bench_yield(rt: &Runtime, a: Args) {
         yield_once(harness::warmup_n(Workload::Yield, a.n)).await;
         for rep in 0..a.reps {
             let d = yield_once(a.n).await;
-            harness::report_yield(IMPL, a.n, rep, d).kv("procs", 1).print();
+            harness::report_yield(IMPL, a.n, rep, d)
+                .kv("procs", 1)
+                .print();
         }
     });
 }
@@ -82,7 +90,9 @@ fn bench_spawn_join(rt: &Runtime, a: Args) {
         spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n)).await;
         for rep in 0..a.reps {
             let d = spawn_join_once(a.n).await;
-            harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", workers).print();
+            harness::report_spawn_join(IMPL, a.n, rep, d)
+                .kv("procs", workers)
+                .print();
         }
     });
 }
@@ -124,6 +134,40 @@ fn bench_parked(rt: &Runtime, a: Args) {
             create,
             release,
         };
-        harness::report_parked(IMPL, n, p).kv("procs", workers).print();
+        harness::report_parked(IMPL, n, p)
+            .kv("procs", workers)
+            .print();
+    });
+}
+
+/// One skynet node as a task body: boxed, because an async fn cannot hold
+/// itself.
+fn skynet(num: u64, size: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send>> {
+    Box::pin(async move {
+        if size == 1 {
+            return num;
+        }
+        let sub = size / harness::SKYNET_FANOUT;
+        let children: [_; harness::SKYNET_FANOUT as usize] =
+            core::array::from_fn(|i| tokio::spawn(skynet(num + i as u64 * sub, sub)));
+        let mut sum = 0;
+        for h in children {
+            sum += h.await.unwrap();
+        }
+        sum
+    })
+}
+
+fn bench_skynet(rt: &Runtime, a: Args) {
+    let workers = rt.metrics().num_workers();
+    rt.block_on(async {
+        skynet(0, harness::warmup_n(Workload::Skynet, a.n) as u64).await;
+        for rep in 0..a.reps {
+            let t = Instant::now();
+            let sum = skynet(0, a.n as u64).await;
+            harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum)
+                .kv("procs", workers)
+                .print();
+        }
     });
 }
