@@ -228,7 +228,7 @@ METRICS = [
     ("spawn_join", "spawn_join", "spawn_join: ns per unit", "ns"),
     ("parked_create", "parked", "parked: time until all parked", "s"),
     ("parked_rss", "parked", "parked: RSS per unit", "KiB"),
-    ("skynet", "skynet", "skynet: ns per unit (1,111,111 units)", "ns"),
+    ("skynet", "skynet", "skynet: ns per unit (10-way tree, units = 1.11 × leaves)", "ns"),
 ]
 
 
@@ -281,6 +281,42 @@ def table(runs, quick):
     return "\n".join(out), "\n".join(notes)
 
 
+SWEEP = [1_000, 10_000, 100_000, 1_000_000]
+
+
+def sweep(quick, timeout):
+    """`parked` at growing counts for every implementation, one process per
+    point (the largest count that runs ends each line), drawn into
+    target/parked-sweep.svg. Returns a markdown note with the figures."""
+    import plot
+
+    counts = SWEEP[:2] if quick else SWEEP
+    points, failures, rows = {}, {}, []
+    for impl in IMPLS:
+        points[impl] = []
+        for n in counts:
+            if impl == "threads" and n > 10_000:
+                failures[impl] = "not run above 10,000 (one OS thread per unit)"
+                break
+            print(f"sweep parked {impl} n={n:,}", file=sys.stderr, flush=True)
+            res, err = one_process(impl, "parked", n, 1, timeout)
+            if err is not None:
+                reached, msg = err
+                failures[impl] = f"fails at {n:,}" + (f" after {reached:,}" if reached else "") + f": {msg[:60]}"
+                break
+            v = res[0]
+            points[impl].append((n, float(v["ns_per_op"]), float(v["rss_kib_per_unit"])))
+            rows.append(f"| {impl} | {n:,} | {float(v['ns_per_op']) / 1000:.2f} µs | {float(v['rss_kib_per_unit']):.2f} KiB |")
+    svg = os.path.join(HERE, "target", "parked-sweep.svg")
+    os.makedirs(os.path.dirname(svg), exist_ok=True)
+    plot.write_svg(svg, points, "parked units: creation time and RSS per unit", failures)
+    lines = [f"Scaling (`parked` at each count, one process per point; plot: `bench/target/parked-sweep.svg`):", "",
+             "| impl | units | creation per unit | RSS per unit |", "|---|--:|--:|--:|"] + rows
+    if failures:
+        lines += [""] + [f"- {impl}: {why}" for impl, why in failures.items()]
+    return "\n".join(lines)
+
+
 def main():
     quick = "--quick" in sys.argv[1:]
     unknown = [a for a in sys.argv[1:] if a != "--quick"]
@@ -313,6 +349,7 @@ def main():
                 row["values"] += values
                 if err:
                     row["failures"].append((n, err))
+    sweep_note = sweep(quick, timeout)
     tab, notes = table(runs, quick)
     print(head)
     print()
@@ -322,6 +359,8 @@ def main():
         print("Failures:")
         print()
         print(notes)
+    print()
+    print(sweep_note)
     print()
     cpus = os.cpu_count() or 1
     wall = time.time() - t0

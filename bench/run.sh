@@ -34,4 +34,13 @@ mkdir -p target
 (cd go && GOPROXY=off GOFLAGS=-mod=mod go build -o ../target/go_bench .) >&2
 echo "run.sh: build took $(( $(date +%s) - start )) s" >&2
 
-exec python3 driver.py "$@"
+python3 driver.py "$@"
+
+# Workload 8: a foreign C thread calling into the runtime, gort against
+# Go's cgo (its own harness: C code, a cgo program).
+quick=0
+for a in "$@"; do [ "$a" = --quick ] && quick=1; done
+echo
+echo "Foreign C thread → runtime callback, and C calls (bench/ffi.sh):"
+echo
+if [ "$quick" = 1 ]; then ./ffi.sh 1; else ./ffi.sh 5; fi
