@@ -494,7 +494,9 @@ fn main() {
         // before it is ready prints module+offset only. Wait for it so the
         // tests can assert on function names.
         runtime::go(|| ()).join().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // qemu-user on a loaded host: emulated, the build takes far longer.
+        let wait = if tests::under_qemu() { 100 } else { 30 };
+        let deadline = Instant::now() + Duration::from_secs(wait);
         while !signals_ready() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
