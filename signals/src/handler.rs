@@ -211,9 +211,19 @@ unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
             && let Some(per) = per_m(m)
             && per.dump.load(Ordering::Acquire) == 1
         {
-            relayed_dump(m, per, &ctx);
+            relayed_dump(m, per, &ctx, entry.name);
         }
         // A relay SIGQUIT for someone else, or a second one: ignore.
+        return;
+    }
+    if entry.action == Action::Quit
+        && m.is_none()
+        && matches!(ctx.code(), libc::SI_USER | libc::SI_QUEUE)
+        && !DYING.load(Ordering::Acquire)
+        && forward_quit()
+    {
+        // A process-directed SIGQUIT landed on a thread without an M (the
+        // main thread, a plain C thread): a runtime M took it over.
         return;
     }
     // SAFETY: gettid is async-signal-safe.
@@ -226,8 +236,19 @@ unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
             die_with(DYING_SIG.load(Ordering::Acquire) as i32);
         }
         // Another thread is already dumping: wait for it to end the process.
+        // This thread's signals are blocked, so in crash mode the relay's
+        // SIGQUIT stays pending: answer the relay's "asked" mark instead,
+        // with this thread's own signal context, so the crash neither waits
+        // for the watchdog nor loses this M's stack.
         loop {
-            sleep_ms(1000);
+            if let Some(m) = m
+                && let Some(per) = per_m(m)
+                && RELAYING.load(Ordering::Acquire)
+                && per.dump.load(Ordering::Acquire) == 1
+            {
+                relayed_dump(m, per, &ctx, entry.name);
+            }
+            sleep_ms(1);
         }
     }
     DYING_TID.store(tid, Ordering::Release);
@@ -527,12 +548,45 @@ fn abort_now() -> ! {
     }
 }
 
-/// A relayed SIGQUIT on M `m`: print its current G (or its own stack) once,
+/// Hands a process-directed SIGQUIT that reached a thread without an M to
+/// one runtime M that owns a thread (`tgkill`), which then prints the dump
+/// as if the kernel had picked it. Returns false when no M took it (none
+/// has a thread yet): the caller handles the signal itself.
+///
+/// The kernel delivers a process-directed signal to any thread that does
+/// not block it, plain C threads included. Forwarding keeps such threads
+/// out of the dump (a C thread sitting in `pause()` is not even interrupted
+/// for longer than this call), and makes the crasher an M, so in crash mode
+/// the dump has exactly one section per M that owns a thread.
+fn forward_quit() -> bool {
+    // SAFETY: getpid is async-signal-safe.
+    let pid = unsafe { libc::getpid() };
+    // Runtime Ms first; an extra M bound to a C thread only if nothing else.
+    for extra in [false, true] {
+        for m in ALLMS.iter() {
+            if m.extra != extra || !matches!(m.status(), MStatus::Running | MStatus::Idle) {
+                continue;
+            }
+            let tid = m.tid();
+            if tid == 0 {
+                continue;
+            }
+            // SAFETY: tgkill to a thread of our own process.
+            if unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGQUIT) } == 0 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A relayed SIGQUIT on M `m` (or, for an M that lost the race to dump, its
+/// own fatal signal `name`): print its current G (or its own stack) once,
 /// then wait for the crasher to end the process.
-fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx) {
+fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
     let mut o = Out::stderr();
     o.str("-----").nl().nl();
-    o.str("SIGQUIT: quit").nl();
+    o.str(name).nl();
     o.str("PC=")
         .hex(ctx.pc() as u64)
         .str(" m=")
