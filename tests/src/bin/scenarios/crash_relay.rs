@@ -96,18 +96,16 @@ fn fault_together_function(ready: &AtomicUsize) -> u8 {
 /// waits for an M whose signals are blocked in its own handler).
 pub fn two_faults_at_once() {
     let ready = Arc::new(AtomicUsize::new(0));
+    // The clock starts before the spawns: the faults may follow them
+    // within microseconds.
+    print_mono("crash_at_ns");
     let hs: Vec<_> = (0..2)
         .map(|_| {
             let ready = ready.clone();
             runtime::go(move || fault_together_function(&ready))
         })
         .collect();
-    // Both Gs run before either faults (GORT_MAXPROCS=2): print the time
-    // once both started spinning.
-    while ready.load(Ordering::SeqCst) < 1 {
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    print_mono("crash_at_ns");
+    // Both Gs run before either faults (GORT_MAXPROCS=2).
     for h in hs {
         h.join().ok();
     }
