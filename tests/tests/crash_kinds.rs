@@ -34,7 +34,8 @@ fn a_wild_write_prints_the_address_it_hit() {
     assert_eq!(o.code, Some(2), "{o}");
     let l = first(&o);
     assert!(
-        l.starts_with("fatal signal SIGSEGV: segmentation violation code=") && l.contains(" addr=0x12345678 "),
+        l.starts_with("fatal signal SIGSEGV: segmentation violation code=")
+            && l.contains(" addr=0x12345678 "),
         "{l}"
     );
     assert!(o.stderr.contains("addr=0x12345678\n"), "Go's PC= line: {o}");
@@ -67,7 +68,10 @@ fn an_illegal_instruction_is_reported() {
     let o = go("crash_sigill", &[]);
     assert_eq!(o.code, Some(2), "{o}");
     let l = first(&o);
-    assert!(l.starts_with("fatal signal SIGILL: illegal instruction code="), "{l}");
+    assert!(
+        l.starts_with("fatal signal SIGILL: illegal instruction code="),
+        "{l}"
+    );
     // The fault address of SIGILL is the instruction itself.
     let pc = l.split(" pc=").nth(1).and_then(|v| v.split(' ').next());
     let addr = l.split(" addr=").nth(1).and_then(|v| v.split(' ').next());
@@ -199,8 +203,15 @@ fn a_thousand_parked_gs_are_grouped_with_wait_reasons_and_spawn_sites() {
         let block = &block[..block[1..].find("\n\n").map_or(block.len(), |e| e + 1)];
         assert!(block.contains(reason), "{func}: no {reason}:\n{block}");
         assert!(block.contains(more), "{func}: not grouped:\n{block}");
-        assert!(block.contains("created by "), "{func}: no spawn site:\n{block}");
-        assert_eq!(o.stderr.matches(func).count(), 1, "{func} printed twice:\n{o}");
+        assert!(
+            block.contains("created by "),
+            "{func}: no spawn site:\n{block}"
+        );
+        assert_eq!(
+            o.stderr.matches(func).count(),
+            1,
+            "{func} printed twice:\n{o}"
+        );
     };
     group(
         "many_sleeper_function",
@@ -227,7 +238,12 @@ fn the_handler_installed_before_gort_runs_after_the_dump() {
     let prev = o
         .stderr
         .find("previous SIGSEGV handler ran: si_addr=0x0000000012345678")
-        .unwrap_or_else(|| panic!("the previous handler did not run (or got a wrong siginfo):\n{o}"));
-    assert!(prev > dump_end, "the previous handler ran before the dump:\n{o}");
+        .unwrap_or_else(|| {
+            panic!("the previous handler did not run (or got a wrong siginfo):\n{o}")
+        });
+    assert!(
+        prev > dump_end,
+        "the previous handler ran before the dump:\n{o}"
+    );
     assert!(o.stderr.contains("wild_write_function"), "{o}");
 }

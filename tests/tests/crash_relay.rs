@@ -110,7 +110,9 @@ fn two_faults(level: &str) -> Outcome {
             || l.starts_with("-----")
             || l.starts_with('(')
             || l.starts_with("...")
-            || l.split_whitespace().nth(1).is_some_and(|v| v.starts_with("0x"))
+            || l.split_whitespace()
+                .nth(1)
+                .is_some_and(|v| v.starts_with("0x"))
             || l.contains("+0x")
             || l == "?";
         assert!(known, "garbled line {l:?}:\n{o}");

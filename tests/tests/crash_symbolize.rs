@@ -59,7 +59,10 @@ fn a_stripped_release_binarys_dump_resolves_to_file_and_line() {
         "the copy is not stripped (the dump names the function):\n{o}"
     );
     assert!(o.stderr.contains("scenarios-stripped+0x"), "{o}");
-    assert!(o.stderr.contains(" build-id="), "no build-id to match:\n{o}");
+    assert!(
+        o.stderr.contains(" build-id="),
+        "no build-id to match:\n{o}"
+    );
 
     let dump = std::env::temp_dir().join(format!("gort-dump-{}.txt", std::process::id()));
     std::fs::write(&dump, &o.stderr).unwrap();

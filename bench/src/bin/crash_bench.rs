@@ -30,7 +30,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -139,7 +142,9 @@ fn measure_once(cmd: &[String], err_path: &str) -> Result<Duration, String> {
     let at = at.ok_or_else(|| format!("no crash_at_ns= line; {st}; see {err_path}"))?;
     use std::os::unix::process::ExitStatusExt;
     if st.signal() != Some(libc::SIGABRT) {
-        return Err(format!("expected death by SIGABRT, got {st}; see {err_path}"));
+        return Err(format!(
+            "expected death by SIGABRT, got {st}; see {err_path}"
+        ));
     }
     Ok(Duration::from_nanos(end.saturating_sub(at)))
 }
