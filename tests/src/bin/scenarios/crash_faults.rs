@@ -84,7 +84,9 @@ pub fn sigill() {
 
 #[inline(never)]
 fn level_parked_function() {
-    runtime::sleep(Duration::from_secs(3600));
+    // Each parked scenario function sleeps a length of its own: identical
+    // bodies would be folded into one symbol in release builds.
+    runtime::sleep(Duration::from_secs(3602));
     std::hint::black_box(());
 }
 
@@ -108,7 +110,7 @@ pub fn levels() {
 
 #[inline(never)]
 fn many_sleeper_function() {
-    runtime::sleep(Duration::from_secs(3600));
+    runtime::sleep(Duration::from_secs(3603));
     std::hint::black_box(());
 }
 

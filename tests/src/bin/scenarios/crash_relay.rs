@@ -44,7 +44,9 @@ pub(crate) fn print_extra_m_ids() {
 
 #[inline(never)]
 fn relay_busy_function(stop: &AtomicUsize) {
-    while stop.load(Ordering::Relaxed) == 0 {
+    // Not `== 0` as in `busy_loop_function`: identical bodies would be
+    // folded into one symbol in release builds.
+    while stop.load(Ordering::Relaxed) != usize::MAX {
         std::hint::spin_loop();
     }
 }
@@ -88,7 +90,9 @@ fn fault_together_function(ready: &AtomicUsize) -> u8 {
     while ready.load(Ordering::SeqCst) < 2 {
         std::hint::spin_loop();
     }
-    crate::crash_scenarios::crash_here_with_null_read()
+    let v = crate::crash_scenarios::crash_here_with_null_read();
+    // Keeps the call from being a tail call, which would drop this frame.
+    std::hint::black_box(v)
 }
 
 /// Symptom: two Ms that fault at the same moment print two interleaved
