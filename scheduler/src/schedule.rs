@@ -551,7 +551,13 @@ fn find_runnable(m: MRef) -> GRef {
 /// Not a deadlock: a G in a syscall, a timer, a foreign thread holding an
 /// extra M (it may call back), or any other thread of the process (it may
 /// wake a G) — counted through `/proc/self/task`.
-fn check_dead() {
+///
+/// Sysmon also calls it during its quiet rounds on an idle runtime (about
+/// 0.4 s), and a check that finds more threads than it can account for
+/// wakes sysmon for those rounds: a plain thread that was still exiting when
+/// the last M went to sleep (gort's own symbol-table thread, right after
+/// start-up) made that M's check return, and nothing else would look again.
+pub(crate) fn check_dead() {
     let s = sched();
     if s.npidle.load(Ordering::SeqCst) != s.procs()
         || s.nmspinning.load(Ordering::SeqCst) != 0
@@ -581,6 +587,9 @@ fn check_dead() {
     let known = crate::extram::mcount() - crate::extram::extra_m_count() + 1 + blocked;
     let tasks = std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count());
     if tasks > known {
+        // Some other thread may still wake a G, or may be exiting: have
+        // sysmon (woken as for a syscall) look again during its quiet rounds.
+        crate::sysmon::note_syscall();
         return;
     }
     crate::throw!("all goroutines are asleep - deadlock!");
