@@ -553,10 +553,12 @@ fn find_runnable(m: MRef) -> GRef {
 /// wake a G) — counted through `/proc/self/task`.
 ///
 /// Sysmon also calls it during its quiet rounds on an idle runtime (about
-/// 0.4 s), and a check that finds more threads than it can account for
-/// wakes sysmon for those rounds: a plain thread that was still exiting when
-/// the last M went to sleep (gort's own symbol-table thread, right after
-/// start-up) made that M's check return, and nothing else would look again.
+/// 0.4 s). A check that finds no blocked thread, or more threads than it can
+/// account for, wakes sysmon for those rounds, and so does a plain thread
+/// that starts waiting on a G while every P is idle: otherwise a thread
+/// that was still exiting (gort's own symbol-table thread, right after
+/// start-up), or the main thread reaching its `join` after the last M went
+/// to sleep, would leave a deadlock that nothing looks at again.
 pub(crate) fn check_dead() {
     let s = sched();
     if s.npidle.load(Ordering::SeqCst) != s.procs()
@@ -569,6 +571,8 @@ pub(crate) fn check_dead() {
     let blocked = crate::waiter::blocked_threads();
     if blocked == 0 {
         // No thread waits on a G: whoever runs next is outside the runtime.
+        // One may be about to (racing with this check): sysmon looks again.
+        crate::sysmon::note_syscall();
         return;
     }
     let mut waiting = 0usize;
