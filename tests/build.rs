@@ -2,10 +2,12 @@
 fn main() {
     println!("cargo:rerun-if-changed=c/foreign.c");
     println!("cargo:rerun-if-changed=c/example.c");
+    println!("cargo:rerun-if-changed=c/idle.c");
     println!("cargo:rerun-if-changed=../runtime/include/gort.h");
     cc::Build::new()
         .file("c/foreign.c")
         .file("c/example.c")
+        .file("c/idle.c")
         .include("../runtime/include")
         .flag_if_supported("-std=c11")
         .warnings(true)

@@ -7,6 +7,8 @@
 //!   `g0`), the first frame of a new G, and the entry trampoline that ends a
 //!   G's frame chain. Every parked G's saved context exposes the `pc`, `sp`
 //!   and `fp` (and `lr` on aarch64) a traceback starts from.
+//! - [`trap`]: an instruction that traps on purpose (`SIGILL`), for the
+//!   crash-tracing tests.
 //!
 //! Supported: `x86_64` (the fully commented reference), `aarch64` and `x86`
 //! (i686). Each `mod.rs` states the contract every architecture provides and
@@ -18,3 +20,4 @@
 
 pub mod context;
 pub mod sigctx;
+pub mod trap;

@@ -580,7 +580,15 @@ fn find_runnable(m: MRef) -> GRef {
 /// Not a deadlock: a G in a syscall, a timer, a foreign thread holding an
 /// extra M (it may call back), or any other thread of the process (it may
 /// wake a G) — counted through `/proc/self/task`.
-fn check_dead() {
+///
+/// Sysmon also calls it during its quiet rounds on an idle runtime (about
+/// 0.4 s). A check that finds no blocked thread, or more threads than it can
+/// account for, wakes sysmon for those rounds, and so does a plain thread
+/// that starts waiting on a G while every P is idle: otherwise a thread
+/// that was still exiting (gort's own symbol-table thread, right after
+/// start-up), or the main thread reaching its `join` after the last M went
+/// to sleep, would leave a deadlock that nothing looks at again.
+pub(crate) fn check_dead() {
     let s = sched();
     if s.npidle.load(Ordering::SeqCst) != s.procs()
         || s.nmspinning.load(Ordering::SeqCst) != 0
@@ -592,6 +600,8 @@ fn check_dead() {
     let blocked = crate::waiter::blocked_threads();
     if blocked == 0 {
         // No thread waits on a G: whoever runs next is outside the runtime.
+        // One may be about to (racing with this check): sysmon looks again.
+        crate::sysmon::note_syscall();
         return;
     }
     let mut waiting = 0usize;
@@ -610,6 +620,9 @@ fn check_dead() {
     let known = crate::extram::mcount() - crate::extram::extra_m_count() + 1 + blocked;
     let tasks = std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count());
     if tasks > known {
+        // Some other thread may still wake a G, or may be exiting: have
+        // sysmon (woken as for a syscall) look again during its quiet rounds.
+        crate::sysmon::note_syscall();
         return;
     }
     crate::throw!("all goroutines are asleep - deadlock!");

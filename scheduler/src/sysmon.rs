@@ -98,6 +98,9 @@ fn run() {
         }
         delay = (delay * 2).min(MAX_DELAY);
         quiet += 1;
+        if s.npidle() == s.procs() {
+            crate::schedule::check_dead();
+        }
         if quiet >= IDLE_ROUNDS {
             // Quiet for a while: if the runtime is idle, give back the pages
             // of pooled stacks beyond the high-water mark (Go's scavenger;

@@ -29,6 +29,14 @@ pub struct ThreadWaiter {
 impl ThreadWaiter {
     fn new() -> ThreadWaiter {
         BLOCKED_THREADS.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        // A thread that starts waiting on a G after the last M went to
+        // sleep may complete a deadlock that no M will look at: have
+        // sysmon look (`schedule::check_dead`).
+        if let Some(s) = crate::sched::try_sched()
+            && s.npidle() == s.procs()
+        {
+            crate::sysmon::note_syscall();
+        }
         ThreadWaiter {
             thread: std::thread::current(),
         }

@@ -16,16 +16,31 @@
 //! # The crash relay (`GORT_TRACEBACK=crash`)
 //!
 //! The M that took the fatal signal (the *crasher*) prints the full dump,
-//! then asks each runtime M that owns an OS thread, one at a time, to dump
-//! its own stack: it marks the M's per-M state "asked", sends SIGQUIT to that
-//! thread with `tgkill` (never to the process, so it cannot land on a plain C
-//! thread; never to an extra M on the pool's list, which has no thread), and
-//! waits until the M marks itself "dumped". It stops once `crashing` (Ms that
-//! dumped) reaches `mcount − extra_m_count` read under the extra-list lock —
-//! the accounting of Go's 2015/2017 fix — or when every candidate is done. A
-//! watchdog ends the wait for an M that does not answer (its signals masked,
-//! or stuck) 5 s after the last progress. Then the crasher aborts with
-//! SIGABRT, so its thread is thread 1 in the core.
+//! then asks every runtime M that owns an OS thread to dump its own stack:
+//! it marks each M's per-M state "asked" and sends SIGQUIT to that thread
+//! with `tgkill` (never to the process, so it cannot land on a plain C
+//! thread; never to an extra M on the pool's list, which has no thread).
+//! Each asked M prints its section under a section lock, so sections never
+//! interleave, and marks itself "dumped". The crasher waits until
+//! `crashing` (Ms that dumped) reaches `mcount − extra_m_count` read under
+//! the extra-list lock — the accounting of Go's 2015/2017 fix — or every
+//! asked M has answered. A watchdog ends the wait for an M that does not
+//! answer (its signals masked, or stuck) 5 s after the last progress. Then
+//! the crasher aborts with SIGABRT, so its thread is thread 1 in the core.
+//!
+//! Rejected: asking one M at a time, as Go's process-directed relay must.
+//! A signal sent to a thread is handled when that thread next runs; with
+//! more busy threads than cores that is a scheduler time slice away, and
+//! one at a time those waits add up (tens of ms for 8 Ms on 2 cores, where
+//! asking all at once costs the longest single wait).
+//!
+//! Two more cases keep the count exact. A process-directed SIGQUIT that the
+//! kernel hands to a thread without an M (the main thread, a plain C
+//! thread) is forwarded to one runtime M, which then acts as the crasher,
+//! so such threads never print. An M that faults while another thread is
+//! already dumping sits in its handler with SIGQUIT blocked; it answers the
+//! "asked" mark by polling it, with its own signal context, instead of
+//! making the crasher wait for the watchdog.
 
 use crate::altstack::{PerM, per_m};
 use crate::dump::{self, Frames};
@@ -62,6 +77,18 @@ fn now_ns(clock: libc::clockid_t) -> u64 {
     // SAFETY: clock_gettime is async-signal-safe; ts is a valid out-pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// How often the crasher looks whether the asked M has dumped.
+const RELAY_POLL_NS: u64 = 50_000;
+
+fn sleep_ns(ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: nanosleep is async-signal-safe.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
 fn sleep_ms(ms: u64) {
@@ -211,9 +238,19 @@ unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
             && let Some(per) = per_m(m)
             && per.dump.load(Ordering::Acquire) == 1
         {
-            relayed_dump(m, per, &ctx);
+            relayed_dump(m, per, &ctx, entry.name);
         }
         // A relay SIGQUIT for someone else, or a second one: ignore.
+        return;
+    }
+    if entry.action == Action::Quit
+        && m.is_none()
+        && matches!(ctx.code(), libc::SI_USER | libc::SI_QUEUE)
+        && !DYING.load(Ordering::Acquire)
+        && forward_quit()
+    {
+        // A process-directed SIGQUIT landed on a thread without an M (the
+        // main thread, a plain C thread): a runtime M took it over.
         return;
     }
     // SAFETY: gettid is async-signal-safe.
@@ -226,8 +263,19 @@ unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
             die_with(DYING_SIG.load(Ordering::Acquire) as i32);
         }
         // Another thread is already dumping: wait for it to end the process.
+        // This thread's signals are blocked, so in crash mode the relay's
+        // SIGQUIT stays pending: answer the relay's "asked" mark instead,
+        // with this thread's own signal context, so the crash neither waits
+        // for the watchdog nor loses this M's stack.
         loop {
-            sleep_ms(1000);
+            if let Some(m) = m
+                && let Some(per) = per_m(m)
+                && RELAYING.load(Ordering::Acquire)
+                && per.dump.load(Ordering::Acquire) == 1
+            {
+                relayed_dump(m, per, &ctx, entry.name);
+            }
+            sleep_ms(1);
         }
     }
     DYING_TID.store(tid, Ordering::Release);
@@ -437,8 +485,8 @@ fn chain_previous(signo: i32, ctx: &SigCtx) {
 
 /// The crash relay (see the module docs), then SIGABRT.
 fn relay_and_abort(me: Option<&'static M>) -> ! {
-    // Only Ms count: a crasher without an M (a plain thread that took the
-    // process-directed SIGQUIT) must still relay to every threaded M.
+    // Only Ms count: a crasher without an M (a plain thread that took a
+    // process-directed signal) must still relay to every threaded M.
     if let Some(me) = me {
         CRASHING.fetch_add(1, Ordering::AcqRel);
         if let Some(per) = per_m(me) {
@@ -448,12 +496,11 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
     RELAYING.store(true, Ordering::Release);
     // SAFETY: getpid is async-signal-safe.
     let pid = unsafe { libc::getpid() };
-    let mut last_progress = now_ns(libc::CLOCK_MONOTONIC);
+    // Ask every M that owns a thread and has not dumped, all at once: each
+    // waits for its signal to be delivered, which on a loaded machine means
+    // waiting for a time slice, so asking one at a time would add those
+    // waits up. The section lock keeps their output apart.
     for m in ALLMS.iter() {
-        let (mcount, extra) = extram::counts_consistent();
-        if CRASHING.load(Ordering::Acquire) as usize >= mcount.saturating_sub(extra) {
-            break;
-        }
         if me.is_some_and(|me| core::ptr::eq(me, m))
             || !matches!(m.status(), MStatus::Running | MStatus::Idle)
         {
@@ -467,26 +514,46 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
         per.dump.store(1, Ordering::Release);
         // SAFETY: tgkill to a thread of our own process.
         unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGQUIT) };
-        loop {
-            if per.dump.load(Ordering::Acquire) == 2 {
-                last_progress = now_ns(libc::CLOCK_MONOTONIC);
-                break;
-            }
-            if now_ns(libc::CLOCK_MONOTONIC) - last_progress > RELAY_WATCHDOG_NS {
-                let mut o = Out::stderr();
-                o.str("gort: m=")
-                    .dec(m.id as u64)
-                    .str(" tid=")
-                    .dec(tid as u64)
-                    .str(" did not answer the crash relay within 5 s; aborting without it")
-                    .nl();
-                abort_now();
-            }
-            sleep_ms(1);
+    }
+    // Wait until `crashing` reaches the Ms that own a thread (the seed's
+    // accounting: the pooled extra Ms have none and are never waited for),
+    // or every asked M has answered; the watchdog restarts on each answer.
+    let mut seen = CRASHING.load(Ordering::Acquire);
+    let mut last_progress = now_ns(libc::CLOCK_MONOTONIC);
+    loop {
+        let (mcount, extra) = extram::counts_consistent();
+        let crashing = CRASHING.load(Ordering::Acquire);
+        let waiting = ALLMS
+            .iter()
+            .find(|m| per_m(m).is_some_and(|p| p.dump.load(Ordering::Acquire) == 1));
+        let Some(waiting) = waiting else { break };
+        if crashing as usize >= mcount.saturating_sub(extra) {
+            break;
         }
+        let now = now_ns(libc::CLOCK_MONOTONIC);
+        if crashing != seen {
+            seen = crashing;
+            last_progress = now;
+        } else if now - last_progress > RELAY_WATCHDOG_NS {
+            let mut o = Out::stderr();
+            o.str("gort: m=")
+                .dec(waiting.id as u64)
+                .str(" tid=")
+                .dec(waiting.tid() as u64)
+                .str(" did not answer the crash relay within 5 s; aborting without it")
+                .nl();
+            abort_now();
+        }
+        // A fine poll: a relayed M dumps in well under a millisecond, and
+        // each wait adds to the time a crash takes.
+        sleep_ns(RELAY_POLL_NS);
     }
     abort_now()
 }
+
+/// Held while a relayed M prints its section, so sections never
+/// interleave. Only handler threads take it, with their signals blocked.
+static SECTION_LOCK: AtomicBool = AtomicBool::new(false);
 
 /// Ends the process with `sig` and its default action.
 fn die_with(sig: i32) -> ! {
@@ -527,12 +594,51 @@ fn abort_now() -> ! {
     }
 }
 
-/// A relayed SIGQUIT on M `m`: print its current G (or its own stack) once,
+/// Hands a process-directed SIGQUIT that reached a thread without an M to
+/// one runtime M that owns a thread (`tgkill`), which then prints the dump
+/// as if the kernel had picked it. Returns false when no M took it (none
+/// has a thread yet): the caller handles the signal itself.
+///
+/// The kernel delivers a process-directed signal to any thread that does
+/// not block it, plain C threads included. Forwarding keeps such threads
+/// out of the dump (a C thread sitting in `pause()` is not even interrupted
+/// for longer than this call), and makes the crasher an M, so in crash mode
+/// the dump has exactly one section per M that owns a thread.
+fn forward_quit() -> bool {
+    // SAFETY: getpid is async-signal-safe.
+    let pid = unsafe { libc::getpid() };
+    // Runtime Ms first; an extra M bound to a C thread only if nothing else.
+    for extra in [false, true] {
+        for m in ALLMS.iter() {
+            if m.extra != extra || !matches!(m.status(), MStatus::Running | MStatus::Idle) {
+                continue;
+            }
+            let tid = m.tid();
+            if tid == 0 {
+                continue;
+            }
+            // SAFETY: tgkill to a thread of our own process.
+            if unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGQUIT) } == 0 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A relayed SIGQUIT on M `m` (or, for an M that lost the race to dump, its
+/// own fatal signal `name`): print its current G (or its own stack) once,
 /// then wait for the crasher to end the process.
-fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx) {
+fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
+    while SECTION_LOCK
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        sleep_ns(RELAY_POLL_NS);
+    }
     let mut o = Out::stderr();
     o.str("-----").nl().nl();
-    o.str("SIGQUIT: quit").nl();
+    o.str(name).nl();
     o.str("PC=")
         .hex(ctx.pc() as u64)
         .str(" m=")
@@ -573,6 +679,7 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx) {
     o.nl();
     print_regs(&mut o, ctx);
     o.flush();
+    SECTION_LOCK.store(false, Ordering::Release);
     CRASHING.fetch_add(1, Ordering::AcqRel);
     per.dump.store(2, Ordering::Release);
     loop {

@@ -18,6 +18,9 @@ pub struct Outcome {
     pub stderr: String,
     /// Wall time until it ended.
     pub elapsed: Duration,
+    /// `CLOCK_MONOTONIC` (ns) when the harness saw it end (within its 5 ms
+    /// poll), to compare with a time the child printed.
+    pub ended_mono_ns: u64,
 }
 
 impl Outcome {
@@ -36,6 +39,27 @@ impl Outcome {
             .unwrap_or_else(|| panic!("no {key}= in output:\n{self}"));
         v.parse()
             .unwrap_or_else(|_| panic!("bad {key}={v}:\n{self}"))
+    }
+
+    /// Time from the `CLOCK_MONOTONIC` instant the child printed as `key=`
+    /// to the moment the harness saw it end.
+    pub fn since(&self, key: &str) -> Duration {
+        let at: u64 = self.parse(key);
+        Duration::from_nanos(self.ended_mono_ns.saturating_sub(at))
+    }
+
+    /// The M id of each section of a dump (the `PC=0x… m=N` line that opens
+    /// the crasher's section and every relayed one), in order. `None` for a
+    /// section printed by a thread without an M (`m=none`).
+    pub fn section_ms(&self) -> Vec<Option<usize>> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("PC=0x"))
+            .map(|l| {
+                let m = l.split(" m=").nth(1).unwrap_or("none");
+                m.split_whitespace().next().and_then(|v| v.parse().ok())
+            })
+            .collect()
     }
 
     /// Panics with the whole output unless the process exited with 0.
@@ -138,17 +162,21 @@ pub fn run_signalled(
             let o = Outcome {
                 code: st.code(),
                 signal: st.signal(),
+                ended_mono_ns: mono_ns(),
                 stdout: t_out.join().unwrap(),
                 stderr: t_err.join().unwrap(),
                 elapsed: start.elapsed(),
             };
             panic!("{program} {args:?} exceeded its {limit:?} limit and was killed:\n{o}");
         }
+        // A 5 ms poll: crash latencies are asserted in hundreds of ms.
         std::thread::sleep(Duration::from_millis(5));
     };
+    let ended_mono_ns = mono_ns();
     Outcome {
         code: status.code(),
         signal: status.signal(),
+        ended_mono_ns,
         stdout: t_out.join().unwrap(),
         stderr: t_err.join().unwrap(),
         elapsed: start.elapsed(),
@@ -159,6 +187,24 @@ pub fn run_signalled(
 /// integration test passes as `env!("CARGO_BIN_EXE_scenarios")`.
 pub fn scenario(bin: &str, name: &str, env: &[(&str, &str)], limit: Duration) -> Outcome {
     run(bin, &[name], env, limit)
+}
+
+/// `CLOCK_MONOTONIC` now, in ns: one clock for every process of the
+/// machine (and passed through by qemu-user).
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `d` scaled for the machine: ×20 under qemu-user, which runs the child
+/// 10–50× slower.
+pub fn scaled(d: Duration) -> Duration {
+    if under_qemu() { d * 20 } else { d }
 }
 
 /// Whether tests run under qemu-user (set by `ci/cross.sh`).

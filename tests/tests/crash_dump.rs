@@ -2,7 +2,7 @@
 //! hard time limit and asserts on the dump and on how the process ended.
 
 use std::time::Duration;
-use tests::{Outcome, run_signalled, under_qemu};
+use tests::{Outcome, run_signalled, scaled, under_qemu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scenarios");
 
@@ -95,19 +95,47 @@ fn the_seed_pooled_extra_ms_do_not_delay_the_crash() {
     let o = run("crash_seed", &[("GORT_TRACEBACK", "crash")]);
     assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
     let extra: usize = o.parse("extra_m_count");
+    let mcount: usize = o.parse("mcount");
     assert!(
         extra >= 100,
         "the pool should hold the 100 foreign threads' Ms: {extra}\n{o}"
     );
+    // Go's bug took 5 s (one relay timeout per threadless M); gort must end
+    // well under a second from the fault to the exit.
+    let took = o.since("crash_at_ns");
     assert!(
-        o.elapsed < Duration::from_secs(if under_qemu() { 30 } else { 2 }),
-        "crash took {:?}\n{o}",
-        o.elapsed
+        took < scaled(Duration::from_millis(900)),
+        "crash took {took:?} from the fault to the exit\n{o}"
     );
     assert!(
         !o.stderr.contains("did not answer"),
         "the relay waited for a threadless M:\n{o}"
     );
+    // One section per M that owns a thread, none for a pooled M.
+    let pooled: Vec<usize> = o
+        .value("extra_m_ids")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(pooled.len(), extra, "{o}");
+    let sections = o.section_ms();
+    assert_eq!(
+        sections.len(),
+        mcount - extra,
+        "one section per M with a thread (mcount - extra_m_count):\n{o}"
+    );
+    for m in &sections {
+        let m = m.unwrap_or_else(|| panic!("a section without an M:\n{o}"));
+        assert!(
+            !pooled.contains(&m),
+            "m={m} is on the extra list (no thread) but has a section:\n{o}"
+        );
+    }
+    let mut distinct = sections.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), sections.len(), "an M dumped twice:\n{o}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[inline(never)]
-fn crash_here_with_null_read() -> u8 {
+pub(crate) fn crash_here_with_null_read() -> u8 {
     let p = std::hint::black_box(std::ptr::null::<u8>());
     // SAFETY: not safe at all: this scenario's purpose is the fault.
     unsafe { std::ptr::read_volatile(p) }
@@ -87,12 +87,24 @@ pub fn seed_extra_ms_then_crash() {
     for t in ts {
         t.join().unwrap();
     }
+    // The faulting G starts now and waits, so that no M starts or stops
+    // between the counts below and the fault.
+    let go_on = Arc::new(AtomicUsize::new(0));
+    let g = go_on.clone();
+    let h = runtime::go(move || {
+        while g.load(Ordering::Acquire) == 0 {
+            runtime::sleep(Duration::from_millis(1));
+        }
+        crate::crash_relay::print_mono("crash_at_ns");
+        crash_here_with_null_read()
+    });
+    std::thread::sleep(Duration::from_millis(50));
     let s = runtime::stats();
     println!("extra_m_count={}", s.extra_m_count);
     println!("mcount={}", s.mcount);
-    let t0 = std::time::Instant::now();
-    println!("crash_at_ns={}", t0.elapsed().as_nanos());
-    runtime::go(crash_here_with_null_read).join().ok();
+    crate::crash_relay::print_extra_m_ids();
+    go_on.store(1, Ordering::Release);
+    h.join().ok();
 }
 
 #[inline(never)]

@@ -4,6 +4,8 @@
 //! A scenario prints `key=value` lines the test asserts on, and exits 0 when
 //! it completed. Each opens with the symptom it guards against.
 
+mod crash_faults;
+mod crash_relay;
 mod crash_scenarios;
 mod ffi_scenarios;
 
@@ -436,6 +438,19 @@ fn stress() {
     println!("expected={}", rounds * 200 * 5);
 }
 
+/// Starts the runtime and waits for its symbol table. The table is built in
+/// the background at start-up; a crash before it is ready prints
+/// module+offset only. Waiting lets the tests assert on function names.
+fn wait_for_symbols() {
+    runtime::go(|| ()).join().unwrap();
+    // qemu-user on a loaded host: emulated, the build takes far longer.
+    let wait = if tests::under_qemu() { 100 } else { 30 };
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    while !signals_ready() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn main() {
     let name = std::env::args().nth(1).unwrap_or_default();
     let scenarios: &[(&str, fn())] = &[
@@ -488,18 +503,21 @@ fn main() {
             "crash_handler_without_onstack",
             crash_scenarios::handler_without_onstack,
         ),
+        ("crash_idle_c_threads", crash_relay::idle_c_threads),
+        ("crash_two_faults_at_once", crash_relay::two_faults_at_once),
+        ("crash_wild_write", crash_faults::wild_write),
+        ("crash_abort", crash_faults::abort_in_g),
+        ("crash_sigbus", crash_faults::sigbus),
+        ("crash_sigill", crash_faults::sigill),
+        ("crash_levels", crash_faults::levels),
+        ("crash_many_parked", crash_faults::many_parked),
+        ("crash_chain_previous", crash_faults::chain_previous),
     ];
-    if name.starts_with("crash_") && name != "crash_noalloc" {
-        // The symbol table is built in the background at start-up; a crash
-        // before it is ready prints module+offset only. Wait for it so the
-        // tests can assert on function names.
-        runtime::go(|| ()).join().unwrap();
-        // qemu-user on a loaded host: emulated, the build takes far longer.
-        let wait = if tests::under_qemu() { 100 } else { 30 };
-        let deadline = Instant::now() + Duration::from_secs(wait);
-        while !signals_ready() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
+    // These install a handler before gort starts, so they start it
+    // themselves.
+    const OWN_START: &[&str] = &["crash_noalloc", "crash_chain_previous"];
+    if name.starts_with("crash_") && !OWN_START.contains(&name.as_str()) {
+        wait_for_symbols();
     }
     match scenarios.iter().find(|(n, _)| *n == name) {
         Some((_, f)) => f(),

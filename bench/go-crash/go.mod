@@ -1,0 +1,3 @@
+module gortcrashbench
+
+go 1.19
