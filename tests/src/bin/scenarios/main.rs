@@ -6,6 +6,7 @@
 
 mod crash_scenarios;
 mod ffi_scenarios;
+mod sync_scenarios;
 
 // The C fixtures are bundled into the `tests` library by its build script.
 extern crate tests as _;
@@ -487,6 +488,17 @@ fn main() {
         (
             "crash_handler_without_onstack",
             crash_scenarios::handler_without_onstack,
+        ),
+        ("sync_mutex_stress", sync_scenarios::mutex_stress),
+        ("sync_mutex_starvation", sync_scenarios::mutex_starvation),
+        ("crash_mutex_deadlock", sync_scenarios::mutex_deadlock),
+        (
+            "sync_timed_wait_not_deadlock",
+            sync_scenarios::timed_wait_not_deadlock,
+        ),
+        (
+            "sync_timed_waits_end_early",
+            sync_scenarios::timed_waits_end_early,
         ),
     ];
     if name.starts_with("crash_") && name != "crash_noalloc" {
