@@ -500,6 +500,7 @@ fn main() {
             "sync_timed_waits_end_early",
             sync_scenarios::timed_waits_end_early,
         ),
+        ("sync_semaphore_fifo", sync_scenarios::semaphore_fifo),
     ];
     if name.starts_with("crash_") && name != "crash_noalloc" {
         // The symbol table is built in the background at start-up; a crash

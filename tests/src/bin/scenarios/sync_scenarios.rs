@@ -183,7 +183,8 @@ pub fn timed_wait_not_deadlock() {
 /// Symptom: a woken waiter's stale timer keeps firing, or many short timed
 /// waits that end early pile up in the timer heap.
 pub fn timed_waits_end_early() {
-    let sem = Arc::new(Semaphore::new(0));
+    let sem = Arc::new(Semaphore::new(1));
+    sem.acquire(1).forget();
     let n = scale(20_000) as u64;
     let done = Arc::new(AtomicU64::new(0));
     let (s2, d2) = (sem.clone(), done.clone());
@@ -199,6 +200,10 @@ pub fn timed_waits_end_early() {
     });
     let releaser = runtime::go(move || {
         for _ in 0..n {
+            // One permit at a time: wait until the waiter took the last.
+            while sem.available() != 0 {
+                runtime::yield_now();
+            }
             sem.release(1);
             runtime::yield_now();
         }
@@ -207,4 +212,38 @@ pub fn timed_waits_end_early() {
     waiter.join().unwrap();
     println!("got={}", done.load(Ordering::Relaxed));
     println!("expected={n}");
+}
+
+/// Symptom: a large semaphore request waits forever while a stream of
+/// smaller ones, arriving later, keep taking the permits it needs.
+pub fn semaphore_fifo() {
+    let sem = Arc::new(Semaphore::new(4));
+    let held = sem.acquire(4);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut hs = Vec::new();
+    // Arrive in order: 1, a big 4, then small ones that would fit sooner.
+    for (i, n) in [1u64, 4, 1, 1, 2].into_iter().enumerate() {
+        let (sem, order) = (sem.clone(), order.clone());
+        hs.push(runtime::go(move || {
+            let _p = sem.acquire(n);
+            order.lock().push(i.to_string());
+            runtime::sleep(Duration::from_millis(2));
+        }));
+        // Let it queue before the next arrives (only our Gs exist here).
+        while runtime::stats().waiting_gs < i + 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // A free request of 1 may not jump the queue either.
+    let jumped = {
+        drop(held);
+        // Permits are handed out at once to 0 (1) — then 1 (4) waits for
+        // 0's permit; 3 are free but the queue is not empty.
+        sem.try_acquire(1).is_some()
+    };
+    for h in hs {
+        h.join().unwrap();
+    }
+    println!("order={}", order.lock().join(","));
+    println!("try_acquire_jumped={jumped}");
 }
