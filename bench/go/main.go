@@ -9,6 +9,8 @@
 //	    then waits for them with one sync.WaitGroup (Go's idiom for joining a
 //	    burst; Go has no join handle).
 //	  - parked: N goroutines each receive from one channel; close opens it.
+//	  - mutex: default GOMAXPROCS; 100 goroutines each lock one sync.Mutex
+//	    K times, incrementing a counter; waited for with a sync.WaitGroup.
 package main
 
 import (
@@ -163,7 +165,45 @@ func main() {
 		}
 	case "parked":
 		parked(n)
+	case "mutex":
+		mutexBench(n, reps)
 	default:
 		usage(fmt.Sprintf("unknown workload %q", os.Args[1]))
+	}
+}
+
+// mutexUnits is bench/src/lib.rs's MUTEX_UNITS.
+const mutexUnits = 100
+
+func mutexOnce(k int) time.Duration {
+	var mu sync.Mutex
+	var counter uint64
+	var wg sync.WaitGroup
+	t := time.Now()
+	wg.Add(mutexUnits)
+	for i := 0; i < mutexUnits; i++ {
+		go func() {
+			defer wg.Done()
+			for j := 0; j < k; j++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(t)
+	if counter != uint64(mutexUnits*k) {
+		panic("go_bench: lost update")
+	}
+	return d
+}
+
+func mutexBench(k, reps int) {
+	mutexOnce(warmupN("mutex", k))
+	for rep := 0; rep < reps; rep++ {
+		d := mutexOnce(k)
+		fmt.Printf("result workload=mutex impl=%s n=%d rep=%d ns_per_op=%.2f units=%d procs=%d\n",
+			impl, k, rep, nsPer(d, mutexUnits*k), mutexUnits, runtime.GOMAXPROCS(0))
 	}
 }

@@ -17,6 +17,9 @@
 //! - `parked N`: `N` units each block on one shared gate; prints the time
 //!   until all are parked, the resident memory per unit, then releases and
 //!   joins them.
+//! - `mutex K`: [`MUTEX_UNITS`] units on the default workers each lock one
+//!   shared mutex, increment a counter and unlock, `K` times; prints ns per
+//!   lock/unlock pair (elapsed / (units × K)).
 //!
 //! `yield` and `spawn_join` run one warm-up ([`warmup_n`]) and then `reps`
 //! measured repetitions in the process; `parked` runs once (the driver starts more
@@ -42,6 +45,8 @@ pub enum Workload {
     SpawnJoin,
     /// Many units blocked on one gate.
     Parked,
+    /// Many units contending on one mutex.
+    Mutex,
 }
 
 impl Workload {
@@ -51,6 +56,7 @@ impl Workload {
             Workload::Yield => "yield",
             Workload::SpawnJoin => "spawn_join",
             Workload::Parked => "parked",
+            Workload::Mutex => "mutex",
         }
     }
 }
@@ -80,6 +86,7 @@ pub fn args(imp: &str) -> Args {
         "yield" => Workload::Yield,
         "spawn_join" => Workload::SpawnJoin,
         "parked" => Workload::Parked,
+        "mutex" => Workload::Mutex,
         w => usage(&format!("unknown workload {w:?}")),
     };
     let n = parse_count(&argv[2]).unwrap_or_else(|| usage(&format!("bad size {:?}", argv[2])));
@@ -122,7 +129,10 @@ pub struct Line(String);
 impl Line {
     /// `result workload=.. impl=.. n=.. rep=..`
     pub fn new(w: Workload, imp: &str, n: usize, rep: usize) -> Line {
-        Line(format!("result workload={} impl={imp} n={n} rep={rep}", w.name()))
+        Line(format!(
+            "result workload={} impl={imp} n={n} rep={rep}",
+            w.name()
+        ))
     }
 
     /// Adds `key=value`.
@@ -193,5 +203,19 @@ pub fn report_parked(imp: &str, n: usize, p: Parked) -> Line {
         .f("release_ms", p.release.as_secs_f64() * 1e3)
         .kv("rss_before_kib", p.rss_before_kib)
         .kv("rss_parked_kib", p.rss_parked_kib)
-        .kv("rss_kib_per_unit", format!("{:.3}", delta as f64 / n as f64))
+        .kv(
+            "rss_kib_per_unit",
+            format!("{:.3}", delta as f64 / n as f64),
+        )
+}
+
+/// Units contending in the `mutex` workload.
+pub const MUTEX_UNITS: usize = 100;
+
+/// The `result` line of a `mutex` repetition: [`MUTEX_UNITS`] units, `k`
+/// lock/unlock pairs each.
+pub fn report_mutex(imp: &str, k: usize, rep: usize, d: Duration) -> Line {
+    Line::new(Workload::Mutex, imp, k, rep)
+        .f("ns_per_op", ns_per(d, MUTEX_UNITS * k))
+        .kv("units", MUTEX_UNITS)
 }

@@ -28,7 +28,12 @@ fn main() {
             0,
         )
     };
-    assert_ne!(p, libc::MAP_FAILED, "calibrate: mmap: {}", std::io::Error::last_os_error());
+    assert_ne!(
+        p,
+        libc::MAP_FAILED,
+        "calibrate: mmap: {}",
+        std::io::Error::last_os_error()
+    );
     let base = p.cast::<u8>();
     let page = 4096;
     let t = Instant::now();

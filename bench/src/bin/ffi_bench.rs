@@ -13,7 +13,10 @@ extern "C" fn empty_cb(_: *mut c_void) {}
 extern "C" fn empty() {}
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -51,15 +54,24 @@ fn c_thread(f: extern "C" fn(*mut c_void) -> *mut c_void, arg: u64) -> u64 {
 }
 
 fn main() {
-    let reps: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
     runtime::go(|| ()).join().unwrap();
     for _ in 0..reps {
-        println!("result workload=callback impl=gort ns_per_op={}", c_thread(loop_thread, 100_000));
+        println!(
+            "result workload=callback impl=gort ns_per_op={}",
+            c_thread(loop_thread, 100_000)
+        );
     }
     for _ in 0..reps {
         let mut v: Vec<u64> = (0..100).map(|_| c_thread(first_thread, 0)).collect();
         v.sort_unstable();
-        println!("result workload=first_callback impl=gort ns_per_op={}", v[v.len() / 2]);
+        println!(
+            "result workload=first_callback impl=gort ns_per_op={}",
+            v[v.len() / 2]
+        );
     }
     for _ in 0..reps {
         let per = runtime::go(|| {

@@ -8,6 +8,8 @@
 //!   `join` every handle.
 //! - `parked`: default procs; from inside a G, N Gs each `wait` on one
 //!   `sync::WaitGroup` (count 1); `done` opens it.
+//! - `mutex`: default procs; from inside a G, 100 Gs each lock one
+//!   `sync::Mutex<u64>` K times, incrementing it; joined.
 
 use harness::{Args, Parked, Workload};
 use runtime::sync::WaitGroup;
@@ -32,6 +34,7 @@ fn main() {
         Workload::Yield => bench_yield(a, procs),
         Workload::SpawnJoin => bench_spawn_join(a, procs),
         Workload::Parked => bench_parked(a, procs),
+        Workload::Mutex => bench_mutex(a, procs),
     })
     .join()
     .expect("gort_bench: the benchmark G panicked");
@@ -57,7 +60,9 @@ fn bench_yield(a: Args, procs: usize) {
     yield_once(harness::warmup_n(Workload::Yield, a.n));
     for rep in 0..a.reps {
         let d = yield_once(a.n);
-        harness::report_yield(IMPL, a.n, rep, d).kv("procs", procs).print();
+        harness::report_yield(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
     }
 }
 
@@ -78,7 +83,9 @@ fn bench_spawn_join(a: Args, procs: usize) {
     spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
     for rep in 0..a.reps {
         let d = spawn_join_once(a.n);
-        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", procs).print();
+        harness::report_spawn_join(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
     }
 }
 
@@ -137,4 +144,40 @@ fn bench_parked(a: Args, procs: usize) {
         .kv("waiting", waiting)
         .kv("guard", format!("{:?}", st.guard.unwrap()))
         .print();
+}
+
+/// 100 Gs, `k` lock/increment/unlock each on one mutex.
+fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(runtime::sync::Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|_| {
+            let m = m.clone();
+            runtime::go(move || {
+                for _ in 0..k {
+                    *m.lock() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock(),
+        (harness::MUTEX_UNITS * k) as u64,
+        "gort_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(a: Args, procs: usize) {
+    mutex_once(harness::warmup_n(Workload::Mutex, a.n));
+    for rep in 0..a.reps {
+        let d = mutex_once(a.n);
+        harness::report_mutex(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
+    }
 }

@@ -10,6 +10,8 @@
 //!   `may::sync::SyncFlag`; `fire` opens it. may needs one extra memory
 //!   mapping per stack (its guard page), so it stops near `vm.max_map_count`
 //!   / 2 coroutines; the failure is reported, not hidden.
+//! - `mutex`: from inside a coroutine, 100 coroutines each lock one
+//!   `may::sync::Mutex<u64>` K times, incrementing it; joined.
 
 use harness::{Args, Parked, Workload};
 use may::coroutine::JoinHandle;
@@ -65,6 +67,7 @@ fn main() {
         Workload::Yield => bench_yield(a, workers),
         Workload::SpawnJoin => bench_spawn_join(a, workers),
         Workload::Parked => bench_parked(a, workers),
+        Workload::Mutex => bench_mutex(a, workers),
     })
     .expect("may_bench: spawn the benchmark coroutine")
     .join()
@@ -89,7 +92,9 @@ fn bench_yield(a: Args, workers: usize) {
     yield_once(harness::warmup_n(Workload::Yield, a.n));
     for rep in 0..a.reps {
         let d = yield_once(a.n);
-        harness::report_yield(IMPL, a.n, rep, d).kv("procs", workers).print();
+        harness::report_yield(IMPL, a.n, rep, d)
+            .kv("procs", workers)
+            .print();
     }
 }
 
@@ -111,7 +116,9 @@ fn bench_spawn_join(a: Args, workers: usize) {
     spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
     for rep in 0..a.reps {
         let d = spawn_join_once(a.n);
-        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", workers).print();
+        harness::report_spawn_join(IMPL, a.n, rep, d)
+            .kv("procs", workers)
+            .print();
     }
 }
 
@@ -146,7 +153,9 @@ fn bench_parked(a: Args, workers: usize) {
         create,
         release,
     };
-    harness::report_parked(IMPL, n, p).kv("procs", workers).print();
+    harness::report_parked(IMPL, n, p)
+        .kv("procs", workers)
+        .print();
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -156,5 +165,41 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "panic".into()
+    }
+}
+
+/// 100 coroutines, `k` lock/increment/unlock each on one mutex.
+fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(may::sync::Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|i| {
+            let m = m.clone();
+            spawn_or_exit(Workload::Mutex, k, i, move || {
+                for _ in 0..k {
+                    *m.lock().unwrap() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock().unwrap(),
+        (harness::MUTEX_UNITS * k) as u64,
+        "may_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(a: Args, workers: usize) {
+    mutex_once(harness::warmup_n(Workload::Mutex, a.n));
+    for rep in 0..a.reps {
+        let d = mutex_once(a.n);
+        harness::report_mutex(IMPL, a.n, rep, d)
+            .kv("procs", workers)
+            .print();
     }
 }

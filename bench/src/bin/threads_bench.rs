@@ -12,6 +12,8 @@
 //!   `Mutex<bool>` + `Condvar`; `notify_all` opens it. The driver uses
 //!   N = 10,000. A spawn that fails (thread limit) is reported with the
 //!   count reached.
+//! - `mutex`: 100 threads (64 KiB stacks) each lock one
+//!   `std::sync::Mutex<u64>` K times, incrementing it; joined.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -27,6 +29,7 @@ fn main() {
         Workload::Yield => bench_yield(a),
         Workload::SpawnJoin => bench_spawn_join(a),
         Workload::Parked => bench_parked(a),
+        Workload::Mutex => bench_mutex(a),
     }
 }
 
@@ -38,7 +41,12 @@ fn pin_to(cpu: usize) {
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: pid 0 is the calling thread; `set` outlives the call.
     let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// The first CPU this process may run on.
@@ -47,7 +55,12 @@ fn first_allowed_cpu() -> usize {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: pid 0 is the calling thread; `set` is writable.
     let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
-    assert_eq!(rc, 0, "sched_getaffinity: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `set` is initialised and the index is in range.
     (0..libc::CPU_SETSIZE as usize)
         .find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
@@ -80,7 +93,9 @@ fn bench_yield(a: Args) {
     yield_once(harness::warmup_n(Workload::Yield, a.n));
     for rep in 0..a.reps {
         let d = yield_once(a.n);
-        harness::report_yield(IMPL, a.n, rep, d).kv("procs", 1).print();
+        harness::report_yield(IMPL, a.n, rep, d)
+            .kv("procs", 1)
+            .print();
     }
 }
 
@@ -101,7 +116,9 @@ fn bench_spawn_join(a: Args) {
     spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n));
     for rep in 0..a.reps {
         let d = spawn_join_once(a.n);
-        harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", cpus).print();
+        harness::report_spawn_join(IMPL, a.n, rep, d)
+            .kv("procs", cpus)
+            .print();
     }
 }
 
@@ -169,4 +186,46 @@ fn bench_parked(a: Args) {
         release,
     };
     harness::report_parked(IMPL, n, p).kv("procs", cpus).print();
+}
+
+/// 100 threads, `k` lock/increment/unlock each on one mutex.
+fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    for _ in 0..k {
+                        *m.lock().unwrap() += 1;
+                    }
+                })
+                .expect("threads_bench: spawn")
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock().unwrap(),
+        (harness::MUTEX_UNITS * k) as u64,
+        "threads_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(a: Args) {
+    mutex_once(harness::warmup_n(Workload::Mutex, a.n));
+    for rep in 0..a.reps {
+        let d = mutex_once(a.n);
+        harness::report_mutex(IMPL, a.n, rep, d)
+            .kv(
+                "procs",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )
+            .print();
+    }
 }

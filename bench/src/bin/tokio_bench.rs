@@ -11,6 +11,9 @@
 //! - `parked`: the multi-thread runtime; N tasks each await one
 //!   `tokio::sync::Notify` (registered with `enable` before counting
 //!   themselves, so `notify_waiters` cannot miss one).
+//! - `mutex`: the multi-thread runtime; 100 tasks each
+//!   `tokio::sync::Mutex<u64>::lock().await` K times, incrementing it (the
+//!   idiomatic async mutex, which queues waiters FIFO); awaited.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -37,6 +40,10 @@ fn main() {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_parked(&rt, a);
         }
+        Workload::Mutex => {
+            let rt = Builder::new_multi_thread().enable_all().build().unwrap();
+            bench_mutex(&rt, a);
+        }
     }
 }
 
@@ -59,7 +66,9 @@ fn bench_yield(rt: &Runtime, a: Args) {
         yield_once(harness::warmup_n(Workload::Yield, a.n)).await;
         for rep in 0..a.reps {
             let d = yield_once(a.n).await;
-            harness::report_yield(IMPL, a.n, rep, d).kv("procs", 1).print();
+            harness::report_yield(IMPL, a.n, rep, d)
+                .kv("procs", 1)
+                .print();
         }
     });
 }
@@ -82,7 +91,9 @@ fn bench_spawn_join(rt: &Runtime, a: Args) {
         spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n)).await;
         for rep in 0..a.reps {
             let d = spawn_join_once(a.n).await;
-            harness::report_spawn_join(IMPL, a.n, rep, d).kv("procs", workers).print();
+            harness::report_spawn_join(IMPL, a.n, rep, d)
+                .kv("procs", workers)
+                .print();
         }
     });
 }
@@ -124,6 +135,47 @@ fn bench_parked(rt: &Runtime, a: Args) {
             create,
             release,
         };
-        harness::report_parked(IMPL, n, p).kv("procs", workers).print();
+        harness::report_parked(IMPL, n, p)
+            .kv("procs", workers)
+            .print();
+    });
+}
+
+/// 100 tasks, `k` lock/increment/unlock each on one mutex.
+async fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(tokio::sync::Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                for _ in 0..k {
+                    *m.lock().await += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.await.unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock().await,
+        (harness::MUTEX_UNITS * k) as u64,
+        "tokio_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(rt: &Runtime, a: Args) {
+    let workers = rt.metrics().num_workers();
+    rt.block_on(async {
+        mutex_once(harness::warmup_n(Workload::Mutex, a.n)).await;
+        for rep in 0..a.reps {
+            let d = mutex_once(a.n).await;
+            harness::report_mutex(IMPL, a.n, rep, d)
+                .kv("procs", workers)
+                .print();
+        }
     });
 }

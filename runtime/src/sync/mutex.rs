@@ -1,8 +1,11 @@
 //! `Mutex<T>`: Go's `sync.Mutex` with a std-shaped guard.
 //!
-//! The lock is one `AtomicI32` state word and a [`Sema`] to sleep on (Go's
-//! `sync/mutex.go` design); the data sits in a [`MutexCell`], which checks
-//! its own borrow so that this file needs no `unsafe`.
+//! The lock is one `i32` state word and a [`Sema`] to sleep on (Go's
+//! `sync/mutex.go` design). The word and the data sit in a [`LockCell`],
+//! which owns bit 0 (`LOCKED`): every change of the word goes through the
+//! cell, which hands out the guard when a change sets `LOCKED` and refuses
+//! any change but the guard's drop that clears it — so this file needs no
+//! `unsafe`, and the check is the protocol's own CAS.
 //!
 //! # The state word
 //!
@@ -51,245 +54,18 @@
 
 use crate::sync::deadline_after;
 use scheduler::WaitReason;
-use scheduler::cell::{CellMut, MutexCell, Unlock};
+use scheduler::cell::{LOCKED, LockCell, LockGuard, Unlocked};
 use scheduler::sema::{Sema, can_spin, do_spin};
 use scheduler::timer::nanotime;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-const LOCKED: i32 = 1;
 const WOKEN: i32 = 2;
 const STARVING: i32 = 4;
 const WAITER_SHIFT: u32 = 3;
 const WAITER: i32 = 1 << WAITER_SHIFT;
 /// Go's `starvationThresholdNs`.
 const STARVATION_NS: u64 = 1_000_000;
-
-/// The lock without the data: the state word and its semaphore. Also used
-/// by [`RwLock`](crate::sync::RwLock) for writer exclusion.
-#[derive(Debug, Default)]
-pub(crate) struct RawMutex {
-    state: AtomicI32,
-    sema: Sema,
-}
-
-impl RawMutex {
-    pub(crate) const fn new() -> RawMutex {
-        RawMutex {
-            state: AtomicI32::new(0),
-            sema: Sema::new(0),
-        }
-    }
-
-    /// Takes the lock; one CAS when uncontended.
-    #[inline]
-    pub(crate) fn lock(&self) {
-        if self
-            .state
-            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.lock_slow(None);
-        }
-    }
-
-    /// Takes the lock if it is free and not being handed to a waiter.
-    #[inline]
-    pub(crate) fn try_lock(&self) -> bool {
-        let old = self.state.load(Ordering::Relaxed);
-        old & (LOCKED | STARVING) == 0
-            && self
-                .state
-                .compare_exchange(old, old | LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-    }
-
-    /// Takes the lock unless `deadline` passes first.
-    pub(crate) fn lock_until(&self, deadline: Instant) -> bool {
-        self.state
-            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-            || self.lock_slow(Some(deadline))
-    }
-
-    #[cold]
-    fn lock_slow(&self, deadline: Option<Instant>) -> bool {
-        let mut wait_start = 0u64;
-        let mut starving = false;
-        let mut awoke = false;
-        let mut iter = 0u32;
-        let mut old = self.state.load(Ordering::Relaxed);
-        loop {
-            // Spin only in normal mode while held: in starvation mode the
-            // mutex goes to a waiter, not to us.
-            if old & (LOCKED | STARVING) == LOCKED && can_spin(iter) {
-                // Tell unlock not to wake a sleeper: we are awake already.
-                if !awoke
-                    && old & WOKEN == 0
-                    && old >> WAITER_SHIFT != 0
-                    && self
-                        .state
-                        .compare_exchange(old, old | WOKEN, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    awoke = true;
-                }
-                do_spin();
-                iter += 1;
-                old = self.state.load(Ordering::Relaxed);
-                continue;
-            }
-            let mut new = old;
-            // Newcomers do not take a starving mutex: they queue.
-            if old & STARVING == 0 {
-                new |= LOCKED;
-            }
-            if old & (LOCKED | STARVING) != 0 {
-                new += WAITER;
-            }
-            // Switch to starvation mode, but only while held: unlock
-            // expects a starving mutex to have waiters.
-            if starving && old & LOCKED != 0 {
-                new |= STARVING;
-            }
-            if awoke {
-                if new & WOKEN == 0 {
-                    scheduler::throw!("sync: inconsistent mutex state");
-                }
-                new &= !WOKEN;
-            }
-            if let Err(cur) =
-                self.state
-                    .compare_exchange(old, new, Ordering::Acquire, Ordering::Relaxed)
-            {
-                old = cur;
-                continue;
-            }
-            if old & (LOCKED | STARVING) == 0 {
-                return true; // locked by the CAS
-            }
-            // A waiter that already waited goes to the front.
-            let lifo = wait_start != 0;
-            if wait_start == 0 {
-                wait_start = nanotime();
-            }
-            if !self.sema.acquire(WaitReason::MutexLock, lifo, deadline) {
-                if self.give_up() {
-                    return false;
-                }
-                // Our wait timed out but a permit is on its way to us (see
-                // `give_up`): take it and carry on as a woken waiter.
-                self.sema.acquire(WaitReason::MutexLock, true, None);
-            }
-            starving = starving || nanotime().saturating_sub(wait_start) > STARVATION_NS;
-            old = self.state.load(Ordering::Relaxed);
-            if old & STARVING != 0 {
-                // Handed off to us: LOCKED is clear and we still count as a
-                // waiter. Fix both.
-                if old & (LOCKED | WOKEN) != 0 || old >> WAITER_SHIFT == 0 {
-                    scheduler::throw!("sync: inconsistent mutex state");
-                }
-                let mut delta = LOCKED - WAITER;
-                if !starving || old >> WAITER_SHIFT == 1 {
-                    // Leave starvation mode: it is slow enough that two Gs
-                    // could otherwise hand the mutex back and forth forever.
-                    delta -= STARVING;
-                }
-                self.state.fetch_add(delta, Ordering::Acquire);
-                return true;
-            }
-            awoke = true;
-            iter = 0;
-        }
-    }
-
-    /// A waiter's deadline passed before it got a permit: leave the waiter
-    /// count if no permit is in flight with our name on it. Returns false
-    /// when one is: the caller must take it and go on as a woken waiter.
-    ///
-    /// Why that can happen: normal-mode unlock decrements the waiter count
-    /// *before* releasing its permit, and a starving unlock releases a
-    /// permit for a waiter still counted. With `W` the count, a permit in
-    /// flight for which nobody is left to queue would wedge the protocol
-    /// (a later waiter would take it as a hand-off). We may leave when,
-    /// without us, waiters remain for every permit in flight: in normal
-    /// mode `W >= 1` (we are counted, so nobody took our slot); while a
-    /// starving hand-off is pending (`STARVING`, not `LOCKED`) `W >= 2`.
-    fn give_up(&self) -> bool {
-        let mut old = self.state.load(Ordering::Relaxed);
-        loop {
-            let waiters = old >> WAITER_SHIFT;
-            let handoff_pending = old & (STARVING | LOCKED) == STARVING;
-            if waiters == 0 || (handoff_pending && waiters == 1) {
-                return false;
-            }
-            match self.state.compare_exchange(
-                old,
-                old - WAITER,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(cur) => old = cur,
-            }
-        }
-    }
-
-    /// Releases the lock; the slow path wakes a waiter.
-    #[inline]
-    pub(crate) fn unlock(&self) {
-        let new = self.state.fetch_sub(LOCKED, Ordering::Release) - LOCKED;
-        if new != 0 {
-            self.unlock_slow(new);
-        }
-    }
-
-    #[cold]
-    fn unlock_slow(&self, new: i32) {
-        if (new + LOCKED) & LOCKED == 0 {
-            scheduler::throw!("sync: unlock of unlocked mutex");
-        }
-        if new & STARVING != 0 {
-            // Hand ownership to the first waiter; LOCKED stays clear until
-            // it sets it, but STARVING keeps newcomers out meanwhile.
-            self.sema.release(1);
-            return;
-        }
-        let mut old = new;
-        loop {
-            // Nobody to wake, or a woken waiter / spinner / new owner will
-            // see to it; or starvation began: not our hand-off to make.
-            if old >> WAITER_SHIFT == 0 || old & (LOCKED | WOKEN | STARVING) != 0 {
-                return;
-            }
-            // Take the right to wake one.
-            match self.state.compare_exchange(
-                old,
-                (old - WAITER) | WOKEN,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    self.sema.release(1);
-                    return;
-                }
-                Err(cur) => old = cur,
-            }
-        }
-    }
-
-    /// Whether the lock is held (racy; for Debug).
-    fn is_locked(&self) -> bool {
-        self.state.load(Ordering::Relaxed) & (LOCKED | STARVING) != 0
-    }
-}
-
-impl Unlock for RawMutex {
-    #[inline]
-    fn unlock(&self) {
-        RawMutex::unlock(self);
-    }
-}
 
 /// A mutual-exclusion lock whose waiters park (Gs) or block (plain
 /// threads), modelled on Go's `sync.Mutex`: one CAS when uncontended, a
@@ -315,29 +91,29 @@ impl Unlock for RawMutex {
 /// assert_eq!(*m.lock(), 10);
 /// ```
 pub struct Mutex<T: ?Sized> {
-    raw: RawMutex,
-    data: MutexCell<T>,
+    sema: Sema,
+    /// The state word (bit 0, `LOCKED`, owned by the cell) and the data.
+    cell: LockCell<T>,
 }
 
 /// Holds a [`Mutex`] locked; derefs to the data; unlocks on drop.
 #[must_use = "the mutex unlocks as soon as the guard is dropped"]
 pub struct MutexGuard<'a, T: ?Sized> {
-    mutex: &'a Mutex<T>,
-    data: CellMut<'a, T, RawMutex>,
+    inner: LockGuard<'a, T, Mutex<T>>,
 }
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
-            raw: RawMutex::new(),
-            data: MutexCell::new(value),
+            sema: Sema::new(0),
+            cell: LockCell::new(value),
         }
     }
 
     /// The data, consuming the mutex.
     pub fn into_inner(self) -> T {
-        self.data.into_inner()
+        self.cell.into_inner()
     }
 }
 
@@ -347,14 +123,27 @@ impl<T: ?Sized> Mutex<T> {
     /// forever (the deadlock detector reports it if nothing else can run).
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        self.raw.lock();
-        self.guard()
+        if let Ok(Some(inner)) = self.cas(0, LOCKED) {
+            return MutexGuard { inner };
+        }
+        match self.lock_slow(None) {
+            Some(g) => g,
+            None => scheduler::throw!("sync: mutex wait without deadline gave up"),
+        }
     }
 
-    /// Locks if the mutex is free right now.
+    /// Locks if the mutex is free right now (and not being handed to a
+    /// waiter).
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.raw.try_lock().then(|| self.guard())
+        let old = self.cell.load(Ordering::Relaxed);
+        if old & (LOCKED | STARVING) != 0 {
+            return None;
+        }
+        match self.cas(old, old | LOCKED) {
+            Ok(Some(inner)) => Some(MutexGuard { inner }),
+            _ => None,
+        }
     }
 
     /// Locks, waiting at most `timeout` (on the scheduler's timers from a
@@ -365,20 +154,175 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks, waiting until `deadline` at most.
     pub fn try_lock_until(&self, deadline: Instant) -> Option<MutexGuard<'_, T>> {
-        self.raw.lock_until(deadline).then(|| self.guard())
+        if let Ok(Some(inner)) = self.cas(0, LOCKED) {
+            return Some(MutexGuard { inner });
+        }
+        self.lock_slow(Some(deadline))
     }
 
     /// The data, through exclusive access (no locking needed).
     pub fn get_mut(&mut self) -> &mut T {
-        self.data.get_mut()
+        self.cell.get_mut()
     }
 
+    /// A CAS on the state word; `Ok(Some(guard))` if it took the lock.
     #[inline]
-    fn guard(&self) -> MutexGuard<'_, T> {
-        MutexGuard {
-            mutex: self,
-            data: self.data.borrow_mut(&self.raw),
+    #[allow(clippy::type_complexity)] // the cell's own result type
+    fn cas(&self, old: i32, new: i32) -> Result<Option<LockGuard<'_, T, Mutex<T>>>, i32> {
+        self.cell
+            .compare_exchange(old, new, Ordering::Acquire, Ordering::Relaxed, self)
+    }
+
+    #[cold]
+    fn lock_slow(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
+        let mut wait_start = 0u64;
+        let mut starving = false;
+        let mut awoke = false;
+        let mut iter = 0u32;
+        let mut old = self.cell.load(Ordering::Relaxed);
+        loop {
+            // Spin only in normal mode while held: in starvation mode the
+            // mutex goes to a waiter, not to us.
+            if old & (LOCKED | STARVING) == LOCKED && can_spin(iter) {
+                // Tell unlock not to wake a sleeper: we are awake already.
+                if !awoke
+                    && old & WOKEN == 0
+                    && old >> WAITER_SHIFT != 0
+                    && self.cas(old, old | WOKEN).is_ok()
+                {
+                    awoke = true;
+                }
+                do_spin();
+                iter += 1;
+                old = self.cell.load(Ordering::Relaxed);
+                continue;
+            }
+            let mut new = old;
+            // Newcomers do not take a starving mutex: they queue.
+            if old & STARVING == 0 {
+                new |= LOCKED;
+            }
+            if old & (LOCKED | STARVING) != 0 {
+                new += WAITER;
+            }
+            // Switch to starvation mode, but only while held: unlock
+            // expects a starving mutex to have waiters.
+            if starving && old & LOCKED != 0 {
+                new |= STARVING;
+            }
+            if awoke {
+                if new & WOKEN == 0 {
+                    scheduler::throw!("sync: inconsistent mutex state");
+                }
+                new &= !WOKEN;
+            }
+            match self.cas(old, new) {
+                Err(cur) => {
+                    old = cur;
+                    continue;
+                }
+                // Free and not starving: the CAS took it.
+                Ok(Some(inner)) => return Some(MutexGuard { inner }),
+                // We are counted as a waiter: sleep.
+                Ok(None) => {}
+            }
+            // A waiter that already waited goes to the front.
+            let lifo = wait_start != 0;
+            if wait_start == 0 {
+                wait_start = nanotime();
+            }
+            if !self.sema.acquire(WaitReason::MutexLock, lifo, deadline) {
+                if self.give_up() {
+                    return None;
+                }
+                // Our wait timed out but a permit is on its way to us (see
+                // `give_up`): take it and carry on as a woken waiter.
+                self.sema.acquire(WaitReason::MutexLock, true, None);
+            }
+            starving = starving || nanotime().saturating_sub(wait_start) > STARVATION_NS;
+            old = self.cell.load(Ordering::Relaxed);
+            if old & STARVING != 0 {
+                // Handed off to us: LOCKED is clear and we still count as a
+                // waiter. Fix both.
+                if old & (LOCKED | WOKEN) != 0 || old >> WAITER_SHIFT == 0 {
+                    scheduler::throw!("sync: inconsistent mutex state");
+                }
+                let mut delta = LOCKED - WAITER;
+                if !starving || old >> WAITER_SHIFT == 1 {
+                    // Leave starvation mode: it is slow enough that two Gs
+                    // could otherwise hand the mutex back and forth forever.
+                    delta -= STARVING;
+                }
+                let inner = self.cell.add_acquire(delta, self);
+                return Some(MutexGuard { inner });
+            }
+            awoke = true;
+            iter = 0;
         }
+    }
+
+    /// A waiter's deadline passed before it got a permit: leave the waiter
+    /// count if no permit is in flight with our name on it. Returns false
+    /// when one is: the caller must take it and go on as a woken waiter.
+    ///
+    /// Why that can happen: normal-mode unlock decrements the waiter count
+    /// *before* releasing its permit, and a starving unlock releases a
+    /// permit for a waiter still counted. A permit in flight for which
+    /// nobody is left to queue would wedge the protocol (a later waiter
+    /// would take it as a hand-off). We may leave when, without us, waiters
+    /// remain for every permit in flight: in normal mode the count `W >= 1`
+    /// (we are counted, so nobody took our slot); while a starving hand-off
+    /// is pending (`STARVING`, not `LOCKED`) `W >= 2`.
+    fn give_up(&self) -> bool {
+        let mut old = self.cell.load(Ordering::Relaxed);
+        loop {
+            let waiters = old >> WAITER_SHIFT;
+            let handoff_pending = old & (STARVING | LOCKED) == STARVING;
+            if waiters == 0 || (handoff_pending && waiters == 1) {
+                return false;
+            }
+            match self.cas(old, old - WAITER) {
+                Ok(_) => return true,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// The unlock slow path: `new` is the word after clearing `LOCKED`.
+    #[cold]
+    fn unlock_slow(&self, new: i32) {
+        if (new + LOCKED) & LOCKED == 0 {
+            scheduler::throw!("sync: unlock of unlocked mutex");
+        }
+        if new & STARVING != 0 {
+            // Hand ownership to the first waiter; LOCKED stays clear until
+            // it sets it, but STARVING keeps newcomers out meanwhile.
+            self.sema.release(1);
+            return;
+        }
+        let mut old = new;
+        loop {
+            // Nobody to wake, or a woken waiter / spinner / new owner will
+            // see to it; or starvation began: not our hand-off to make.
+            if old >> WAITER_SHIFT == 0 || old & (LOCKED | WOKEN | STARVING) != 0 {
+                return;
+            }
+            // Take the right to wake one.
+            match self.cas(old, (old - WAITER) | WOKEN) {
+                Ok(_) => {
+                    self.sema.release(1);
+                    return;
+                }
+                Err(cur) => old = cur,
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> Unlocked for Mutex<T> {
+    #[inline]
+    fn unlocked(&self, new: i32) {
+        self.unlock_slow(new);
     }
 }
 
@@ -386,7 +330,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     /// The mutex this guard holds (for `Condvar`, which unlocks and
     /// relocks it).
     pub(crate) fn mutex(&self) -> &'a Mutex<T> {
-        self.mutex
+        self.inner.lock()
     }
 }
 
@@ -394,14 +338,14 @@ impl<T: ?Sized> core::ops::Deref for MutexGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        &self.data
+        &self.inner
     }
 }
 
 impl<T: ?Sized> core::ops::DerefMut for MutexGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.data
+        &mut self.inner
     }
 }
 
@@ -416,7 +360,7 @@ impl<T: ?Sized + core::fmt::Debug> core::fmt::Debug for Mutex<T> {
         let mut d = f.debug_struct("Mutex");
         match self.try_lock() {
             Some(g) => d.field("data", &&*g),
-            None => d.field("locked", &self.raw.is_locked()),
+            None => d.field("state", &self.cell.load(Ordering::Relaxed)),
         };
         d.finish_non_exhaustive()
     }

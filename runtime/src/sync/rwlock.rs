@@ -4,7 +4,7 @@
 //! Any number of readers or one writer. A writer that asks for the lock
 //! blocks new readers at once, then waits for the readers already inside to
 //! leave: a stream of readers cannot starve a writer. Writers exclude each
-//! other with a [`RawMutex`] (so they inherit its fairness, starvation mode
+//! other with a [`Mutex`] (so they inherit its fairness, starvation mode
 //! included).
 //!
 //! # Counters (Go's `rwmutex.go` design)
@@ -31,7 +31,7 @@
 //! The data sits in an [`RwCell`], which checks the borrows itself (no
 //! `unsafe` here). Not poisoned by a panic, as [`Mutex`](crate::sync::Mutex).
 
-use crate::sync::mutex::RawMutex;
+use crate::sync::mutex::{Mutex, MutexGuard};
 use scheduler::WaitReason;
 use scheduler::cell::{RwCell, RwCellMut, RwCellRef, Unlock, UnlockShared};
 use scheduler::sema::Sema;
@@ -43,7 +43,7 @@ const MAX_READERS: i32 = 1 << 30;
 /// The lock without the data.
 #[derive(Debug)]
 struct RawRwLock {
-    w: RawMutex,
+    w: Mutex<()>,
     writer_sem: Sema,
     reader_sem: Sema,
     reader_count: AtomicI32,
@@ -53,7 +53,7 @@ struct RawRwLock {
 impl RawRwLock {
     const fn new() -> RawRwLock {
         RawRwLock {
-            w: RawMutex::new(),
+            w: Mutex::new(()),
             writer_sem: Sema::new(0),
             reader_sem: Sema::new(0),
             reader_count: AtomicI32::new(0),
@@ -109,8 +109,10 @@ impl RawRwLock {
         }
     }
 
-    fn write(&self) {
-        self.w.lock();
+    /// Takes the writer mutex (returned: the write guard keeps it) and
+    /// waits for the readers inside.
+    fn write(&self) -> MutexGuard<'_, ()> {
+        let w = self.w.lock();
         // Announce the writer to readers.
         let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::Acquire);
         // Wait for the readers inside to leave.
@@ -118,23 +120,19 @@ impl RawRwLock {
             self.writer_sem
                 .acquire(WaitReason::RwLockWrite, false, None);
         }
+        w
     }
 
-    fn try_write(&self) -> bool {
-        if !self.w.try_lock() {
-            return false;
-        }
-        if self
-            .reader_count
+    fn try_write(&self) -> Option<MutexGuard<'_, ()>> {
+        let w = self.w.try_lock()?;
+        self.reader_count
             .compare_exchange(0, -MAX_READERS, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            self.w.unlock();
-            return false;
-        }
-        true
+            .ok()
+            .map(|_| w)
     }
 
+    /// Lets readers in again; the writer mutex is unlocked right after by
+    /// the write guard's second field.
     fn write_unlock(&self) {
         // Announce to readers there is no active writer.
         let r = self.reader_count.fetch_add(MAX_READERS, Ordering::Release) + MAX_READERS;
@@ -145,7 +143,6 @@ impl RawRwLock {
         if r > 0 {
             self.reader_sem.release(r as u32);
         }
-        self.w.unlock();
     }
 }
 
@@ -193,7 +190,12 @@ pub struct RwLockReadGuard<'a, T: ?Sized>(RwCellRef<'a, T, RawRwLock>);
 
 /// The exclusive hold of an [`RwLock`].
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockWriteGuard<'a, T: ?Sized>(RwCellMut<'a, T, RawRwLock>);
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    /// Dropped first: releases the data, then lets readers in.
+    data: RwCellMut<'a, T, RawRwLock>,
+    /// Dropped second: the writer mutex, as Go's `Unlock` ends.
+    _w: MutexGuard<'a, ()>,
+}
 
 impl<T> RwLock<T> {
     /// An unlocked lock holding `value`.
@@ -230,15 +232,20 @@ impl<T: ?Sized> RwLock<T> {
     /// Takes the exclusive hold, waiting for other writers and for the
     /// readers inside.
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        self.raw.write();
-        RwLockWriteGuard(self.data.borrow_mut(&self.raw))
+        let _w = self.raw.write();
+        RwLockWriteGuard {
+            data: self.data.borrow_mut(&self.raw),
+            _w,
+        }
     }
 
     /// Takes the exclusive hold if nobody holds the lock.
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        self.raw
-            .try_write()
-            .then(|| RwLockWriteGuard(self.data.borrow_mut(&self.raw)))
+        let _w = self.raw.try_write()?;
+        Some(RwLockWriteGuard {
+            data: self.data.borrow_mut(&self.raw),
+            _w,
+        })
     }
 
     /// The data, through exclusive access (no locking needed).
@@ -259,14 +266,14 @@ impl<T: ?Sized> core::ops::Deref for RwLockWriteGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        &self.0
+        &self.data
     }
 }
 
 impl<T: ?Sized> core::ops::DerefMut for RwLockWriteGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.0
+        &mut self.data
     }
 }
 
