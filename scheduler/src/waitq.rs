@@ -356,27 +356,43 @@ impl<'a, S> QueueGuard<'a, S> {
     /// Takes the first waiter off the queue and hands it `value`. Wake the
     /// result after dropping the guard.
     pub fn pop_front(&mut self, value: u64) -> Option<Wakeup> {
+        self.pop_front_if(|_| true, value).map(|(_, w)| w)
+    }
+
+    /// Takes the first waiter off if `fits(its ticket)`, handing it
+    /// `value`; returns its ticket and the wake-up. The test and the pop are
+    /// one step: a front waiter whose deadline passes in between is skipped
+    /// and the next one is tested, so what the caller grants matches whom
+    /// it wakes.
+    pub fn pop_front_if(
+        &mut self,
+        fits: impl Fn(u64) -> bool,
+        value: u64,
+    ) -> Option<(u64, Wakeup)> {
         let n = &self.queue.n_waiters;
-        let node: *const Node = self.inner.front(n)?;
-        // SAFETY: `front` returned a linked node: alive, ours under the lock.
-        let node = unsafe { &*node };
-        self.inner.unlink(node);
-        n.fetch_sub(1, Ordering::Relaxed);
-        // Under the lock, the only racing transition is the deadline's CAS.
-        if node
-            .state
-            .compare_exchange(WAITING, CLAIMED, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            // The deadline won; its canceller finds the node unlinked.
-            return self.pop_front(value);
+        loop {
+            let node: *const Node = self.inner.front(n)?;
+            // SAFETY: `front` returned a linked node: alive, ours under the lock.
+            let node = unsafe { &*node };
+            if !fits(node.ticket) {
+                return None;
+            }
+            self.inner.unlink(node);
+            n.fetch_sub(1, Ordering::Relaxed);
+            if node
+                .state
+                .compare_exchange(WAITING, CLAIMED, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+            {
+                continue; // the deadline won; its canceller finds it unlinked
+            }
+            let ticket = node.ticket;
+            let waiter = node.waiter.take();
+            node.value.set(value);
+            // Publishes `value`; the node may vanish after this.
+            node.state.store(WOKEN, Ordering::Release);
+            return Some((ticket, Wakeup(waiter)));
         }
-        let waiter = node.waiter.take();
-        node.value.set(value);
-        // Publishes `value`; after this the node may vanish (a thread that
-        // sees WOKEN returns): do not touch it again.
-        node.state.store(WOKEN, Ordering::Release);
-        Some(Wakeup(waiter))
     }
 
     /// Takes every waiter off, handing each `value`.

@@ -158,13 +158,14 @@ impl Semaphore {
 /// fit; wakes them after unlocking.
 fn grant(mut q: QueueGuard<'_, u64>) {
     let mut woken = Vec::new();
-    while let Some(n) = q.front_ticket() {
-        if n > *q {
-            break;
-        }
-        *q -= n;
-        if let Some(w) = q.pop_front(1) {
-            woken.push(w);
+    loop {
+        let free = *q;
+        match q.pop_front_if(|n| n <= free, 1) {
+            Some((n, w)) => {
+                *q -= n;
+                woken.push(w);
+            }
+            None => break,
         }
     }
     drop(q);
