@@ -12,7 +12,9 @@
 //! the wait already ended another way). A callback timer whose wait ended
 //! early is *stale*: it stays in the heap until it reaches the top or stale
 //! entries outnumber live ones, then it is dropped without firing
-//! ([`Timers::note_stale`]). Rejected: removing an entry from the middle of
+//! ([`Timers::note_stale`]). Until then it counts as a pending timer, so a
+//! deadlock that follows can be reported only once the stale entry is gone
+//! (at worst at its deadline). Rejected: removing an entry from the middle of
 //! the heap at once (needs an index per entry kept up to date on every
 //! sift, for waits that mostly end before their deadline anyway).
 

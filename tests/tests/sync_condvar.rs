@@ -158,3 +158,14 @@ fn a_g_in_a_timed_wait_nobody_ends_is_not_a_deadlock() {
     assert_eq!(o.value("sem_timed_out"), Some("true"), "{o}");
     assert!(!o.stderr.contains("deadlock"), "{o}");
 }
+
+#[test]
+fn a_plain_thread_in_a_timed_wait_is_not_counted_as_blocked() {
+    let limit = Duration::from_secs(if under_qemu() { 120 } else { 30 });
+    let o = scenario(BIN, "crash_thread_timed_wait_not_deadlock", &[], limit);
+    o.assert_success();
+    assert_eq!(o.value("timed_out"), Some("true"), "{o}");
+    assert!(o.parse::<u64>("waited_ms") >= 300, "{o}");
+    assert!(o.stdout.contains("finished"), "{o}");
+    assert!(!o.stderr.contains("deadlock"), "{o}");
+}

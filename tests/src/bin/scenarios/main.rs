@@ -501,6 +501,10 @@ fn main() {
             sync_scenarios::timed_waits_end_early,
         ),
         ("sync_semaphore_fifo", sync_scenarios::semaphore_fifo),
+        (
+            "crash_thread_timed_wait_not_deadlock",
+            sync_scenarios::thread_timed_wait_not_deadlock,
+        ),
     ];
     if name.starts_with("crash_") && name != "crash_noalloc" {
         // The symbol table is built in the background at start-up; a crash

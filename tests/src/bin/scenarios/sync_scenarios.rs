@@ -140,6 +140,9 @@ fn holds_then_waits(m: Arc<Mutex<()>>, wg: Arc<WaitGroup>, locked: Arc<WaitGroup
 
 #[inline(never)]
 fn locks_forever(m: Arc<Mutex<()>>) {
+    // Park for good only once main is blocked in `join`: deadlock detection
+    // runs when the last M goes idle, and counts the threads blocked then.
+    runtime::sleep(Duration::from_millis(50));
     drop(m.lock());
 }
 
@@ -246,4 +249,30 @@ pub fn semaphore_fifo() {
     }
     println!("order={}", order.lock().join(","));
     println!("try_acquire_jumped={jumped}");
+}
+
+/// Symptom: a plain thread in a timed wait is counted as "blocked on a G",
+/// so a G parked until that thread acts is reported as a deadlock although
+/// the thread will run again by itself when its wait times out.
+pub fn thread_timed_wait_not_deadlock() {
+    let wg = Arc::new(WaitGroup::new());
+    wg.add(1);
+    let w2 = wg.clone();
+    // The G parks for good only once this thread is in its timed wait
+    // (deadlock detection runs when the last M goes idle).
+    let g = runtime::go(move || {
+        runtime::sleep(Duration::from_millis(50));
+        w2.wait()
+    });
+    // Only this thread can end the G's wait, and it is in a timed wait
+    // (on a plain thread: no scheduler timer) that nobody ends.
+    let sem = Semaphore::new(1);
+    let _all = sem.acquire(1);
+    let t = Instant::now();
+    let timed_out = sem.acquire_timeout(1, Duration::from_millis(300)).is_none();
+    println!("timed_out={timed_out}");
+    println!("waited_ms={}", t.elapsed().as_millis());
+    wg.done();
+    g.join().unwrap();
+    println!("finished");
 }
