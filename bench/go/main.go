@@ -11,6 +11,8 @@
 //	  - parked: N goroutines each receive from one channel; close opens it.
 //	  - skynet: the classic skynet program: each inner goroutine starts 10
 //	    children that send their sums on a channel it receives from.
+//	  - mutex: default GOMAXPROCS; 100 goroutines each lock one sync.Mutex
+//	    K times, incrementing a counter; waited for with a sync.WaitGroup.
 package main
 
 import (
@@ -167,6 +169,8 @@ func main() {
 		parked(n)
 	case "skynet":
 		skynetBench(n, reps)
+	case "mutex":
+		mutexBench(n, reps)
 	default:
 		usage(fmt.Sprintf("unknown workload %q", os.Args[1]))
 	}
@@ -218,5 +222,41 @@ func skynetBench(n, reps int) {
 		}
 		fmt.Printf("result workload=skynet impl=%s n=%d rep=%d ns_per_op=%.2f total_ms=%.2f units=%d procs=%d\n",
 			impl, n, rep, nsPer(d, units), float64(d.Nanoseconds())/1e6, units, runtime.GOMAXPROCS(0))
+	}
+}
+
+// mutexUnits is bench/src/lib.rs's MUTEX_UNITS.
+const mutexUnits = 100
+
+func mutexOnce(k int) time.Duration {
+	var mu sync.Mutex
+	var counter uint64
+	var wg sync.WaitGroup
+	t := time.Now()
+	wg.Add(mutexUnits)
+	for i := 0; i < mutexUnits; i++ {
+		go func() {
+			defer wg.Done()
+			for j := 0; j < k; j++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(t)
+	if counter != uint64(mutexUnits*k) {
+		panic("go_bench: lost update")
+	}
+	return d
+}
+
+func mutexBench(k, reps int) {
+	mutexOnce(warmupN("mutex", k))
+	for rep := 0; rep < reps; rep++ {
+		d := mutexOnce(k)
+		fmt.Printf("result workload=mutex impl=%s n=%d rep=%d ns_per_op=%.2f units=%d procs=%d\n",
+			impl, k, rep, nsPer(d, mutexUnits*k), mutexUnits, runtime.GOMAXPROCS(0))
 	}
 }

@@ -21,6 +21,9 @@
 //!   spawns 10 children over its tenth of the range and sums their results;
 //!   a leaf returns its number. `N` leaves (a power of 10), so
 //!   [`skynet_units`]`(N)` units in all; prints ns per unit and checks the sum.
+//! - `mutex K`: [`MUTEX_UNITS`] units on the default workers each lock one
+//!   shared mutex, increment a counter and unlock, `K` times; prints ns per
+//!   lock/unlock pair (elapsed / (units × K)).
 //!
 //! `yield` and `spawn_join` run one warm-up ([`warmup_n`]) and then `reps`
 //! measured repetitions in the process; `parked` runs once (the driver starts more
@@ -48,6 +51,8 @@ pub enum Workload {
     Parked,
     /// A fan-out/fan-in tree of units ("skynet").
     Skynet,
+    /// Many units contending on one mutex.
+    Mutex,
 }
 
 impl Workload {
@@ -58,6 +63,7 @@ impl Workload {
             Workload::SpawnJoin => "spawn_join",
             Workload::Parked => "parked",
             Workload::Skynet => "skynet",
+            Workload::Mutex => "mutex",
         }
     }
 }
@@ -90,6 +96,7 @@ pub fn args(imp: &str) -> Args {
         "spawn_join" => Workload::SpawnJoin,
         "parked" => Workload::Parked,
         "skynet" => Workload::Skynet,
+        "mutex" => Workload::Mutex,
         w => usage(&format!("unknown workload {w:?}")),
     };
     let n = parse_count(&argv[2]).unwrap_or_else(|| usage(&format!("bad size {:?}", argv[2])));
@@ -259,4 +266,15 @@ pub fn report_skynet(imp: &str, n: usize, rep: usize, d: Duration, sum: u64) -> 
         .f("ns_per_op", ns_per(d, units))
         .f("total_ms", d.as_secs_f64() * 1e3)
         .kv("units", units)
+}
+
+/// Units contending in the `mutex` workload.
+pub const MUTEX_UNITS: usize = 100;
+
+/// The `result` line of a `mutex` repetition: [`MUTEX_UNITS`] units, `k`
+/// lock/unlock pairs each.
+pub fn report_mutex(imp: &str, k: usize, rep: usize, d: Duration) -> Line {
+    Line::new(Workload::Mutex, imp, k, rep)
+        .f("ns_per_op", ns_per(d, MUTEX_UNITS * k))
+        .kv("units", MUTEX_UNITS)
 }

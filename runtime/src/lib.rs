@@ -18,7 +18,8 @@
 //! - this page: spawning ([`go`], [`try_go`], [`GoBuilder`]), joining
 //!   ([`JoinHandle`]), the current G ([`current`], [`yield_now`], [`sleep`],
 //!   [`lock_os_thread`]), configuration ([`Builder`]) and [`stats`];
-//! - [`sync`]: primitives that park Gs instead of threads;
+//! - [`sync`]: primitives that park Gs instead of threads (`Mutex`,
+//!   `RwLock`, `Condvar`, `WaitGroup`, `Once`, `Semaphore`);
 //! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
 //!   ([`syscall`]).
 //!

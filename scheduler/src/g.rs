@@ -93,6 +93,16 @@ pub enum WaitReason {
     WaitGroup = 3,
     /// Any other runtime primitive.
     Park = 4,
+    /// `sync::Mutex::lock` (also `Once` callers waiting for the first).
+    MutexLock = 5,
+    /// `sync::RwLock::read`.
+    RwLockRead = 6,
+    /// `sync::RwLock::write`.
+    RwLockWrite = 7,
+    /// `sync::Condvar::wait`.
+    CondWait = 8,
+    /// `sync::Semaphore::acquire`.
+    Semacquire = 9,
 }
 
 impl WaitReason {
@@ -102,11 +112,17 @@ impl WaitReason {
             2 => WaitReason::Join,
             3 => WaitReason::WaitGroup,
             4 => WaitReason::Park,
+            5 => WaitReason::MutexLock,
+            6 => WaitReason::RwLockRead,
+            7 => WaitReason::RwLockWrite,
+            8 => WaitReason::CondWait,
+            9 => WaitReason::Semacquire,
             _ => WaitReason::None,
         }
     }
 
-    /// Text for the traceback header (`goroutine 7 [sleep, 2 minutes]:`).
+    /// Text for the traceback header (`goroutine 7 [sleep, 2 minutes]:`):
+    /// Go's own strings where Go has the same wait.
     pub fn as_str(self) -> &'static str {
         match self {
             WaitReason::None => "",
@@ -114,6 +130,11 @@ impl WaitReason {
             WaitReason::Join => "join",
             WaitReason::WaitGroup => "sync.WaitGroup.Wait",
             WaitReason::Park => "park",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLockRead => "sync.RWMutex.RLock",
+            WaitReason::RwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::Semacquire => "semacquire",
         }
     }
 }

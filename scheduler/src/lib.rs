@@ -12,6 +12,9 @@
 //!    stealing — with the no-lost-wake-up protocol written where it is coded.
 //! 6. [`spawn`], [`time`], [`timer`], [`waiter`]: creating Gs, sleeping,
 //!    per-P timers, who waits.
+//!    [`waitq`], [`sema`], [`cell`]: the building blocks of `runtime::sync`
+//!    — wait queues that park Gs and block threads (deadlines on the
+//!    timers), Go's runtime semaphore, the cells that hand out locked data.
 //! 7. [`syscall`], [`sysmon`]: calls out of the runtime that set the P
 //!    aside, and the monitor thread that retakes it.
 //! 8. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
@@ -25,6 +28,7 @@
 //! directly; they use `runtime`.
 
 pub mod callback;
+pub mod cell;
 pub mod config;
 pub mod extram;
 pub mod fatal;
@@ -34,6 +38,7 @@ pub mod p;
 pub mod registry;
 pub mod sched;
 pub mod schedule;
+pub mod sema;
 pub mod spawn;
 pub mod stack;
 pub mod stats;
@@ -42,6 +47,7 @@ pub mod sysmon;
 pub mod time;
 pub mod timer;
 pub mod waiter;
+pub mod waitq;
 
 pub use callback::{CallbackError, callback};
 pub use extram::{DropmError, NeedmError, dropm, needm};

@@ -20,32 +20,39 @@ pub(crate) fn blocked_threads() -> usize {
 }
 
 /// A registered plain-thread waiter: counted in [`BLOCKED_THREADS`] while
-/// it exists.
+/// it exists, unless it waits with a deadline (then it wakes itself, so it
+/// is not "blocked on a G" as far as deadlock detection goes).
 #[derive(Debug)]
 pub struct ThreadWaiter {
     thread: std::thread::Thread,
+    counted: bool,
 }
 
 impl ThreadWaiter {
-    fn new() -> ThreadWaiter {
-        BLOCKED_THREADS.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
-        // A thread that starts waiting on a G after the last M went to
-        // sleep may complete a deadlock that no M will look at: have
-        // sysmon look (`schedule::check_dead`).
-        if let Some(s) = crate::sched::try_sched()
-            && s.npidle() == s.procs()
-        {
-            crate::sysmon::note_syscall();
+    fn new(counted: bool) -> ThreadWaiter {
+        if counted {
+            BLOCKED_THREADS.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+            // A thread that starts waiting on a G after the last M went to
+            // sleep may complete a deadlock that no M will look at: have
+            // sysmon look (`schedule::check_dead`).
+            if let Some(s) = crate::sched::try_sched()
+                && s.npidle() == s.procs()
+            {
+                crate::sysmon::note_syscall();
+            }
         }
         ThreadWaiter {
             thread: std::thread::current(),
+            counted,
         }
     }
 }
 
 impl Drop for ThreadWaiter {
     fn drop(&mut self) {
-        BLOCKED_THREADS.fetch_sub(1, core::sync::atomic::Ordering::SeqCst);
+        if self.counted {
+            BLOCKED_THREADS.fetch_sub(1, core::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 
@@ -63,8 +70,19 @@ impl Waiter {
     pub fn current() -> Waiter {
         match current_g() {
             Some(g) => Waiter::G(g),
-            None => Waiter::Thread(ThreadWaiter::new()),
+            None => Waiter::Thread(ThreadWaiter::new(true)),
         }
+    }
+
+    /// The calling thread as a waiter with a deadline: not counted as
+    /// blocked by deadlock detection, since it ends its own wait.
+    pub(crate) fn current_thread_timed() -> Waiter {
+        Waiter::Thread(ThreadWaiter::new(false))
+    }
+
+    /// The calling thread as a waiter without a deadline (counted).
+    pub(crate) fn current_thread() -> Waiter {
+        Waiter::Thread(ThreadWaiter::new(true))
     }
 
     /// Wakes the waiter. For a G, the caller must own the right to ready it

@@ -10,6 +10,8 @@
 //!   `sync::WaitGroup` (count 1); `done` opens it.
 //! - `skynet`: default procs; each inner G spawns its 10 children with
 //!   `runtime::go` and joins their handles (results travel in the handles).
+//! - `mutex`: default procs; from inside a G, 100 Gs each lock one
+//!   `sync::Mutex<u64>` K times, incrementing it; joined.
 
 use harness::{Args, Parked, Workload};
 use runtime::sync::WaitGroup;
@@ -35,6 +37,7 @@ fn main() {
         Workload::SpawnJoin => bench_spawn_join(a, procs),
         Workload::Parked => bench_parked(a, procs),
         Workload::Skynet => bench_skynet(a, procs),
+        Workload::Mutex => bench_mutex(a, procs),
     })
     .join()
     .expect("gort_bench: the benchmark G panicked");
@@ -164,6 +167,42 @@ fn bench_skynet(a: Args, procs: usize) {
         let t = Instant::now();
         let sum = skynet(0, a.n as u64);
         harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum)
+            .kv("procs", procs)
+            .print();
+    }
+}
+
+/// 100 Gs, `k` lock/increment/unlock each on one mutex.
+fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(runtime::sync::Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|_| {
+            let m = m.clone();
+            runtime::go(move || {
+                for _ in 0..k {
+                    *m.lock() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock(),
+        (harness::MUTEX_UNITS * k) as u64,
+        "gort_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(a: Args, procs: usize) {
+    mutex_once(harness::warmup_n(Workload::Mutex, a.n));
+    for rep in 0..a.reps {
+        let d = mutex_once(a.n);
+        harness::report_mutex(IMPL, a.n, rep, d)
             .kv("procs", procs)
             .print();
     }

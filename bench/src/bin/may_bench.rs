@@ -12,6 +12,8 @@
 //!   / 2 coroutines; the failure is reported, not hidden.
 //! - `skynet`: each inner coroutine spawns its 10 children and joins their
 //!   handles (results travel in the handles).
+//! - `mutex`: from inside a coroutine, 100 coroutines each lock one
+//!   `may::sync::Mutex<u64>` K times, incrementing it; joined.
 
 use harness::{Args, Parked, Workload};
 use may::coroutine::JoinHandle;
@@ -68,6 +70,7 @@ fn main() {
         Workload::SpawnJoin => bench_spawn_join(a, workers),
         Workload::Parked => bench_parked(a, workers),
         Workload::Skynet => bench_skynet(a, workers),
+        Workload::Mutex => bench_mutex(a, workers),
     })
     .expect("may_bench: spawn the benchmark coroutine")
     .join()
@@ -197,6 +200,42 @@ fn bench_skynet(a: Args, workers: usize) {
         let t = Instant::now();
         let sum = skynet(0, a.n as u64);
         harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum)
+            .kv("procs", workers)
+            .print();
+    }
+}
+
+/// 100 coroutines, `k` lock/increment/unlock each on one mutex.
+fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(may::sync::Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|i| {
+            let m = m.clone();
+            spawn_or_exit(Workload::Mutex, k, i, move || {
+                for _ in 0..k {
+                    *m.lock().unwrap() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock().unwrap(),
+        (harness::MUTEX_UNITS * k) as u64,
+        "may_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(a: Args, workers: usize) {
+    mutex_once(harness::warmup_n(Workload::Mutex, a.n));
+    for rep in 0..a.reps {
+        let d = mutex_once(a.n);
+        harness::report_mutex(IMPL, a.n, rep, d)
             .kv("procs", workers)
             .print();
     }

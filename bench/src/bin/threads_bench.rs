@@ -14,6 +14,8 @@
 //!   count reached.
 //! - `skynet`: each inner thread spawns its 10 children (64 KiB stacks) and
 //!   joins them. The driver uses N = 10,000 leaves (11,111 threads).
+//! - `mutex`: 100 threads (64 KiB stacks) each lock one
+//!   `std::sync::Mutex<u64>` K times, incrementing it; joined.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -30,6 +32,7 @@ fn main() {
         Workload::SpawnJoin => bench_spawn_join(a),
         Workload::Parked => bench_parked(a),
         Workload::Skynet => bench_skynet(a),
+        Workload::Mutex => bench_mutex(a),
     }
 }
 
@@ -231,5 +234,47 @@ fn bench_skynet(a: Args) {
         let t = Instant::now();
         let sum = run(a.n);
         harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum).print();
+    }
+}
+
+/// 100 threads, `k` lock/increment/unlock each on one mutex.
+fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    for _ in 0..k {
+                        *m.lock().unwrap() += 1;
+                    }
+                })
+                .expect("threads_bench: spawn")
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock().unwrap(),
+        (harness::MUTEX_UNITS * k) as u64,
+        "threads_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(a: Args) {
+    mutex_once(harness::warmup_n(Workload::Mutex, a.n));
+    for rep in 0..a.reps {
+        let d = mutex_once(a.n);
+        harness::report_mutex(IMPL, a.n, rep, d)
+            .kv(
+                "procs",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )
+            .print();
     }
 }

@@ -13,6 +13,9 @@
 //!   themselves, so `notify_waiters` cannot miss one).
 //! - `skynet`: the multi-thread runtime; each inner task `tokio::spawn`s its
 //!   10 children and awaits their handles (a boxed future: async recursion).
+//! - `mutex`: the multi-thread runtime; 100 tasks each
+//!   `tokio::sync::Mutex<u64>::lock().await` K times, incrementing it (the
+//!   idiomatic async mutex, which queues waiters FIFO); awaited.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -42,6 +45,10 @@ fn main() {
         Workload::Skynet => {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_skynet(&rt, a);
+        }
+        Workload::Mutex => {
+            let rt = Builder::new_multi_thread().enable_all().build().unwrap();
+            bench_mutex(&rt, a);
         }
     }
 }
@@ -166,6 +173,45 @@ fn bench_skynet(rt: &Runtime, a: Args) {
             let t = Instant::now();
             let sum = skynet(0, a.n as u64).await;
             harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum)
+                .kv("procs", workers)
+                .print();
+        }
+    });
+}
+
+/// 100 tasks, `k` lock/increment/unlock each on one mutex.
+async fn mutex_once(k: usize) -> Duration {
+    let m = Arc::new(tokio::sync::Mutex::new(0u64));
+    let t = Instant::now();
+    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
+        .map(|_| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                for _ in 0..k {
+                    *m.lock().await += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.await.unwrap();
+    }
+    let d = t.elapsed();
+    assert_eq!(
+        *m.lock().await,
+        (harness::MUTEX_UNITS * k) as u64,
+        "tokio_bench: lost update"
+    );
+    d
+}
+
+fn bench_mutex(rt: &Runtime, a: Args) {
+    let workers = rt.metrics().num_workers();
+    rt.block_on(async {
+        mutex_once(harness::warmup_n(Workload::Mutex, a.n)).await;
+        for rep in 0..a.reps {
+            let d = mutex_once(a.n).await;
+            harness::report_mutex(IMPL, a.n, rep, d)
                 .kv("procs", workers)
                 .print();
         }

@@ -8,6 +8,7 @@ mod crash_faults;
 mod crash_relay;
 mod crash_scenarios;
 mod ffi_scenarios;
+mod sync_scenarios;
 
 // The C fixtures are bundled into the `tests` library by its build script.
 extern crate tests as _;
@@ -512,6 +513,22 @@ fn main() {
         ("crash_levels", crash_faults::levels),
         ("crash_many_parked", crash_faults::many_parked),
         ("crash_chain_previous", crash_faults::chain_previous),
+        ("sync_mutex_stress", sync_scenarios::mutex_stress),
+        ("sync_mutex_starvation", sync_scenarios::mutex_starvation),
+        ("crash_mutex_deadlock", sync_scenarios::mutex_deadlock),
+        (
+            "sync_timed_wait_not_deadlock",
+            sync_scenarios::timed_wait_not_deadlock,
+        ),
+        (
+            "sync_timed_waits_end_early",
+            sync_scenarios::timed_waits_end_early,
+        ),
+        ("sync_semaphore_fifo", sync_scenarios::semaphore_fifo),
+        (
+            "crash_thread_timed_wait_not_deadlock",
+            sync_scenarios::thread_timed_wait_not_deadlock,
+        ),
     ];
     // These install a handler before gort starts, so they start it
     // themselves.

@@ -1,0 +1,53 @@
+//! Synchronisation that parks Gs, not threads.
+//!
+//! Every primitive works from a G (the G parks; its M runs other Gs) and
+//! from a plain thread (the thread blocks), and both kinds of waiter can
+//! wait on the same primitive at once. The designs are Go's; the API
+//! shapes are std's (guards that unlock on drop).
+//!
+//! | type | Go | waits as (in a dump) |
+//! |---|---|---|
+//! | [`Mutex`] | `sync.Mutex` (spinning, starvation mode) | `sync.Mutex.Lock` |
+//! | [`RwLock`] | `sync.RWMutex` (writer-preferring) | `sync.RWMutex.RLock` / `sync.RWMutex.Lock` |
+//! | [`Condvar`] | `sync.Cond` | `sync.Cond.Wait` |
+//! | [`WaitGroup`] | `sync.WaitGroup` | `sync.WaitGroup.Wait` |
+//! | [`Once`] | `sync.Once` | `sync.Mutex.Lock` |
+//! | [`Semaphore`] | `x/sync/semaphore.Weighted` | `semacquire` |
+//!
+//! Timed waits ([`Mutex::try_lock_for`], [`Condvar::wait_timeout`],
+//! [`Semaphore::acquire_timeout`], [`WaitGroup::wait_timeout`]) use the
+//! scheduler's per-P timers from a G and `park_timeout` from a thread: no
+//! thread per timer. A G in a timed wait is never reported as deadlocked
+//! (its timer will run it).
+//!
+//! Files, one primitive each: [`mutex`](Mutex), `rwlock`, `condvar`,
+//! `waitgroup`, `once`, `semaphore`. The unsafe building blocks are in the
+//! scheduler crate: `scheduler::waitq` (wait queues: park or block, with
+//! deadlines), `scheduler::sema` (Go's runtime semaphore),
+//! `scheduler::cell` (the data a lock guards, borrow-checked).
+//!
+//! None of the locks is poisoned by a panic (Go has no poisoning); see
+//! [`Mutex`].
+
+mod condvar;
+mod mutex;
+mod once;
+mod rwlock;
+mod semaphore;
+mod waitgroup;
+
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use mutex::{Mutex, MutexGuard};
+pub use once::Once;
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Semaphore, SemaphorePermit};
+pub use waitgroup::WaitGroup;
+
+use std::time::{Duration, Instant};
+
+/// `now + timeout`, saturating far in the future for huge timeouts.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
