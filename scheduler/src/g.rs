@@ -93,6 +93,14 @@ pub enum WaitReason {
     WaitGroup = 3,
     /// Any other runtime primitive.
     Park = 4,
+    /// A channel receive (`Receiver::recv`).
+    ChanReceive = 5,
+    /// A channel send (`Sender::send`).
+    ChanSend = 6,
+    /// A `select!` with at least one channel arm.
+    Select = 7,
+    /// A `select!` with no channel arm and no timeout: parks for good.
+    SelectNoCases = 8,
 }
 
 impl WaitReason {
@@ -102,6 +110,10 @@ impl WaitReason {
             2 => WaitReason::Join,
             3 => WaitReason::WaitGroup,
             4 => WaitReason::Park,
+            5 => WaitReason::ChanReceive,
+            6 => WaitReason::ChanSend,
+            7 => WaitReason::Select,
+            8 => WaitReason::SelectNoCases,
             _ => WaitReason::None,
         }
     }
@@ -114,6 +126,10 @@ impl WaitReason {
             WaitReason::Join => "join",
             WaitReason::WaitGroup => "sync.WaitGroup.Wait",
             WaitReason::Park => "park",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
         }
     }
 }
