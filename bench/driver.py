@@ -36,6 +36,8 @@ TARGETS = {
     "spawn_join": (250.0, "≤ 250 ns"),
     "parked_create": (2.0, "≤ 2 s per 1M (2 µs)"),
     "parked_rss": (5.0, "≤ 5 KiB"),
+    "chan_pingpong": (120.0, "≤ 120 ns"),
+    "chan_mpmc": (None, "none (compare)"),
 }
 
 
@@ -48,12 +50,16 @@ def sizes(quick):
             "yield": {i: (10_000, 1) for i in IMPLS},
             "spawn_join": {i: (100 if i == "threads" else 1_000, 1) for i in IMPLS},
             "parked": {i: (100 if i == "threads" else 1_000, 1) for i in IMPLS},
+            "chan_pingpong": {i: (1_000 if i == "threads" else 10_000, 1) for i in IMPLS},
+            "chan_mpmc": {i: (10_000, 1) for i in IMPLS},
         }
     return {
         "rounds": 5,
         "yield": {i: (100_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
         "spawn_join": {i: (10_000 if i == "threads" else 100_000, 3) for i in IMPLS},
         "parked": {i: (10_000 if i == "threads" else 1_000_000, 1) for i in IMPLS},
+        "chan_pingpong": {i: (100_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
+        "chan_mpmc": {i: (200_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
     }
 
 
@@ -224,6 +230,8 @@ METRICS = [
     ("spawn_join", "spawn_join", "spawn_join: ns per unit", "ns"),
     ("parked_create", "parked", "parked: time until all parked", "s"),
     ("parked_rss", "parked", "parked: RSS per unit", "KiB"),
+    ("chan_pingpong", "chan_pingpong", "chan_pingpong: ns per round trip", "ns"),
+    ("chan_mpmc", "chan_mpmc", "chan_mpmc (4+4, cap 128): ns per value", "ns"),
 ]
 
 
@@ -263,7 +271,7 @@ def table(runs, quick):
             elif impl == "gort":
                 limit, text = TARGETS[key]
                 value = med / row["n"] * 1e6 if key == "parked_create" else med
-                target = f"{text}: {'met' if value <= limit else 'missed'}"
+                target = text if limit is None else f"{text}: {'met' if value <= limit else 'missed'}"
             out.append(
                 f"| {label} | {impl} | {row['n']:,} | {fmt(med, unit)} | {fmt(lo, unit)} – {fmt(hi, unit)} | {ratio} | {target} |"
             )
@@ -288,7 +296,11 @@ def main():
     plan = sizes(quick)
     runs = {}
     timeout = 120 if quick else 600
-    for workload in ("yield", "spawn_join", "parked"):
+    # BENCH_ONLY=chan_pingpong,chan_mpmc runs a subset of the workloads.
+    only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
+    for workload in ("yield", "spawn_join", "parked", "chan_pingpong", "chan_mpmc"):
+        if only and workload not in only:
+            continue
         # Rounds interleave the implementations, so a slow spell of a shared
         # or virtual machine hits them all alike rather than one of them.
         for rnd in range(plan["rounds"]):

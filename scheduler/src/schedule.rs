@@ -496,10 +496,12 @@ fn find_runnable(m: MRef) -> GRef {
                 for _ in 0..64 {
                     core::hint::spin_loop();
                 }
+                // A running P's `runnext` is not work for us: its owner
+                // is about to run it (see `steal_runnext`).
                 let work = !s.global.is_empty()
                     || s.ps
                         .iter()
-                        .any(|v| !core::ptr::eq(v, p) && !v.runq_is_empty());
+                        .any(|v| !core::ptr::eq(v, p) && !v.stealer.is_empty());
                 if work && let Some(g) = steal_work(m, p) {
                     return g;
                 }
@@ -642,12 +644,10 @@ fn steal_work(m: MRef, p: &'static P) -> Option<GRef> {
             }
             // The victim's runnext on the last round only: its owner is
             // likely about to run it.
-            if round == STEAL_ROUNDS - 1 && !victim.runnext.load(Ordering::Relaxed).is_null() {
-                let g = victim.runnext.swap(core::ptr::null_mut(), Ordering::AcqRel);
-                // SAFETY: runnext holds null or GRef pointers.
-                if let Some(g) = unsafe { GRef::from_ptr(g) } {
-                    return Some(g);
-                }
+            if round == STEAL_ROUNDS - 1
+                && let Some(g) = steal_runnext(victim)
+            {
+                return Some(g);
             }
         }
         if let Some(g) = global_get(p) {
@@ -655,6 +655,31 @@ fn steal_work(m: MRef, p: &'static P) -> Option<GRef> {
         }
     }
     None
+}
+
+/// How long a thief leaves a running P's `runnext` to its owner.
+const RUNNEXT_GRACE_NS: u64 = 3_000;
+
+/// Takes `victim`'s `runnext`, if any. When the victim is running, its G
+/// has most likely just readied that G and is about to block (a channel
+/// ping-pong, a join): its M switches to it within a microsecond, so wait
+/// ~3 µs first and take it only if it is still there (Go's `runqgrab`
+/// sleeps 3 µs for the same reason). Stealing it at once would move one
+/// side of every hand-off to another M, turning a G-to-G switch into a
+/// cross-thread wake-up.
+fn steal_runnext(victim: &P) -> Option<GRef> {
+    if victim.runnext.load(Ordering::Relaxed).is_null() {
+        return None;
+    }
+    if victim.status() == PStatus::Running {
+        let until = nanotime() + RUNNEXT_GRACE_NS;
+        while nanotime() < until {
+            core::hint::spin_loop();
+        }
+    }
+    let g = victim.runnext.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: runnext holds null or GRef pointers.
+    unsafe { GRef::from_ptr(g) }
 }
 
 /// Runs every due timer of every P; the Gs go to the current P.

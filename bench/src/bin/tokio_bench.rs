@@ -11,6 +11,12 @@
 //! - `parked`: the multi-thread runtime; N tasks each await one
 //!   `tokio::sync::Notify` (registered with `enable` before counting
 //!   themselves, so `notify_waiters` cannot miss one).
+//! - `chan_pingpong`: the multi-thread runtime; two tasks, two
+//!   `tokio::sync::mpsc::channel(1)`s (tokio has no rendezvous channel).
+//! - `chan_mpmc`: the multi-thread runtime; one `mpsc::channel(128)`, 4
+//!   sending tasks, and 4 receiving tasks sharing the receiver behind a
+//!   `tokio::sync::Mutex` (tokio's channels have one consumer; this is the
+//!   usual way to share one).
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -36,6 +42,10 @@ fn main() {
         Workload::Parked => {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_parked(&rt, a);
+        }
+        Workload::ChanPingPong | Workload::ChanMpmc => {
+            let rt = Builder::new_multi_thread().enable_all().build().unwrap();
+            bench_chan(&rt, a);
         }
     }
 }
@@ -125,5 +135,90 @@ fn bench_parked(rt: &Runtime, a: Args) {
             release,
         };
         harness::report_parked(IMPL, n, p).kv("procs", workers).print();
+    });
+}
+
+async fn pingpong_once(n: usize) -> Duration {
+    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<usize>(1);
+    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<usize>(1);
+    let echo = tokio::spawn(async move {
+        while let Some(v) = ping_rx.recv().await {
+            pong_tx.send(v).await.unwrap();
+        }
+    });
+    let t = Instant::now();
+    for i in 0..n {
+        ping_tx.send(i).await.unwrap();
+        black_box(pong_rx.recv().await.unwrap());
+    }
+    let d = t.elapsed();
+    drop(ping_tx);
+    echo.await.unwrap();
+    d
+}
+
+async fn mpmc_once(n: usize) -> Duration {
+    let units = harness::MPMC_UNITS;
+    let per = n / units;
+    let (tx, rx) = tokio::sync::mpsc::channel::<usize>(harness::MPMC_CAP);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let t = Instant::now();
+    let receivers: Vec<_> = (0..units)
+        .map(|_| {
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let mut sum = 0usize;
+                while let Some(v) = rx.lock().await.recv().await {
+                    sum = sum.wrapping_add(v);
+                }
+                sum
+            })
+        })
+        .collect();
+    let senders: Vec<_> = (0..units)
+        .map(|_| {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..per {
+                    tx.send(i).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for s in senders {
+        s.await.unwrap();
+    }
+    let mut sum = 0usize;
+    for r in receivers {
+        sum = sum.wrapping_add(r.await.unwrap());
+    }
+    let d = t.elapsed();
+    black_box(sum);
+    d
+}
+
+fn bench_chan(rt: &Runtime, a: Args) {
+    let procs = rt.metrics().num_workers();
+    rt.block_on(async {
+        // Run inside a task, as the other workloads' units are tasks too.
+        tokio::spawn(async move {
+            let ping = a.workload == Workload::ChanPingPong;
+            let warm = harness::warmup_n(a.workload, a.n);
+            if ping { pingpong_once(warm).await } else { mpmc_once(warm).await };
+            for rep in 0..a.reps {
+                if ping {
+                    let d = pingpong_once(a.n).await;
+                    harness::report_pingpong(IMPL, a.n, rep, d).kv("procs", procs).print();
+                } else {
+                    let d = mpmc_once(a.n).await;
+                    harness::report_mpmc(IMPL, a.n / harness::MPMC_UNITS * harness::MPMC_UNITS, rep, d)
+                        .kv("procs", procs)
+                        .print();
+                }
+            }
+        })
+        .await
+        .unwrap();
     });
 }
