@@ -36,14 +36,15 @@
 //!
 //! # Locks
 //!
-//! A channel's lock is a `parking_lot::RawMutex`, held only for the few
+//! A channel's lock is a spin lock (`lock.rs`), held only for the few
 //! lines that move a value or a sudog, never across a park (a parking G's
 //! locks are released by the park callback once its registers are saved).
 //! Lock order: channel locks in **increasing address order** (a `select`
-//! takes all of its channels' locks that way, each once) → a P's timer
-//! heap (a wait with a deadline arms its timer while holding its channel
-//! locks) → `Sched::synced` (starting the timer may wake an M). A waker
-//! never holds a channel lock while readying a G.
+//! takes all of its channels' locks that way, each once), before every
+//! scheduler lock (`sched.rs`): a wait with a deadline arms its timer (a P's
+//! timer heap, then possibly `Sched::synced` to wake an M, one after the
+//! other) while holding its channel locks. A waker never holds a channel
+//! lock while readying a G.
 //!
 //! Rejected: a lock-free channel (crossbeam's) — a select over it needs a
 //! separate registration protocol per flavour, and the lock is uncontended
@@ -51,6 +52,7 @@
 //! unrelated channels).
 
 mod error;
+mod lock;
 pub mod select;
 mod sudog;
 
@@ -61,8 +63,7 @@ use crate::timer::{Timer, nanotime_of};
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use parking_lot::RawMutex;
-use parking_lot::lock_api::RawMutex as _;
+use lock::ChanLock;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,7 +82,7 @@ pub(crate) struct Inner<T> {
 
 /// A channel: see the module docs.
 pub(crate) struct Chan<T> {
-    lock: RawMutex,
+    lock: ChanLock,
     inner: UnsafeCell<Inner<T>>,
     /// `None`: unbounded.
     cap: Option<usize>,
@@ -156,7 +157,7 @@ pub(crate) enum RecvNow<T> {
 impl<T> Chan<T> {
     fn new(cap: Option<usize>, close_on_drop: bool) -> Chan<T> {
         Chan {
-            lock: RawMutex::INIT,
+            lock: ChanLock::new(),
             inner: UnsafeCell::new(Inner {
                 buf: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
                 closed: false,
@@ -177,7 +178,7 @@ impl<T> Chan<T> {
         Locked { chan: self }
     }
 
-    pub(crate) fn raw_lock(&self) -> &RawMutex {
+    pub(crate) fn raw_lock(&self) -> &ChanLock {
         &self.lock
     }
 

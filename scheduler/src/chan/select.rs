@@ -38,8 +38,7 @@ use super::{Chan, RecvError, RecvNow, Receiver, SendError, SendNow, Sender};
 use crate::g::WaitReason;
 use crate::timer::{Timer, nanotime_of};
 use core::cell::{Cell, UnsafeCell};
-use parking_lot::RawMutex;
-use parking_lot::lock_api::RawMutex as _;
+use super::lock::ChanLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,7 +77,7 @@ pub enum Selected {
 /// One arm's part in the protocol (module docs). Methods marked *locked*
 /// run with the arm's channel lock held by the select.
 trait RawArm {
-    fn mutex(&self) -> &RawMutex;
+    fn mutex(&self) -> &ChanLock;
     /// Locked: complete now if possible, storing the result; returns the
     /// partner to wake.
     fn poll(&self) -> Option<Option<Wakeup>>;
@@ -173,7 +172,7 @@ impl<'a, T> SendArm<'a, T> {
 }
 
 impl<T> RawArm for RecvArm<'_, T> {
-    fn mutex(&self) -> &RawMutex {
+    fn mutex(&self) -> &ChanLock {
         self.chan.raw_lock()
     }
 
@@ -229,7 +228,7 @@ impl<T> RawArm for RecvArm<'_, T> {
 }
 
 impl<T> RawArm for SendArm<'_, T> {
-    fn mutex(&self) -> &RawMutex {
+    fn mutex(&self) -> &ChanLock {
         self.chan.raw_lock()
     }
 
@@ -310,7 +309,7 @@ fn fastrand_n(n: usize) -> usize {
 /// Arms beyond this count use heap scratch space.
 const SMALL: usize = 8;
 
-static NO_LOCK: RawMutex = RawMutex::INIT;
+static NO_LOCK: ChanLock = ChanLock::new();
 
 /// Runs a select over `ops` (see the module docs). Returns which arm
 /// completed (its result is in the arm), or that none was ready / the
@@ -322,9 +321,9 @@ pub fn select(ops: &[Op<'_>], mode: Mode) -> Selected {
     }
     let mut poll_small = [0usize; SMALL];
     let mut order_small = [0usize; SMALL];
-    let mut locks_small: [&RawMutex; SMALL] = [&NO_LOCK; SMALL];
+    let mut locks_small: [&ChanLock; SMALL] = [&NO_LOCK; SMALL];
     let (mut poll_big, mut order_big, mut locks_big) = (Vec::new(), Vec::new(), Vec::new());
-    let (poll, order, locks_buf): (&mut [usize], &mut [usize], &mut [&RawMutex]) = if n <= SMALL {
+    let (poll, order, locks_buf): (&mut [usize], &mut [usize], &mut [&ChanLock]) = if n <= SMALL {
         (&mut poll_small[..n], &mut order_small[..n], &mut locks_small[..n])
     } else {
         poll_big.resize(n, 0);
@@ -339,7 +338,7 @@ pub fn select(ops: &[Op<'_>], mode: Mode) -> Selected {
         poll[j] = i;
     }
     // 2. Lock order: by channel address (insertion sort; n is small).
-    let addr = |i: usize| ops[i].0.mutex() as *const RawMutex as usize;
+    let addr = |i: usize| ops[i].0.mutex() as *const ChanLock as usize;
     for i in 0..n {
         order[i] = i;
         let mut k = i;
@@ -425,7 +424,7 @@ pub fn select(ops: &[Op<'_>], mode: Mode) -> Selected {
     Selected::Arm(i)
 }
 
-fn lock_all(locks: &[&RawMutex]) {
+fn lock_all(locks: &[&ChanLock]) {
     for m in locks {
         m.lock();
     }

@@ -30,8 +30,7 @@ use crate::waiter::Waiter;
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use parking_lot::RawMutex;
-use parking_lot::lock_api::RawMutex as _;
+use super::lock::ChanLock;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -229,7 +228,7 @@ fn timeout(sel: Arc<SelState>) -> Box<crate::timer::TimerFn> {
 /// # Safety
 ///
 /// Every mutex in `locks` is locked by the caller's wait.
-pub(crate) unsafe fn unlock_all(locks: &[&RawMutex]) {
+pub(crate) unsafe fn unlock_all(locks: &[&ChanLock]) {
     let Some((&last, rest)) = locks.split_last() else {
         return;
     };
@@ -244,7 +243,7 @@ pub(crate) unsafe fn unlock_all(locks: &[&RawMutex]) {
 /// What [`block`] needs inside the park callback, kept in `block`'s frame
 /// (the callback reads only this pointer from its own captures).
 struct Commit<'a> {
-    locks: &'a [&'a RawMutex],
+    locks: &'a [&'a ChanLock],
     deadline: Option<(u64, &'a Arc<SelState>)>,
     timer: &'a Cell<Option<Timer>>,
 }
@@ -274,7 +273,7 @@ impl Commit<'_> {
 /// the queues) before it looks at `timer`.
 pub(crate) fn block(
     sel: &SelState,
-    locks: &[&RawMutex],
+    locks: &[&ChanLock],
     deadline: Option<(u64, &Arc<SelState>)>,
     reason: WaitReason,
     timer: &Cell<Option<Timer>>,
