@@ -103,6 +103,25 @@ pub fn ready(g: GRef) {
     wakep_if_idle();
 }
 
+/// Like [`ready`], but the G goes to the back of the local queue rather
+/// than to `runnext`: for timers, which ready Gs in batches in deadline
+/// order — through `runnext` each would push the previous one back and the
+/// batch would run in reverse.
+fn ready_in_order(g: GRef) {
+    if g.status() != GStatus::Waiting {
+        crate::throw!("ready_in_order: g is not waiting");
+    }
+    g.set_wait(WaitReason::None, 0);
+    g.set_status(GStatus::Runnable);
+    g.on_enqueue();
+    match current_m().and_then(|m| m.p()) {
+        // SAFETY: the current M holds p.
+        Some(p) => unsafe { p.runq_put(g, false) },
+        None => sched().global.push(g),
+    }
+    wakep_if_idle();
+}
+
 /// Lets other Gs run; the caller goes to the back of its P's queue. Returns
 /// at once when nothing else is runnable.
 pub fn yield_now() {
@@ -682,15 +701,38 @@ fn steal_runnext(victim: &P) -> Option<GRef> {
     unsafe { GRef::from_ptr(g) }
 }
 
-/// Runs every due timer of every P; the Gs go to the current P.
+/// Runs every due timer of every P, in deadline order across the Ps (an
+/// M that comes late to two Ps' timers fires them merged, not P by P); the
+/// Gs go to the current P.
 fn run_due_timers() {
     let s = sched();
     if s.ps.iter().all(|p| p.timers.next_when() == NEVER) {
         return;
     }
     let now = nanotime();
-    for p in s.ps {
-        p.timers.run_due(now, ready);
+    loop {
+        // The P with the earliest timer, and the next deadline of any
+        // other P: fire the first P's timers up to that one.
+        let mut first: Option<(&P, u64)> = None;
+        let mut second = NEVER;
+        for p in s.ps {
+            let w = p.timers.next_when();
+            match first {
+                Some((_, fw)) if w >= fw => second = second.min(w),
+                Some((_, fw)) => {
+                    second = fw;
+                    first = Some((p, w));
+                }
+                None => first = Some((p, w)),
+            }
+        }
+        let Some((p, w)) = first else { return };
+        if w > now {
+            return;
+        }
+        // Afterwards this P's next deadline is past the bound (entries
+        // popped, stopped ones discarded), so the loop advances.
+        p.timers.run_due(now.min(second), ready_in_order);
     }
 }
 

@@ -89,11 +89,12 @@ fn sleeping_gs_wake_after_their_deadlines_in_order() {
     for &(k, at) in &woke {
         assert!(at >= base + step * k, "G {k} woke before its deadline");
     }
-    // Waking order follows the deadlines; two Gs woken on two Ms at nearly
-    // the same moment may swap, so allow a few adjacent swaps.
+    // Waking order follows the deadlines. Gs readied together run on two
+    // Ms and may swap when the machine is loaded; a reversed or random
+    // order would show far more inversions than this allows.
     woke.sort_by_key(|&(_, at)| at);
     let inversions = woke.windows(2).filter(|w| w[0].0 > w[1].0).count();
-    assert!(inversions <= 3, "wake order {:?}", woke.iter().map(|w| w.0).collect::<Vec<_>>());
+    assert!(inversions <= n as usize / 4, "wake order {:?}", woke.iter().map(|w| w.0).collect::<Vec<_>>());
 }
 
 #[test]
