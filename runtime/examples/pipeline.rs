@@ -25,7 +25,7 @@ fn is_prime(n: u64) -> bool {
     }
     let mut d = 2;
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 1;
@@ -56,7 +56,7 @@ fn main() {
         runtime::go(move || {
             for n in &num_rx {
                 // Yield now and then: scheduling is cooperative.
-                if n % 1024 == 0 {
+                if n.is_multiple_of(1024) {
                     runtime::yield_now();
                 }
                 if res_tx.send((n, is_prime(n))).is_err() {

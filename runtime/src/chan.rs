@@ -41,9 +41,9 @@ pub use scheduler::chan::{
 /// The pieces [`select!`](crate::select!) expands to; usable directly to
 /// select over a number of operations known only at run time.
 pub mod select {
-    pub use scheduler::chan::select::{Mode, Op, RecvArm, SendArm, Selected, select};
     #[doc(hidden)]
     pub use scheduler::chan::select::unreachable_outcome;
+    pub use scheduler::chan::select::{Mode, Op, RecvArm, Selected, SendArm, select};
 }
 
 /// Makes a channel that buffers `cap` values; `bounded(0)` is unbuffered

@@ -190,7 +190,9 @@ impl Timers {
                 while n < due.len() {
                     match h.heap.peek() {
                         Some(e) if e.0.when <= now => {
-                            let Some(Reverse(e)) = h.heap.pop() else { break };
+                            let Some(Reverse(e)) = h.heap.pop() else {
+                                break;
+                            };
                             match e.what {
                                 What::G(g) => due[n] = Some(Due::G(g)),
                                 What::Func(t) => {
@@ -220,15 +222,12 @@ impl Timers {
             for d in due.iter_mut().take(n) {
                 match d.take() {
                     Some(Due::G(g)) => ready(g),
-                    Some(Due::Func(t, when)) => {
-                        // A timer stopped after we popped it: `stop` already
-                        // said "too late" only if it saw the flag unset; we
-                        // claim the firing with the swap.
-                        if !t.stopped.swap(true, Ordering::AcqRel) {
-                            (t.f)(when);
-                        }
+                    // The swap claims the firing against a concurrent
+                    // `stop`: exactly one of the two sees the flag unset.
+                    Some(Due::Func(t, when)) if !t.stopped.swap(true, Ordering::AcqRel) => {
+                        (t.f)(when);
                     }
-                    None => {}
+                    Some(Due::Func(..)) | None => {}
                 }
             }
             total += n;

@@ -2,7 +2,9 @@
 //! gort: FIFO per sender, close, len/cap, rendezvous, non-blocking
 //! operations, timeouts, many producers and consumers, plain threads.
 
-use runtime::chan::{self, RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use runtime::chan::{
+    self, RecvError, RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -57,7 +59,10 @@ fn fifo_order_per_sender_with_many_senders() {
             assert_eq!(i, next[s], "cap {cap}: sender {s} out of order");
             next[s] += 1;
         }
-        assert!(next.iter().all(|&n| n == per), "cap {cap}: lost values {next:?}");
+        assert!(
+            next.iter().all(|&n| n == per),
+            "cap {cap}: lost values {next:?}"
+        );
         hs.into_iter().for_each(|h| h.join().unwrap());
     }
 }
@@ -74,12 +79,18 @@ fn close_drains_then_reports_closed_and_refuses_sends() {
     let e = tx.send("c".into()).unwrap_err();
     assert_eq!(e.to_string(), "send on closed channel");
     assert_eq!(e.into_inner(), "c");
-    assert_eq!(tx.try_send("d".into()), Err(TrySendError::Closed("d".into())));
+    assert_eq!(
+        tx.try_send("d".into()),
+        Err(TrySendError::Closed("d".into()))
+    );
     assert_eq!(rx.recv().as_deref(), Ok("a"));
     assert_eq!(rx.recv().as_deref(), Ok("b"));
     assert_eq!(rx.recv(), Err(RecvError));
     assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
-    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Err(RecvTimeoutError::Closed));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Err(RecvTimeoutError::Closed)
+    );
     // Errors are std errors.
     let boxed: Box<dyn std::error::Error> = Box::new(RecvError);
     assert_eq!(boxed.to_string(), "receive on closed and empty channel");
@@ -112,7 +123,10 @@ fn close_wakes_blocked_receivers_and_senders() {
         .collect();
     runtime::sleep(Duration::from_millis(20));
     rx.close();
-    let mut back: Vec<u32> = hs.into_iter().map(|h| h.join().unwrap().unwrap_err()).collect();
+    let mut back: Vec<u32> = hs
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap_err())
+        .collect();
     back.sort();
     assert_eq!(back, (1..=n).collect::<Vec<_>>());
     assert_eq!(rx.recv(), Ok(0), "the buffered value survives close");
@@ -141,7 +155,11 @@ fn dropping_all_senders_closes_dropping_all_receivers_fails_sends() {
 fn rendezvous_send_waits_for_a_receiver() {
     let (tx, rx) = chan::bounded::<u64>(0);
     assert_eq!(tx.capacity(), Some(0));
-    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)), "no receiver waiting");
+    assert_eq!(
+        tx.try_send(1),
+        Err(TrySendError::Full(1)),
+        "no receiver waiting"
+    );
     let sent = Arc::new(AtomicBool::new(false));
     let s = sent.clone();
     let h = runtime::go(move || {
@@ -149,7 +167,10 @@ fn rendezvous_send_waits_for_a_receiver() {
         s.store(true, Ordering::SeqCst);
     });
     runtime::sleep(Duration::from_millis(30));
-    assert!(!sent.load(Ordering::SeqCst), "send completed with no receiver");
+    assert!(
+        !sent.load(Ordering::SeqCst),
+        "send completed with no receiver"
+    );
     assert_eq!(rx.len(), 0, "an unbuffered channel buffers nothing");
     assert_eq!(rx.recv(), Ok(42));
     h.join().unwrap();
@@ -164,7 +185,10 @@ fn rendezvous_send_waits_for_a_receiver() {
             Err(TrySendError::Full(_)) => runtime::sleep(Duration::from_millis(1)),
             Err(e) => panic!("{e}"),
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "receiver never waited");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "receiver never waited"
+        );
     }
     assert_eq!(h.join().unwrap(), Ok(7));
 }
@@ -174,7 +198,8 @@ fn many_senders_many_receivers_no_loss_no_duplicates() {
     for cap in [0, 1, 64] {
         let (senders, receivers, per) = (8, 8, scaled(5000));
         let (tx, rx) = chan::bounded::<usize>(cap);
-        let seen: Arc<Vec<AtomicUsize>> = Arc::new((0..senders * per).map(|_| AtomicUsize::new(0)).collect());
+        let seen: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..senders * per).map(|_| AtomicUsize::new(0)).collect());
         let rs: Vec<_> = (0..receivers)
             .map(|_| {
                 let (rx, seen) = (rx.clone(), seen.clone());
@@ -200,7 +225,11 @@ fn many_senders_many_receivers_no_loss_no_duplicates() {
         let total: usize = rs.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(total, senders * per, "cap {cap}");
         for (v, c) in seen.iter().enumerate() {
-            assert_eq!(c.load(Ordering::Relaxed), 1, "cap {cap}: value {v} seen wrong number of times");
+            assert_eq!(
+                c.load(Ordering::Relaxed),
+                1,
+                "cap {cap}: value {v} seen wrong number of times"
+            );
         }
     }
 }
@@ -255,16 +284,31 @@ fn timeouts_expire_and_give_values_back() {
     let h = runtime::go(move || {
         let (tx, rx) = chan::bounded::<i32>(0);
         let t = Instant::now();
-        assert_eq!(rx.recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(30)),
+            Err(RecvTimeoutError::Timeout)
+        );
         let waited = t.elapsed();
-        assert!(waited >= Duration::from_millis(30), "woke early: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(30),
+            "woke early: {waited:?}"
+        );
         assert!(waited < Duration::from_secs(slack), "woke late: {waited:?}");
         let t = Instant::now();
-        assert_eq!(tx.send_timeout(3, Duration::from_millis(30)), Err(SendTimeoutError::Timeout(3)));
+        assert_eq!(
+            tx.send_timeout(3, Duration::from_millis(30)),
+            Err(SendTimeoutError::Timeout(3))
+        );
         assert!(t.elapsed() >= Duration::from_millis(30));
         // Past deadlines fail at once; a zero timeout is a try.
-        assert_eq!(rx.recv_deadline(Instant::now() - Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
-        assert_eq!(rx.recv_timeout(Duration::ZERO), Err(RecvTimeoutError::Timeout));
+        assert_eq!(
+            rx.recv_deadline(Instant::now() - Duration::from_millis(1)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::ZERO),
+            Err(RecvTimeoutError::Timeout)
+        );
         // The channel still works after timed-out waits left its queues.
         let h = runtime::go(move || tx.send(11));
         assert_eq!(rx.recv_timeout(Duration::from_secs(slack)), Ok(11));
@@ -274,7 +318,10 @@ fn timeouts_expire_and_give_values_back() {
     // From a plain thread.
     let (tx, rx) = chan::bounded::<i32>(0);
     let t = Instant::now();
-    assert_eq!(rx.recv_timeout(Duration::from_millis(30)), Err(RecvTimeoutError::Timeout));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(30)),
+        Err(RecvTimeoutError::Timeout)
+    );
     assert!(t.elapsed() >= Duration::from_millis(30));
     let g = runtime::go(move || {
         runtime::sleep(Duration::from_millis(10));

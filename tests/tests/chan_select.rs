@@ -290,5 +290,8 @@ fn dynamic_select_over_a_runtime_list() {
     let arms: Vec<_> = chans.iter().map(|(_, rx)| RecvArm::new(rx)).collect();
     let ops: Vec<_> = arms.iter().map(|a| a.op()).collect();
     assert_eq!(select(&ops, Mode::NonBlocking), Selected::Default);
-    assert_eq!(select(&ops, Mode::timeout(Duration::from_millis(5))), Selected::Timeout);
+    assert_eq!(
+        select(&ops, Mode::timeout(Duration::from_millis(5))),
+        Selected::Timeout
+    );
 }

@@ -20,7 +20,10 @@ fn after_delivers_once_after_the_delay() {
         assert!(at.duration_since(t) >= Duration::from_millis(30));
         assert!(t.elapsed() < slack());
         // Go's After channel never closes and never fires twice.
-        assert_eq!(rx.recv_timeout(Duration::from_millis(20)), Err(RecvTimeoutError::Timeout));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(20)),
+            Err(RecvTimeoutError::Timeout)
+        );
     });
     h.join().unwrap();
     // From a plain thread.
@@ -94,7 +97,11 @@ fn sleeping_gs_wake_after_their_deadlines_in_order() {
     // order would show far more inversions than this allows.
     woke.sort_by_key(|&(_, at)| at);
     let inversions = woke.windows(2).filter(|w| w[0].0 > w[1].0).count();
-    assert!(inversions <= n as usize / 4, "wake order {:?}", woke.iter().map(|w| w.0).collect::<Vec<_>>());
+    assert!(
+        inversions <= n as usize / 4,
+        "wake order {:?}",
+        woke.iter().map(|w| w.0).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -138,7 +145,10 @@ fn slow_receiver_misses_ticks_instead_of_queueing_them() {
 #[test]
 fn tick_and_zero_periods() {
     assert_eq!(Ticker::new(Duration::ZERO).unwrap_err(), ZeroPeriod);
-    assert_eq!(time::tick(Duration::ZERO).unwrap_err().to_string(), "ticker: the period must be positive");
+    assert_eq!(
+        time::tick(Duration::ZERO).unwrap_err().to_string(),
+        "ticker: the period must be positive"
+    );
     let rx = time::tick(Duration::from_millis(3)).unwrap();
     let a = rx.recv().unwrap();
     let b = rx.recv().unwrap();
@@ -155,7 +165,8 @@ fn many_parked_gs_woken_by_timers() {
         .map(|i| {
             runtime::go(move || {
                 let (_tx, rx) = chan::bounded::<()>(0);
-                rx.recv_timeout(Duration::from_millis(20 + (i % 10) as u64)).unwrap_err()
+                rx.recv_timeout(Duration::from_millis(20 + (i % 10) as u64))
+                    .unwrap_err()
             })
         })
         .collect();

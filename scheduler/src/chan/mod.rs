@@ -56,7 +56,9 @@ mod lock;
 pub mod select;
 mod sudog;
 
-pub use error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 
 use crate::g::WaitReason;
 use crate::timer::{Timer, nanotime_of};
@@ -356,7 +358,11 @@ impl<T> Chan<T> {
                 let sel = SelState::new(false);
                 let sg = Sudog::new(&sel, 0, elem);
                 let mut st = st;
-                let q = if sending { &mut st.sendq } else { &mut st.recvq };
+                let q = if sending {
+                    &mut st.sendq
+                } else {
+                    &mut st.recvq
+                };
                 q.push(&sg);
                 st.keep();
                 let fired = block(&sel, &locks, None, reason, &timer);
@@ -366,7 +372,11 @@ impl<T> Chan<T> {
                 let sel = Arc::new(SelState::new(true));
                 let sg = Sudog::new(&sel, 0, elem);
                 let mut st = st;
-                let q = if sending { &mut st.sendq } else { &mut st.recvq };
+                let q = if sending {
+                    &mut st.sendq
+                } else {
+                    &mut st.recvq
+                };
                 q.push(&sg);
                 st.keep();
                 let fired = block(&sel, &locks, Some((nanotime_of(d), &sel)), reason, &timer);
@@ -374,7 +384,11 @@ impl<T> Chan<T> {
                     // Leave the queue; the lock also orders us after the
                     // park callback's write of `timer`.
                     let mut st = self.lock();
-                    let q = if sending { &mut st.sendq } else { &mut st.recvq };
+                    let q = if sending {
+                        &mut st.sendq
+                    } else {
+                        &mut st.recvq
+                    };
                     q.remove(&sg);
                     drop(st);
                     drop(timer.take());
@@ -429,10 +443,7 @@ pub fn bounded_timer_channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
 
 fn make<T>(cap: Option<usize>, close_on_drop: bool) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(cap, close_on_drop));
-    (
-        Sender { chan: chan.clone() },
-        Receiver { chan },
-    )
+    (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
 /// The sending half. Clone it for more producers; the channel closes when
@@ -449,13 +460,17 @@ pub struct Receiver<T> {
 
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender").field("cap", &self.chan.cap).finish()
+        f.debug_struct("Sender")
+            .field("cap", &self.chan.cap)
+            .finish()
     }
 }
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("cap", &self.chan.cap).finish()
+        f.debug_struct("Receiver")
+            .field("cap", &self.chan.cap)
+            .finish()
     }
 }
 
@@ -532,7 +547,9 @@ impl<T> Sender<T> {
     /// channel is closed or every receiver is gone — also when that happens
     /// while waiting.
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        self.chan.send(v, None).map_err(|e| SendError(e.into_inner()))
+        self.chan
+            .send(v, None)
+            .map_err(|e| SendError(e.into_inner()))
     }
 
     /// Sends `v` only if that needs no waiting.

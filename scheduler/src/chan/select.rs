@@ -33,12 +33,12 @@
 //! the next lock still held, so the select's frame stays valid until then
 //! (Go's `selparkcommit` rule).
 
+use super::lock::ChanLock;
 use super::sudog::{SelState, Sudog, TIMED_OUT, Wakeup, block, unlock_all};
-use super::{Chan, RecvError, RecvNow, Receiver, SendError, SendNow, Sender};
+use super::{Chan, Receiver, RecvError, RecvNow, SendError, SendNow, Sender};
 use crate::g::WaitReason;
 use crate::timer::{Timer, nanotime_of};
 use core::cell::{Cell, UnsafeCell};
-use super::lock::ChanLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -324,7 +324,11 @@ pub fn select(ops: &[Op<'_>], mode: Mode) -> Selected {
     let mut locks_small: [&ChanLock; SMALL] = [&NO_LOCK; SMALL];
     let (mut poll_big, mut order_big, mut locks_big) = (Vec::new(), Vec::new(), Vec::new());
     let (poll, order, locks_buf): (&mut [usize], &mut [usize], &mut [&ChanLock]) = if n <= SMALL {
-        (&mut poll_small[..n], &mut order_small[..n], &mut locks_small[..n])
+        (
+            &mut poll_small[..n],
+            &mut order_small[..n],
+            &mut locks_small[..n],
+        )
     } else {
         poll_big.resize(n, 0);
         order_big.resize(n, 0);

@@ -24,13 +24,13 @@
 //! ([`Wakeup::wake`]): a G is `ready`ed, a thread sees `woken` and returns.
 //! After that the claimer touches nothing of the waiter's: it may be gone.
 
+use super::lock::ChanLock;
 use crate::g::WaitReason;
 use crate::timer::{Timer, start_timer};
 use crate::waiter::Waiter;
 use core::cell::{Cell, UnsafeCell};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use super::lock::ChanLock;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -252,7 +252,8 @@ impl Commit<'_> {
     /// Runs after the G is parked: arm the timer, then release the locks.
     fn run(&self) {
         if let Some((when, sel)) = self.deadline {
-            self.timer.set(Some(start_timer(when, timeout(sel.clone()))));
+            self.timer
+                .set(Some(start_timer(when, timeout(sel.clone()))));
         }
         // SAFETY: the wait holds these locks (see `block`).
         unsafe { unlock_all(self.locks) };
