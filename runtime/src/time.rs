@@ -14,6 +14,12 @@
 //!
 //! Timer functions run on the scheduler's own context, so they only ever
 //! `try_send` (never block): a full ticker channel drops the tick.
+//!
+//! Rejected: a timer thread (Go before 1.14, and `std`-based timer
+//! crates): one more thread, a cross-thread wake-up per firing, and timers
+//! that fire while every P sleeps would need it to wake an M anyway. The
+//! scheduler already sleeps exactly until its earliest timer, so timers
+//! belong there.
 
 use crate::chan::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
