@@ -302,7 +302,7 @@ fn fastrand_n(n: usize) -> usize {
         x ^= x >> 27;
         r.set(x);
         let v = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((v >> 32) as usize * n) >> 32
+        (((v >> 32) * n as u64) >> 32) as usize
     })
 }
 

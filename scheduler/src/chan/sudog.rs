@@ -240,8 +240,9 @@ pub(crate) unsafe fn unlock_all(locks: &[&ChanLock]) {
     unsafe { last.unlock() };
 }
 
-/// What [`block`] needs inside the park callback, kept in `block`'s frame
-/// (the callback reads only this pointer from its own captures).
+/// What [`block`] needs inside the park callback. It lives in `block`'s
+/// frame, which is gone as soon as the waiter runs again.
+#[derive(Clone, Copy)]
 struct Commit<'a> {
     locks: &'a [&'a ChanLock],
     deadline: Option<(u64, &'a Arc<SelState>)>,
@@ -250,13 +251,28 @@ struct Commit<'a> {
 
 impl Commit<'_> {
     /// Runs after the G is parked: arm the timer, then release the locks.
+    ///
+    /// Everything is copied out of `self` first: once the timer is armed it
+    /// may fire and ready the G, which returns from `block` (freeing
+    /// `self`) before it blocks on its first lock. What the copies point
+    /// to — the lock list, the timer slot, the shared state — lives in the
+    /// frame of `block`'s caller, which the G leaves only after taking the
+    /// locks again, that is after our last unlock.
     fn run(&self) {
-        if let Some((when, sel)) = self.deadline {
-            self.timer
-                .set(Some(start_timer(when, timeout(sel.clone()))));
+        // A volatile read, so that the compiler cannot go back to `self`
+        // for a field later instead of keeping its copy.
+        // SAFETY: `self` is a valid, aligned `Commit` (it is a reference).
+        let Commit {
+            locks,
+            deadline,
+            timer,
+        } = unsafe { core::ptr::read_volatile(self) };
+        if let Some((when, sel)) = deadline {
+            let sel = sel.clone();
+            timer.set(Some(start_timer(when, timeout(sel))));
         }
         // SAFETY: the wait holds these locks (see `block`).
-        unsafe { unlock_all(self.locks) };
+        unsafe { unlock_all(locks) };
     }
 }
 
