@@ -295,3 +295,48 @@ fn dynamic_select_over_a_runtime_list() {
         Selected::Timeout
     );
 }
+
+#[test]
+fn select_timeouts_racing_sends_lose_nothing() {
+    // Timers firing at the same moment as channel operations: every value
+    // is either received by exactly one select or handed back to its
+    // sender, never both or neither.
+    let rounds = if under_qemu() { 300 } else { 3000 };
+    let (tx, rx) = chan::bounded::<usize>(0);
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let tx = tx.clone();
+            runtime::go(move || {
+                (0..rounds)
+                    .filter(|&i| {
+                        select! {
+                            send(tx, i) -> r => r.is_err(),
+                            timeout(Duration::from_micros(30)) => true,
+                        }
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    drop(tx);
+    let receivers: Vec<_> = (0..2)
+        .map(|_| {
+            let rx = rx.clone();
+            runtime::go(move || {
+                let mut got = 0usize;
+                loop {
+                    select! {
+                        recv(rx) -> v => match v {
+                            Ok(_) => got += 1,
+                            Err(_) => return got,
+                        },
+                        timeout(Duration::from_micros(20)) => {}
+                    }
+                }
+            })
+        })
+        .collect();
+    let back: usize = senders.into_iter().map(|h| h.join().unwrap()).sum();
+    let got: usize = receivers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(back + got, 2 * rounds, "received {got}, handed back {back}");
+}
