@@ -301,3 +301,49 @@ pub fn start_timer(when: u64, f: Box<TimerFn>) -> Timer {
     }
     Timer { t }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_timer_fires_once_and_cannot_be_stopped_after() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = start_timer(
+            nanotime() + 1_000_000,
+            Box::new(move |when| tx.send(when).unwrap()),
+        );
+        let when = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("timer fired");
+        assert!(nanotime() >= when);
+        assert!(!t.stop(), "stop after firing must report it was too late");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(20)).is_err(),
+            "fired twice"
+        );
+    }
+
+    #[test]
+    fn stopped_timers_are_compacted_away() {
+        let far = nanotime() + 3_600_000_000_000;
+        let ts: Vec<Timer> = (0..1000)
+            .map(|_| start_timer(far, Box::new(|_| panic!("a stopped timer fired"))))
+            .collect();
+        // From one plain thread, every timer goes to the same P's heap.
+        let heap = ts[0].t.heap;
+        let before = heap.len();
+        assert!(before >= 1000);
+        for t in &ts {
+            assert!(t.stop());
+        }
+        assert!(!ts[0].stop(), "a second stop reports false");
+        let last = start_timer(far, Box::new(|_| {}));
+        assert!(
+            heap.len() + 900 < before,
+            "stopped entries kept: {} of {before}",
+            heap.len()
+        );
+        assert!(last.stop());
+    }
+}

@@ -378,3 +378,19 @@ fn long_timeouts_that_never_expire_do_not_pile_up() {
     h.join().unwrap();
     assert_eq!(g.join().unwrap(), n * (n - 1) / 2);
 }
+
+#[test]
+fn handles_are_clone_send_sync() {
+    fn check<T: Clone + Send + Sync + 'static>(_: &T) {}
+    let (tx, rx) = chan::bounded::<Vec<u8>>(1);
+    check(&tx);
+    check(&rx);
+    // Shared by reference between a G and a thread.
+    let rx = Arc::new(rx);
+    let r2 = rx.clone();
+    let t = std::thread::spawn(move || r2.recv());
+    runtime::go(move || tx.send(vec![1, 2]).unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(t.join().unwrap(), Ok(vec![1, 2]));
+}
