@@ -74,7 +74,10 @@ fn timers_fire_in_deadline_order() {
 }
 
 #[test]
-fn sleeping_gs_wake_after_their_deadlines_in_order() {
+fn sleeping_gs_wake_after_their_deadlines() {
+    // In this shared process other tests' Gs compete for the Ps, so only
+    // "never early" is asserted here; the order is checked in a process of
+    // its own (`sleeping_gs_wake_in_deadline_order`).
     let n = 30u32;
     let step = Duration::from_millis(if under_qemu() { 40 } else { 8 });
     let base = Instant::now() + Duration::from_millis(20);
@@ -87,21 +90,30 @@ fn sleeping_gs_wake_after_their_deadlines_in_order() {
         });
     }
     drop(tx);
-    let mut woke: Vec<(u32, Instant)> = rx.iter().collect();
+    let woke: Vec<(u32, Instant)> = rx.iter().collect();
     assert_eq!(woke.len(), n as usize);
     for &(k, at) in &woke {
         assert!(at >= base + step * k, "G {k} woke before its deadline");
     }
-    // Waking order follows the deadlines. Gs readied together run on two
-    // Ms and may swap when the machine is loaded; a reversed or random
-    // order would show far more inversions than this allows.
-    woke.sort_by_key(|&(_, at)| at);
-    let inversions = woke.windows(2).filter(|w| w[0].0 > w[1].0).count();
-    assert!(
-        inversions <= n as usize / 4,
-        "wake order {:?}",
-        woke.iter().map(|w| w.0).collect::<Vec<_>>()
+}
+
+#[test]
+fn sleeping_gs_wake_in_deadline_order() {
+    let limit = Duration::from_secs(if under_qemu() { 240 } else { 60 });
+    let o = tests::scenario(
+        env!("CARGO_BIN_EXE_scenarios"),
+        "chan_sleep_order",
+        &[],
+        limit,
     );
+    o.assert_success();
+    assert_eq!(o.value("woke"), Some("30"), "{o}");
+    assert_eq!(o.value("early"), Some("0"), "{o}");
+    // Gs readied together run on two Ms and may swap when the machine is
+    // loaded; a reversed or random order would show far more inversions
+    // than this allows.
+    let inversions: usize = o.parse("inversions");
+    assert!(inversions <= 7, "{o}");
 }
 
 #[test]
