@@ -22,7 +22,7 @@
 //!   sending on a closed channel returns the value in [`SendError`] (Go
 //!   panics). Dropping every `Receiver` makes sends fail the same way.
 //! - Timeouts: `send_timeout`/`recv_timeout`, `send_deadline`/
-//!   `recv_deadline`, and `timeout`/`deadline` arms of [`select!`]; they use
+//!   `recv_deadline`, and `timeout`/`deadline` arms of [`select!`](crate::select!); they use
 //!   the scheduler's timers (no thread per timer).
 //!
 //! [`select!`](crate::select!) waits on several operations and runs the

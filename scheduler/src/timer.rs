@@ -18,7 +18,7 @@
 //! [`Timer::stop`] marks the timer stopped (an atomic flag) and counts it in
 //! its heap's `stopped`; the entry stays in the heap and is discarded when it
 //! comes due, as Go does with deleted timers. When stopped entries make up
-//! more than half of a heap (and there are more than [`CLEAN_MIN`]), the
+//! more than half of a heap (and there are more than `CLEAN_MIN`), the
 //! next `add` rebuilds the heap without them, so a loop of `recv_timeout`s
 //! with long timeouts that never expire cannot grow the heap without bound.
 //! Rejected: an indexed heap with removal (every entry would need a back

@@ -8,8 +8,8 @@
 //!
 //! # Design (Go's `runtime/chan.go`)
 //!
-//! One [`Chan`] per channel: a lock, a ring buffer, and two FIFO queues of
-//! waiting parties ([`sudog::Sudog`]s, living on the waiters' stacks):
+//! One `Chan` per channel: a lock, a ring buffer, and two FIFO queues of
+//! waiting parties (`Sudog`s, living on the waiters' stacks):
 //! `sendq` (senders blocked on a full buffer) and `recvq` (receivers blocked
 //! on an empty one). At most one of the queues is non-empty, except that
 //! sudogs of fired selects may linger until their owner removes them.
