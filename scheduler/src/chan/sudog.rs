@@ -50,6 +50,8 @@ pub(crate) struct SelState {
     /// Set by the claimer just before it wakes a thread (a G needs no flag:
     /// it runs again only when `ready`ed).
     woken: AtomicBool,
+    /// Whether the waiter is a G (it parks) rather than a thread (it sleeps).
+    on_g: bool,
 }
 
 // SAFETY: `waiter` is written once at creation and taken once, by the party
@@ -62,10 +64,12 @@ unsafe impl Send for SelState {}
 impl SelState {
     /// A wait by the caller. `shared`: see the module docs.
     pub(crate) fn new(shared: bool) -> SelState {
+        let waiter = Waiter::current();
         SelState {
             done: AtomicUsize::new(WAITING),
             shared,
-            waiter: UnsafeCell::new(Some(Waiter::current())),
+            on_g: matches!(waiter, Waiter::G(_)),
+            waiter: UnsafeCell::new(Some(waiter)),
             woken: AtomicBool::new(false),
         }
     }
@@ -300,7 +304,7 @@ pub(crate) fn block(
         deadline,
         timer,
     };
-    if crate::m::current_g().is_some() {
+    if sel.on_g {
         let c = &commit;
         // The callback runs on the M's next context after this G's
         // registers are saved: from then on a waker may ready the G.
