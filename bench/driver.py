@@ -38,6 +38,8 @@ TARGETS = {
     "parked_rss": (5.0, "≤ 5 KiB"),
     # No target from the issue: compared with the peers only.
     "mutex": (None, "none (compared with peers)"),
+    "chan_pingpong": (120.0, "≤ 120 ns"),
+    "chan_mpmc": (None, "none (compare)"),
 }
 
 
@@ -52,6 +54,8 @@ def sizes(quick):
             "parked": {i: (100 if i == "threads" else 1_000, 1) for i in IMPLS},
             "skynet": {i: (100 if i == "threads" else 1_000, 1) for i in IMPLS},
             "mutex": {i: (100, 1) for i in IMPLS},
+            "chan_pingpong": {i: (1_000 if i == "threads" else 10_000, 1) for i in IMPLS},
+            "chan_mpmc": {i: (10_000, 1) for i in IMPLS},
         }
     return {
         "rounds": 5,
@@ -60,6 +64,8 @@ def sizes(quick):
         "parked": {i: (10_000 if i == "threads" else 1_000_000, 1) for i in IMPLS},
         "skynet": {i: (10_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
         "mutex": {i: (10_000, 3) for i in IMPLS},
+        "chan_pingpong": {i: (100_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
+        "chan_mpmc": {i: (200_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
     }
 
 
@@ -234,6 +240,8 @@ METRICS = [
     ("parked_rss", "parked", "parked: RSS per unit", "KiB"),
     ("skynet", "skynet", "skynet: ns per unit (10-way tree, units = 1.11 × leaves)", "ns"),
     ("mutex", "mutex", "mutex: ns per lock/unlock, 100 units", "ns"),
+    ("chan_pingpong", "chan_pingpong", "chan_pingpong: ns per round trip", "ns"),
+    ("chan_mpmc", "chan_mpmc", "chan_mpmc (4+4, cap 128): ns per value", "ns"),
 ]
 
 
@@ -334,7 +342,11 @@ def main():
     plan = sizes(quick)
     runs = {}
     timeout = 120 if quick else 600
-    for workload in ("yield", "spawn_join", "parked", "skynet", "mutex"):
+    # BENCH_ONLY=chan_pingpong,chan_mpmc runs a subset of the workloads.
+    only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
+    for workload in ("yield", "spawn_join", "parked", "skynet", "mutex", "chan_pingpong", "chan_mpmc"):
+        if only and workload not in only:
+            continue
         # Rounds interleave the implementations, so a slow spell of a shared
         # or virtual machine hits them all alike rather than one of them.
         for rnd in range(plan["rounds"]):

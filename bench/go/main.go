@@ -13,6 +13,10 @@
 //	    children that send their sums on a channel it receives from.
 //	  - mutex: default GOMAXPROCS; 100 goroutines each lock one sync.Mutex
 //	    K times, incrementing a counter; waited for with a sync.WaitGroup.
+//	  - chan_pingpong: default GOMAXPROCS; two goroutines, two unbuffered
+//	    channels; one sends and waits for the echo N times.
+//	  - chan_mpmc: default GOMAXPROCS; 4 sending and 4 receiving goroutines
+//	    on one channel buffering 128.
 package main
 
 import (
@@ -31,6 +35,7 @@ const impl = "go"
 
 func usage(why string) {
 	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|skynet> <size> [reps]\n", why)
+	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|chan_pingpong|chan_mpmc> <size> [reps]\n", why)
 	os.Exit(2)
 }
 
@@ -171,6 +176,8 @@ func main() {
 		skynetBench(n, reps)
 	case "mutex":
 		mutexBench(n, reps)
+	case "chan_pingpong", "chan_mpmc":
+		chanMain(os.Args[1], n, reps)
 	default:
 		usage(fmt.Sprintf("unknown workload %q", os.Args[1]))
 	}
@@ -258,5 +265,77 @@ func mutexBench(k, reps int) {
 		d := mutexOnce(k)
 		fmt.Printf("result workload=mutex impl=%s n=%d rep=%d ns_per_op=%.2f units=%d procs=%d\n",
 			impl, k, rep, nsPer(d, mutexUnits*k), mutexUnits, runtime.GOMAXPROCS(0))
+	}
+}
+
+// pingpongOnce: n round trips over two unbuffered channels.
+func pingpongOnce(n int) time.Duration {
+	ping := make(chan int)
+	pong := make(chan int)
+	done := make(chan struct{})
+	go func() {
+		for v := range ping {
+			pong <- v
+		}
+		close(done)
+	}()
+	t := time.Now()
+	for i := 0; i < n; i++ {
+		ping <- i
+		<-pong
+	}
+	d := time.Since(t)
+	close(ping)
+	<-done
+	return d
+}
+
+// mpmcOnce: n values through one channel buffering 128, 4 senders and 4
+// receivers.
+func mpmcOnce(n int) time.Duration {
+	const units = 4
+	per := n / units
+	c := make(chan int, 128)
+	var senders, receivers sync.WaitGroup
+	var sum int64
+	t := time.Now()
+	receivers.Add(units)
+	for r := 0; r < units; r++ {
+		go func() {
+			defer receivers.Done()
+			s := 0
+			for v := range c {
+				s += v
+			}
+			atomic.AddInt64(&sum, int64(s))
+		}()
+	}
+	senders.Add(units)
+	for s := 0; s < units; s++ {
+		go func() {
+			defer senders.Done()
+			for i := 0; i < per; i++ {
+				c <- i
+			}
+		}()
+	}
+	senders.Wait()
+	close(c)
+	receivers.Wait()
+	return time.Since(t)
+}
+
+func chanMain(workload string, n, reps int) {
+	once := pingpongOnce
+	ops := n
+	if workload == "chan_mpmc" {
+		once = mpmcOnce
+		ops = n / 4 * 4
+	}
+	once(warmupN(workload, n))
+	for rep := 0; rep < reps; rep++ {
+		d := once(n)
+		fmt.Printf("result workload=%s impl=%s n=%d rep=%d ns_per_op=%.2f procs=%d\n",
+			workload, impl, ops, rep, nsPer(d, ops), runtime.GOMAXPROCS(0))
 	}
 }

@@ -25,7 +25,14 @@
 //!   shared mutex, increment a counter and unlock, `K` times; prints ns per
 //!   lock/unlock pair (elapsed / (units × K)).
 //!
-//! `yield` and `spawn_join` run one warm-up ([`warmup_n`]) and then `reps`
+//! - `chan_pingpong N`: two units, two unbuffered channels (capacity 1
+//!   where the implementation has no rendezvous channel); one sends a value
+//!   on the first and waits for the reply on the second, `N` times; prints
+//!   ns per round trip (two sends, two receives, two wake-ups).
+//! - `chan_mpmc N`: one channel buffering 128 values; 4 senders send `N/4`
+//!   values each, 4 receivers take them all; prints ns per value.
+//!
+//! `yield` and `spawn_join` (and the `chan_*` workloads) run one warm-up ([`warmup_n`]) and then `reps`
 //! measured repetitions in the process; `parked` runs once (the driver starts more
 //! processes). Output, one line per measured repetition:
 //!
@@ -40,7 +47,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// The three workloads (see the crate docs).
+/// The workloads (see the crate docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
     /// G→G switch through a yield, two units on one worker.
@@ -53,6 +60,11 @@ pub enum Workload {
     Skynet,
     /// Many units contending on one mutex.
     Mutex,
+    /// Channels: a round trip over two unbuffered channels between two
+    /// units.
+    ChanPingPong,
+    /// Channels: 4 senders and 4 receivers on one buffered channel.
+    ChanMpmc,
 }
 
 impl Workload {
@@ -64,6 +76,8 @@ impl Workload {
             Workload::Parked => "parked",
             Workload::Skynet => "skynet",
             Workload::Mutex => "mutex",
+            Workload::ChanPingPong => "chan_pingpong",
+            Workload::ChanMpmc => "chan_mpmc",
         }
     }
 }
@@ -86,6 +100,9 @@ pub fn args(imp: &str) -> Args {
         eprintln!(
             "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|skynet> <size> [reps]"
         );
+        eprintln!(
+            "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|chan_pingpong|chan_mpmc> <size> [reps]"
+        );
         std::process::exit(2);
     };
     if argv.len() < 3 || argv.len() > 4 {
@@ -97,6 +114,8 @@ pub fn args(imp: &str) -> Args {
         "parked" => Workload::Parked,
         "skynet" => Workload::Skynet,
         "mutex" => Workload::Mutex,
+        "chan_pingpong" => Workload::ChanPingPong,
+        "chan_mpmc" => Workload::ChanMpmc,
         w => usage(&format!("unknown workload {w:?}")),
     };
     let n = parse_count(&argv[2]).unwrap_or_else(|| usage(&format!("bad size {:?}", argv[2])));
@@ -277,4 +296,20 @@ pub fn report_mutex(imp: &str, k: usize, rep: usize, d: Duration) -> Line {
     Line::new(Workload::Mutex, imp, k, rep)
         .f("ns_per_op", ns_per(d, MUTEX_UNITS * k))
         .kv("units", MUTEX_UNITS)
+}
+
+/// Senders and receivers in the `chan_mpmc` workload, each.
+pub const MPMC_UNITS: usize = 4;
+
+/// Buffer of the `chan_mpmc` channel.
+pub const MPMC_CAP: usize = 128;
+
+/// The `result` line of a `chan_pingpong` repetition: `n` round trips.
+pub fn report_pingpong(imp: &str, n: usize, rep: usize, d: Duration) -> Line {
+    Line::new(Workload::ChanPingPong, imp, n, rep).f("ns_per_op", ns_per(d, n))
+}
+
+/// The `result` line of a `chan_mpmc` repetition: `n` values.
+pub fn report_mpmc(imp: &str, n: usize, rep: usize, d: Duration) -> Line {
+    Line::new(Workload::ChanMpmc, imp, n, rep).f("ns_per_op", ns_per(d, n))
 }

@@ -18,6 +18,8 @@
 //! - this page: spawning ([`go`], [`try_go`], [`GoBuilder`]), joining
 //!   ([`JoinHandle`]), the current G ([`current`], [`yield_now`], [`sleep`],
 //!   [`lock_os_thread`]), configuration ([`Builder`]) and [`stats`];
+//! - [`chan`] and [`select!`]: Go's channels and `select`;
+//! - [`time`]: `after`, tickers and deadlines on the scheduler's timers;
 //! - [`sync`]: primitives that park Gs instead of threads (`Mutex`,
 //!   `RwLock`, `Condvar`, `WaitGroup`, `Once`, `Semaphore`);
 //! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
@@ -41,9 +43,11 @@
 #![deny(unsafe_code)]
 
 mod builder;
+pub mod chan;
 pub mod ffi;
 mod join;
 pub mod sync;
+pub mod time;
 
 pub use builder::{BuildError, Builder};
 pub use join::{GoBuilder, JoinHandle};

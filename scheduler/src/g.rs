@@ -103,6 +103,14 @@ pub enum WaitReason {
     CondWait = 8,
     /// `sync::Semaphore::acquire`.
     Semacquire = 9,
+    /// A channel receive (`Receiver::recv`).
+    ChanReceive = 10,
+    /// A channel send (`Sender::send`).
+    ChanSend = 11,
+    /// A `select!` with at least one channel arm.
+    Select = 12,
+    /// A `select!` with no channel arm and no timeout: parks for good.
+    SelectNoCases = 13,
 }
 
 impl WaitReason {
@@ -117,6 +125,10 @@ impl WaitReason {
             7 => WaitReason::RwLockWrite,
             8 => WaitReason::CondWait,
             9 => WaitReason::Semacquire,
+            10 => WaitReason::ChanReceive,
+            11 => WaitReason::ChanSend,
+            12 => WaitReason::Select,
+            13 => WaitReason::SelectNoCases,
             _ => WaitReason::None,
         }
     }
@@ -135,6 +147,10 @@ impl WaitReason {
             WaitReason::RwLockWrite => "sync.RWMutex.Lock",
             WaitReason::CondWait => "sync.Cond.Wait",
             WaitReason::Semacquire => "semacquire",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
         }
     }
 }

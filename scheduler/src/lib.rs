@@ -11,24 +11,27 @@
 //! 5. [`schedule`]: the loop — switching, parking, readying, spinning,
 //!    stealing — with the no-lost-wake-up protocol written where it is coded.
 //! 6. [`spawn`], [`time`], [`timer`], [`waiter`]: creating Gs, sleeping,
-//!    per-P timers, who waits.
+//!    per-P timers (readying Gs or running functions), who waits.
 //!    [`waitq`], [`sema`], [`cell`]: the building blocks of `runtime::sync`
 //!    — wait queues that park Gs and block threads (deadlines on the
 //!    timers), Go's runtime semaphore, the cells that hand out locked data.
-//! 7. [`syscall`], [`sysmon`]: calls out of the runtime that set the P
+//! 7. [`chan`]: Go's channels and `select` (here because they need unsafe
+//!    code: waiters' records live on their stacks, as Go's sudogs).
+//! 8. [`syscall`], [`sysmon`]: calls out of the runtime that set the P
 //!    aside, and the monitor thread that retakes it.
-//! 8. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
+//! 9. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
 //!    callbacks from foreign threads.
-//! 9. [`stack`]: G stacks with guard pages in one reserved region.
-//! 10. [`registry`]: the append-only lists of all Gs and Ms a signal
+//! 10. [`stack`]: G stacks with guard pages in one reserved region.
+//! 11. [`registry`]: the append-only lists of all Gs and Ms a signal
 //!     handler can walk without locks.
-//! 11. [`config`], [`stats`], [`fatal`].
+//! 12. [`config`], [`stats`], [`fatal`].
 //!
 //! Design notes: `docs/design.md`. Users do not depend on this crate
 //! directly; they use `runtime`.
 
 pub mod callback;
 pub mod cell;
+pub mod chan;
 pub mod config;
 pub mod extram;
 pub mod fatal;

@@ -6,6 +6,7 @@
 //! each of them is held only inside this crate and only around the few lines
 //! that need it):
 //!
+//! 0. channel locks, in increasing address order (`chan/mod.rs`)
 //! 1. `Sched::synced` (idle Ms and Ps)
 //! 2. a P's timer heap
 //! 3. `Sched::gfree`, the stack pool's lists

@@ -103,6 +103,25 @@ pub fn ready(g: GRef) {
     wakep_if_idle();
 }
 
+/// Like [`ready`], but the G goes to the back of the local queue rather
+/// than to `runnext`: for timers, which ready Gs in batches in deadline
+/// order — through `runnext` each would push the previous one back and the
+/// batch would run in reverse.
+fn ready_in_order(g: GRef) {
+    if g.status() != GStatus::Waiting {
+        crate::throw!("ready_in_order: g is not waiting");
+    }
+    g.set_wait(WaitReason::None, 0);
+    g.set_status(GStatus::Runnable);
+    g.on_enqueue();
+    match current_m().and_then(|m| m.p()) {
+        // SAFETY: the current M holds p.
+        Some(p) => unsafe { p.runq_put(g, false) },
+        None => sched().global.push(g),
+    }
+    wakep_if_idle();
+}
+
 /// Lets other Gs run; the caller goes to the back of its P's queue. Returns
 /// at once when nothing else is runnable.
 pub fn yield_now() {
@@ -525,10 +544,12 @@ fn find_runnable(m: MRef) -> GRef {
                 for _ in 0..64 {
                     core::hint::spin_loop();
                 }
+                // A running P's `runnext` is not work for us: its owner
+                // is about to run it (see `steal_runnext`).
                 let work = !s.global.is_empty()
                     || s.ps
                         .iter()
-                        .any(|v| !core::ptr::eq(v, p) && !v.runq_is_empty());
+                        .any(|v| !core::ptr::eq(v, p) && !v.stealer.is_empty());
                 if work && let Some(g) = steal_work(m, p) {
                     return g;
                 }
@@ -684,12 +705,10 @@ fn steal_work(m: MRef, p: &'static P) -> Option<GRef> {
             }
             // The victim's runnext on the last round only: its owner is
             // likely about to run it.
-            if round == STEAL_ROUNDS - 1 && !victim.runnext.load(Ordering::Relaxed).is_null() {
-                let g = victim.runnext.swap(core::ptr::null_mut(), Ordering::AcqRel);
-                // SAFETY: runnext holds null or GRef pointers.
-                if let Some(g) = unsafe { GRef::from_ptr(g) } {
-                    return Some(g);
-                }
+            if round == STEAL_ROUNDS - 1
+                && let Some(g) = steal_runnext(victim)
+            {
+                return Some(g);
             }
         }
         if let Some(g) = global_get(p) {
@@ -699,15 +718,63 @@ fn steal_work(m: MRef, p: &'static P) -> Option<GRef> {
     None
 }
 
-/// Runs every due timer of every P; the Gs go to the current P.
+/// How long a thief leaves a running P's `runnext` to its owner.
+const RUNNEXT_GRACE_NS: u64 = 3_000;
+
+/// Takes `victim`'s `runnext`, if any. When the victim is running, its G
+/// has most likely just readied that G and is about to block (a channel
+/// ping-pong, a join): its M switches to it within a microsecond, so wait
+/// ~3 µs first and take it only if it is still there (Go's `runqgrab`
+/// sleeps 3 µs for the same reason). Stealing it at once would move one
+/// side of every hand-off to another M, turning a G-to-G switch into a
+/// cross-thread wake-up.
+fn steal_runnext(victim: &P) -> Option<GRef> {
+    if victim.runnext.load(Ordering::Relaxed).is_null() {
+        return None;
+    }
+    if victim.status() == PStatus::Running {
+        let until = nanotime() + RUNNEXT_GRACE_NS;
+        while nanotime() < until {
+            core::hint::spin_loop();
+        }
+    }
+    let g = victim.runnext.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: runnext holds null or GRef pointers.
+    unsafe { GRef::from_ptr(g) }
+}
+
+/// Runs every due timer of every P, in deadline order across the Ps (an
+/// M that comes late to two Ps' timers fires them merged, not P by P); the
+/// Gs go to the current P.
 fn run_due_timers() {
     let s = sched();
     if s.ps.iter().all(|p| p.timers.next_when() == NEVER) {
         return;
     }
     let now = nanotime();
-    for p in s.ps {
-        p.timers.run_due(now, ready);
+    loop {
+        // The P with the earliest timer, and the next deadline of any
+        // other P: fire the first P's timers up to that one.
+        let mut first: Option<(&P, u64)> = None;
+        let mut second = NEVER;
+        for p in s.ps {
+            let w = p.timers.next_when();
+            match first {
+                Some((_, fw)) if w >= fw => second = second.min(w),
+                Some((_, fw)) => {
+                    second = fw;
+                    first = Some((p, w));
+                }
+                None => first = Some((p, w)),
+            }
+        }
+        let Some((p, w)) = first else { return };
+        if w > now {
+            return;
+        }
+        // Afterwards this P's next deadline is past the bound (entries
+        // popped, stopped ones discarded), so the loop advances.
+        p.timers.run_due(now.min(second), ready_in_order);
     }
 }
 

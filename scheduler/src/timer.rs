@@ -1,26 +1,33 @@
 //! Timers, kept per P and fired by the scheduler (no thread per timer).
 //!
-//! Each P owns a min-heap of `(when, seq, G)` under a small mutex, plus an
+//! Each P owns a min-heap of `(when, seq, what)` under a small mutex, plus an
 //! atomic copy of the earliest deadline (`next_when`) that lets the scheduler
 //! skip the lock and the clock read when nothing is due. `find_runnable` runs
 //! its own P's due timers, runs other Ps' due timers while stealing, and an M
 //! that goes to sleep sleeps no longer than the earliest deadline of any P.
 //! Times are nanoseconds of the runtime clock ([`nanotime`]).
 //!
-//! A timer either readies a G (`sleep`) or runs a [`TimerFn`] (a wait with
-//! a deadline: the callback decides, under the wait queue's lock, whether
-//! the wait already ended another way). A callback timer whose wait ended
-//! early is *stale*: it stays in the heap until it reaches the top or stale
-//! entries outnumber live ones, then it is dropped without firing
-//! ([`Timers::note_stale`]). Until then it counts as a pending timer, so a
-//! deadlock that follows can be reported only once the stale entry is gone
-//! (at worst at its deadline). Rejected: removing an entry from the middle of
-//! the heap at once (needs an index per entry kept up to date on every
-//! sift, for waits that mostly end before their deadline anyway).
+//! A timer either readies a G (`runtime::sleep`: the G handed itself to the
+//! timer) or runs a function ([`start_timer`]: channel timeouts, `after`,
+//! tickers). Functions run on an M's scheduler context (`g0`) holding a P,
+//! outside the heap lock; they must not block (they may `ready` Gs, send on
+//! a channel with `try_send`, or re-arm themselves).
+//!
+//! # Stopping a timer
+//!
+//! [`Timer::stop`] marks the timer stopped (an atomic flag) and counts it in
+//! its heap's `stopped`; the entry stays in the heap and is discarded when it
+//! comes due, as Go does with deleted timers. When stopped entries make up
+//! more than half of a heap (and there are more than `CLEAN_MIN`), the
+//! next `add` rebuilds the heap without them, so a loop of `recv_timeout`s
+//! with long timeouts that never expire cannot grow the heap without bound.
+//! Rejected: an indexed heap with removal (every entry would need a back
+//! pointer updated on each sift, paid by every timer to speed up the rare
+//! stop).
 
 use crate::g::GRef;
-use core::cmp::Reverse;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::cmp::{Ordering as CmpOrdering, Reverse};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, OnceLock};
@@ -28,6 +35,9 @@ use std::time::{Duration, Instant};
 
 /// No timer pending.
 pub const NEVER: u64 = u64::MAX;
+
+/// Fewest stopped entries before a heap is worth rebuilding.
+const CLEAN_MIN: usize = 64;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -42,40 +52,33 @@ pub fn instant_of(t: u64) -> Instant {
     *EPOCH.get_or_init(Instant::now) + Duration::from_nanos(t)
 }
 
-/// The runtime-clock time of `t` (0 if before the epoch).
-pub fn nanotime_of(t: Instant) -> u64 {
+/// The runtime-clock time of `i` (0 for instants before the epoch, which
+/// are due at once).
+pub fn nanotime_of(i: Instant) -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(NEVER - 1)
+    i.checked_duration_since(epoch)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(NEVER - 1))
 }
 
-/// What a callback timer runs when due.
-pub trait TimerFn: Send + Sync {
-    /// Called once when the deadline passes, on an M holding a P, outside
-    /// the heap's lock.
-    fn fire(&self);
-    /// Whether firing would do nothing (the wait ended another way): such an
-    /// entry may be dropped without firing.
-    fn is_stale(&self) -> bool;
+/// What a timer function receives: the runtime-clock time it was due at.
+pub type TimerFn = dyn Fn(u64) + Send + Sync;
+
+/// The shared part of a function timer: the heap entry and the [`Timer`]
+/// handle both hold it.
+struct FuncTimer {
+    f: Box<TimerFn>,
+    stopped: AtomicBool,
+    /// The heap holding the entry, for the `stopped` count.
+    heap: &'static Timers,
 }
 
-/// What a due timer does.
 enum What {
-    /// Ready this G (a pointer from `GRef::as_ptr`).
-    G(usize),
-    /// Run this callback.
-    Call(Arc<dyn TimerFn>),
+    /// Ready this G (it parked and handed itself to the timer).
+    G(GRef),
+    /// Run this function, unless stopped.
+    Func(Arc<FuncTimer>),
 }
 
-impl What {
-    fn is_stale(&self) -> bool {
-        match self {
-            What::G(_) => false,
-            What::Call(f) => f.is_stale(),
-        }
-    }
-}
-
-/// A heap entry, ordered by deadline then by insertion.
 struct Entry {
     when: u64,
     seq: u64,
@@ -83,31 +86,33 @@ struct Entry {
 }
 
 impl PartialEq for Entry {
-    fn eq(&self, other: &Entry) -> bool {
-        (self.when, self.seq) == (other.when, other.seq)
+    fn eq(&self, o: &Entry) -> bool {
+        (self.when, self.seq) == (o.when, o.seq)
     }
 }
-
 impl Eq for Entry {}
-
 impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Entry) -> Option<core::cmp::Ordering> {
-        Some(self.cmp(other))
+    fn partial_cmp(&self, o: &Entry) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Entry) -> CmpOrdering {
+        (self.when, self.seq).cmp(&(o.when, o.seq))
     }
 }
 
-impl Ord for Entry {
-    fn cmp(&self, other: &Entry) -> core::cmp::Ordering {
-        (self.when, self.seq).cmp(&(other.when, other.seq))
-    }
+struct Heap {
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
 }
 
 /// A P's timers.
 pub struct Timers {
-    heap: Mutex<(BinaryHeap<Reverse<Entry>>, u64)>,
+    heap: Mutex<Heap>,
     next_when: AtomicU64,
-    /// Callback entries reported stale since the last sweep.
-    n_stale: AtomicUsize,
+    /// Stopped function timers still in the heap.
+    stopped: AtomicUsize,
 }
 
 impl core::fmt::Debug for Timers {
@@ -121,11 +126,20 @@ impl core::fmt::Debug for Timers {
 impl Default for Timers {
     fn default() -> Self {
         Timers {
-            heap: Mutex::new((BinaryHeap::new(), 0)),
+            heap: Mutex::new(Heap {
+                heap: BinaryHeap::new(),
+                seq: 0,
+            }),
             next_when: AtomicU64::new(NEVER),
-            n_stale: AtomicUsize::new(0),
+            stopped: AtomicUsize::new(0),
         }
     }
+}
+
+/// What `run_due` hands out, outside the heap lock.
+enum Due {
+    G(GRef),
+    Func(Arc<FuncTimer>, u64),
 }
 
 impl Timers {
@@ -134,81 +148,86 @@ impl Timers {
         self.next_when.load(Ordering::Acquire)
     }
 
+    fn push(&self, when: u64, what: What) {
+        let mut h = self.heap.lock();
+        let stopped = self.stopped.load(Ordering::Relaxed);
+        if stopped > CLEAN_MIN && stopped.saturating_mul(2) > h.heap.len() {
+            let old = core::mem::take(&mut h.heap);
+            h.heap = old
+                .into_iter()
+                .filter(|e| match &e.0.what {
+                    What::G(_) => true,
+                    What::Func(t) => !t.stopped.load(Ordering::Relaxed),
+                })
+                .collect();
+            self.stopped.store(0, Ordering::Relaxed);
+        }
+        h.seq += 1;
+        let seq = h.seq;
+        h.heap.push(Reverse(Entry { when, seq, what }));
+        let first = h.heap.peek().map_or(NEVER, |e| e.0.when);
+        self.next_when.store(first, Ordering::Release);
+    }
+
     /// Adds a timer that makes `g` runnable at `when`. The caller must hold
     /// the right to ready `g` and hand it to the timer.
     pub fn add(&self, when: u64, g: GRef) {
-        self.push(when, What::G(g.as_ptr() as usize));
+        self.push(when, What::G(g));
     }
 
-    /// Adds a timer that runs `f` at `when`.
-    pub fn add_call(&self, when: u64, f: Arc<dyn TimerFn>) {
-        self.push(when, What::Call(f));
-    }
-
-    fn push(&self, when: u64, what: What) {
-        let mut h = self.heap.lock();
-        h.1 += 1;
-        let seq = h.1;
-        h.0.push(Reverse(Entry { when, seq, what }));
-        let first = h.0.peek().map_or(NEVER, |e| e.0.when);
-        self.next_when.store(first, Ordering::Release);
-    }
-
-    /// A callback timer of this heap became stale. Drops stale entries from
-    /// the top (so the next deadline is a live one), and sweeps the whole
-    /// heap once stale entries may be half of it: memory stays within twice
-    /// the live timers.
-    pub fn note_stale(&self) {
-        let n = self.n_stale.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut h = self.heap.lock();
-        if n > 64 && 2 * n > h.0.len() {
-            self.n_stale.store(0, Ordering::Relaxed);
-            h.0.retain(|e| !e.0.what.is_stale());
-        }
-        while h.0.peek().is_some_and(|e| e.0.what.is_stale()) {
-            h.0.pop();
-        }
-        let first = h.0.peek().map_or(NEVER, |e| e.0.when);
-        self.next_when.store(first, Ordering::Release);
-    }
-
-    /// Removes every timer due at `now` and passes its G to `fire`, in
-    /// deadline order. Returns how many fired.
-    pub fn run_due(&self, now: u64, mut fire: impl FnMut(GRef)) -> usize {
+    /// Removes every timer due at `now` and fires it, in deadline order:
+    /// a G goes to `ready`, a function is called. Returns how many fired.
+    pub fn run_due(&self, now: u64, mut ready: impl FnMut(GRef)) -> usize {
         if self.next_when() > now {
             return 0;
         }
-        let mut due: [Option<What>; 32] = [const { None }; 32];
         let mut total = 0;
         loop {
+            let mut due: [Option<Due>; 32] = Default::default();
             let mut n = 0;
             {
                 let mut h = self.heap.lock();
                 while n < due.len() {
-                    match h.0.peek() {
+                    match h.heap.peek() {
                         Some(e) if e.0.when <= now => {
-                            due[n] = h.0.pop().map(|e| e.0.what);
+                            let Some(Reverse(e)) = h.heap.pop() else {
+                                break;
+                            };
+                            match e.what {
+                                What::G(g) => due[n] = Some(Due::G(g)),
+                                What::Func(t) => {
+                                    if t.stopped.load(Ordering::Relaxed) {
+                                        // The count is a heuristic: a stop
+                                        // racing a rebuild may not be in it.
+                                        let _ = self.stopped.fetch_update(
+                                            Ordering::Relaxed,
+                                            Ordering::Relaxed,
+                                            |v| v.checked_sub(1),
+                                        );
+                                        continue;
+                                    }
+                                    due[n] = Some(Due::Func(t, e.when));
+                                }
+                            }
                             n += 1;
                         }
                         _ => break,
                     }
                 }
-                let first = h.0.peek().map_or(NEVER, |e| e.0.when);
+                let first = h.heap.peek().map_or(NEVER, |e| e.0.when);
                 self.next_when.store(first, Ordering::Release);
             }
-            // Fire outside the lock: readying a G, or a callback taking a
-            // wait queue's lock, may take other locks (lock order: a wait
-            // queue, then a timer heap).
-            for what in &mut due[..n] {
-                match what.take() {
-                    Some(What::G(g)) => {
-                        // SAFETY: entries hold pointers from GRef::as_ptr.
-                        if let Some(g) = unsafe { GRef::from_ptr(g as *mut _) } {
-                            fire(g);
-                        }
+            // Fire outside the lock: readying a G or a timer function may
+            // take other locks (and may add timers to this heap).
+            for d in due.iter_mut().take(n) {
+                match d.take() {
+                    Some(Due::G(g)) => ready(g),
+                    // The swap claims the firing against a concurrent
+                    // `stop`: exactly one of the two sees the flag unset.
+                    Some(Due::Func(t, when)) if !t.stopped.swap(true, Ordering::AcqRel) => {
+                        (t.f)(when);
                     }
-                    Some(What::Call(f)) => f.fire(),
-                    None => {}
+                    Some(Due::Func(..)) | None => {}
                 }
             }
             total += n;
@@ -218,13 +237,113 @@ impl Timers {
         }
     }
 
-    /// Number of pending timers.
+    /// Number of pending timers (stopped ones included until discarded).
     pub fn len(&self) -> usize {
-        self.heap.lock().0.len()
+        self.heap.lock().heap.len()
     }
 
     /// Whether no timer is pending.
     pub fn is_empty(&self) -> bool {
         self.next_when() == NEVER
+    }
+}
+
+/// A function timer started with [`start_timer`]. Dropping the handle does
+/// not stop it.
+#[must_use = "a timer runs even if its handle is dropped; keep it to stop it"]
+pub struct Timer {
+    t: Arc<FuncTimer>,
+}
+
+impl core::fmt::Debug for Timer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Timer")
+            .field("stopped", &self.t.stopped.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Timer {
+    /// Stops the timer. Returns true if this stopped it before it fired;
+    /// false if it had already fired (or is firing now) or was stopped.
+    pub fn stop(&self) -> bool {
+        let stopped = !self.t.stopped.swap(true, Ordering::AcqRel);
+        if stopped {
+            self.t.heap.stopped.fetch_add(1, Ordering::Relaxed);
+        }
+        stopped
+    }
+}
+
+/// Starts a timer that calls `f(when)` at `when` (runtime clock, see
+/// [`nanotime`]) on a scheduler context. `f` must not block. From a G the
+/// timer goes on its P's heap; from a plain thread on a P picked by the
+/// thread id. Wakes an M if the new timer is earlier than every sleeping
+/// M's deadline.
+pub fn start_timer(when: u64, f: Box<TimerFn>) -> Timer {
+    let s = crate::sched::sched();
+    let heap: &'static Timers = match crate::m::current_m().and_then(|m| m.p()) {
+        Some(p) => &p.timers,
+        None => {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() } as usize;
+            &s.ps[tid % s.ps.len()].timers
+        }
+    };
+    let t = Arc::new(FuncTimer {
+        f,
+        stopped: AtomicBool::new(false),
+        heap,
+    });
+    heap.push(when, What::Func(t.clone()));
+    if when < s.sleep_until.load(Ordering::SeqCst) {
+        crate::sched::wakep();
+    }
+    Timer { t }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_timer_fires_once_and_cannot_be_stopped_after() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = start_timer(
+            nanotime() + 1_000_000,
+            Box::new(move |when| tx.send(when).unwrap()),
+        );
+        let when = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("timer fired");
+        assert!(nanotime() >= when);
+        assert!(!t.stop(), "stop after firing must report it was too late");
+        assert!(
+            rx.recv_timeout(Duration::from_millis(20)).is_err(),
+            "fired twice"
+        );
+    }
+
+    #[test]
+    fn stopped_timers_are_compacted_away() {
+        let far = nanotime() + 3_600_000_000_000;
+        let ts: Vec<Timer> = (0..1000)
+            .map(|_| start_timer(far, Box::new(|_| panic!("a stopped timer fired"))))
+            .collect();
+        // From one plain thread, every timer goes to the same P's heap.
+        let heap = ts[0].t.heap;
+        let before = heap.len();
+        assert!(before >= 1000);
+        for t in &ts {
+            assert!(t.stop());
+        }
+        assert!(!ts[0].stop(), "a second stop reports false");
+        let last = start_timer(far, Box::new(|_| {}));
+        assert!(
+            heap.len() + 900 < before,
+            "stopped entries kept: {} of {before}",
+            heap.len()
+        );
+        assert!(last.stop());
     }
 }

@@ -67,10 +67,9 @@
 //! only one way: a condition variable's queue → its mutex's queue.
 
 use crate::g::{GStatus, WaitReason};
-use crate::m::{current_g, current_m};
-use crate::sched::{sched, wakep};
+use crate::m::current_g;
 use crate::schedule::park;
-use crate::timer::{TimerFn, nanotime_of};
+use crate::timer::{Timer, nanotime_of, start_timer};
 use crate::waiter::Waiter;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -463,7 +462,6 @@ impl<'a, S> QueueGuard<'a, S> {
             node: Node::new(opts.ticket, Waiter::current()),
             queue: self.queue as *const WaitQueue<S> as *const (),
             cancel: cancel::<S>,
-            p: AtomicUsize::new(usize::MAX),
         });
         self.inner.link(&timed.node, opts.lifo);
         self.queue.n_waiters.fetch_add(1, Ordering::Relaxed);
@@ -471,34 +469,34 @@ impl<'a, S> QueueGuard<'a, S> {
         let mutex = parking_lot::MutexGuard::mutex(&self.inner);
         core::mem::forget(self);
         let when = nanotime_of(deadline);
-        let mut timer: Option<Arc<dyn TimerFn>> = Some(timed.clone());
-        let timed_ref: &TimedNode = &timed;
+        // The timer's handle, written by the closure below while the G is
+        // parked (it runs on this M's next context) and read once the G
+        // runs again.
+        let timer: core::cell::Cell<Option<Timer>> = core::cell::Cell::new(None);
+        let timer_ref = &timer;
+        let mut fired = Some(timed.clone());
         park(opts.reason, move || {
             // We run on the next context of the same M, which holds the P
             // (as `sleep` does). The timer goes on before the lock is
             // released: a timer firing at once on another M waits for the
-            // lock, and finds the G parked.
-            let Some(p) = current_m().and_then(|m| m.p()) else {
-                crate::throw!("wait: no p")
-            };
-            timed_ref.p.store(p.id, Ordering::Relaxed);
-            let wake_someone = when < sched().sleep_until.load(Ordering::SeqCst);
-            if let Some(t) = timer.take() {
-                p.timers.add_call(when, t);
+            // lock, and finds the G parked. `start_timer` wakes an M if the
+            // deadline is earlier than every sleeping M's.
+            if let Some(node) = fired.take() {
+                timer_ref.set(Some(start_timer(when, Box::new(move |_| node.fire()))));
             }
             // SAFETY: as in `park_g`: the forgotten guard's lock, released
-            // once. Past this, nothing of the G's stack is touched.
+            // once. Past this, nothing of the G's stack is touched but the
+            // `timer` slot above, which the parked G does not read until it
+            // runs again.
             unsafe { mutex.force_unlock() };
-            if wake_someone {
-                wakep();
-            }
             true
         });
         match timed.node.state.load(Ordering::Acquire) {
             WOKEN => {
-                // Our timer is now stale: let its heap drop it.
-                if let Some(p) = sched().ps.get(timed.p.load(Ordering::Relaxed)) {
-                    p.timers.note_stale();
+                // Woken before the deadline: the timer is stale; stopped, its
+                // heap drops it unfired.
+                if let Some(t) = timer.take() {
+                    t.stop();
                 }
                 Woken::By(timed.node.value.get())
             }
@@ -579,8 +577,6 @@ struct TimedNode {
     /// `WAITING` (the parked G borrows it).
     queue: *const (),
     cancel: unsafe fn(*const (), &Node) -> Option<Waiter>,
-    /// Index of the P whose heap holds the timer.
-    p: AtomicUsize,
 }
 
 // SAFETY: `queue` is only followed by `fire` after winning the node's CAS,
@@ -589,7 +585,9 @@ unsafe impl Send for TimedNode {}
 // SAFETY: as above.
 unsafe impl Sync for TimedNode {}
 
-impl TimerFn for TimedNode {
+impl TimedNode {
+    /// The deadline passed: time the wait out unless a waker got there
+    /// first.
     fn fire(&self) {
         if self
             .node
@@ -605,9 +603,5 @@ impl TimerFn for TimedNode {
         if let Some(w) = w {
             w.wake();
         }
-    }
-
-    fn is_stale(&self) -> bool {
-        self.node.state.load(Ordering::Relaxed) != WAITING
     }
 }

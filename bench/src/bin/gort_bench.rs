@@ -12,6 +12,10 @@
 //!   `runtime::go` and joins their handles (results travel in the handles).
 //! - `mutex`: default procs; from inside a G, 100 Gs each lock one
 //!   `sync::Mutex<u64>` K times, incrementing it; joined.
+//! - `chan_pingpong`: default procs; two Gs, two `chan::bounded(0)`
+//!   channels; one sends and waits for the echo N times.
+//! - `chan_mpmc`: default procs; 4 sender Gs and 4 receiver Gs on one
+//!   `chan::bounded(128)`.
 
 use harness::{Args, Parked, Workload};
 use runtime::sync::WaitGroup;
@@ -38,6 +42,8 @@ fn main() {
         Workload::Parked => bench_parked(a, procs),
         Workload::Skynet => bench_skynet(a, procs),
         Workload::Mutex => bench_mutex(a, procs),
+        Workload::ChanPingPong => bench_pingpong(a, procs),
+        Workload::ChanMpmc => bench_mpmc(a, procs),
     })
     .join()
     .expect("gort_bench: the benchmark G panicked");
@@ -205,5 +211,80 @@ fn bench_mutex(a: Args, procs: usize) {
         harness::report_mutex(IMPL, a.n, rep, d)
             .kv("procs", procs)
             .print();
+    }
+}
+
+/// `n` round trips between two Gs over two unbuffered channels.
+fn pingpong_once(n: usize) -> Duration {
+    use runtime::chan;
+    let (ping_tx, ping_rx) = chan::bounded::<usize>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<usize>(0);
+    let echo = runtime::go(move || {
+        for v in &ping_rx {
+            pong_tx.send(v).unwrap();
+        }
+    });
+    let t = Instant::now();
+    for i in 0..n {
+        ping_tx.send(i).unwrap();
+        black_box(pong_rx.recv().unwrap());
+    }
+    let d = t.elapsed();
+    drop(ping_tx);
+    echo.join().unwrap();
+    d
+}
+
+fn bench_pingpong(a: Args, procs: usize) {
+    pingpong_once(harness::warmup_n(Workload::ChanPingPong, a.n));
+    for rep in 0..a.reps {
+        let d = pingpong_once(a.n);
+        harness::report_pingpong(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
+    }
+}
+
+/// `n` values through one buffered channel, 4 sender Gs, 4 receiver Gs.
+fn mpmc_once(n: usize) -> Duration {
+    use runtime::chan;
+    let units = harness::MPMC_UNITS;
+    let per = n / units;
+    let (tx, rx) = chan::bounded::<usize>(harness::MPMC_CAP);
+    let t = Instant::now();
+    let receivers: Vec<_> = (0..units)
+        .map(|_| {
+            let rx = rx.clone();
+            runtime::go(move || rx.iter().fold(0usize, |a, v| a.wrapping_add(v)))
+        })
+        .collect();
+    let senders: Vec<_> = (0..units)
+        .map(|_| {
+            let tx = tx.clone();
+            runtime::go(move || (0..per).for_each(|i| tx.send(i).unwrap()))
+        })
+        .collect();
+    drop((tx, rx));
+    senders.into_iter().for_each(|h| h.join().unwrap());
+    let sum = receivers
+        .into_iter()
+        .fold(0usize, |a, h| a.wrapping_add(h.join().unwrap()));
+    let d = t.elapsed();
+    black_box(sum);
+    d
+}
+
+fn bench_mpmc(a: Args, procs: usize) {
+    mpmc_once(harness::warmup_n(Workload::ChanMpmc, a.n));
+    for rep in 0..a.reps {
+        let d = mpmc_once(a.n);
+        harness::report_mpmc(
+            IMPL,
+            a.n / harness::MPMC_UNITS * harness::MPMC_UNITS,
+            rep,
+            d,
+        )
+        .kv("procs", procs)
+        .print();
     }
 }

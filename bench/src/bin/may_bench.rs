@@ -14,6 +14,12 @@
 //!   handles (results travel in the handles).
 //! - `mutex`: from inside a coroutine, 100 coroutines each lock one
 //!   `may::sync::Mutex<u64>` K times, incrementing it; joined.
+//! - `chan_pingpong`: two coroutines, two `may::sync::mpsc::channel`s (may
+//!   has no bounded or rendezvous channel; with one value in flight an
+//!   unbounded channel does the same work).
+//! - `chan_mpmc`: 4 sending and 4 receiving coroutines on one
+//!   `may::sync::mpmc::channel` (unbounded: may has no bounded one, so
+//!   senders never wait).
 
 use harness::{Args, Parked, Workload};
 use may::coroutine::JoinHandle;
@@ -71,6 +77,8 @@ fn main() {
         Workload::Parked => bench_parked(a, workers),
         Workload::Skynet => bench_skynet(a, workers),
         Workload::Mutex => bench_mutex(a, workers),
+        Workload::ChanPingPong => bench_pingpong(a, workers),
+        Workload::ChanMpmc => bench_mpmc(a, workers),
     })
     .expect("may_bench: spawn the benchmark coroutine")
     .join()
@@ -238,5 +246,78 @@ fn bench_mutex(a: Args, workers: usize) {
         harness::report_mutex(IMPL, a.n, rep, d)
             .kv("procs", workers)
             .print();
+    }
+}
+
+fn pingpong_once(n: usize) -> Duration {
+    let (ping_tx, ping_rx) = may::sync::mpsc::channel::<usize>();
+    let (pong_tx, pong_rx) = may::sync::mpsc::channel::<usize>();
+    let echo = spawn(move || {
+        for v in ping_rx.iter() {
+            pong_tx.send(v).unwrap();
+        }
+    })
+    .expect("may_bench: spawn");
+    let t = Instant::now();
+    for i in 0..n {
+        ping_tx.send(i).unwrap();
+        black_box(pong_rx.recv().unwrap());
+    }
+    let d = t.elapsed();
+    drop(ping_tx);
+    echo.join().unwrap();
+    d
+}
+
+fn bench_pingpong(a: Args, workers: usize) {
+    pingpong_once(harness::warmup_n(Workload::ChanPingPong, a.n));
+    for rep in 0..a.reps {
+        let d = pingpong_once(a.n);
+        harness::report_pingpong(IMPL, a.n, rep, d)
+            .kv("procs", workers)
+            .print();
+    }
+}
+
+fn mpmc_once(n: usize) -> Duration {
+    let units = harness::MPMC_UNITS;
+    let per = n / units;
+    let (tx, rx) = may::sync::mpmc::channel::<usize>();
+    let t = Instant::now();
+    let receivers: Vec<_> = (0..units)
+        .map(|_| {
+            let rx = rx.clone();
+            spawn(move || rx.iter().fold(0usize, |a, v| a.wrapping_add(v)))
+                .expect("may_bench: spawn")
+        })
+        .collect();
+    let senders: Vec<_> = (0..units)
+        .map(|_| {
+            let tx = tx.clone();
+            spawn(move || (0..per).for_each(|i| tx.send(i).unwrap())).expect("may_bench: spawn")
+        })
+        .collect();
+    drop((tx, rx));
+    senders.into_iter().for_each(|h| h.join().unwrap());
+    let sum = receivers
+        .into_iter()
+        .fold(0usize, |a, h| a.wrapping_add(h.join().unwrap()));
+    let d = t.elapsed();
+    black_box(sum);
+    d
+}
+
+fn bench_mpmc(a: Args, workers: usize) {
+    mpmc_once(harness::warmup_n(Workload::ChanMpmc, a.n));
+    for rep in 0..a.reps {
+        let d = mpmc_once(a.n);
+        harness::report_mpmc(
+            IMPL,
+            a.n / harness::MPMC_UNITS * harness::MPMC_UNITS,
+            rep,
+            d,
+        )
+        .kv("procs", workers)
+        .print();
     }
 }

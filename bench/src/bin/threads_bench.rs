@@ -16,6 +16,11 @@
 //!   joins them. The driver uses N = 10,000 leaves (11,111 threads).
 //! - `mutex`: 100 threads (64 KiB stacks) each lock one
 //!   `std::sync::Mutex<u64>` K times, incrementing it; joined.
+//! - `chan_pingpong`: two threads, two `std::sync::mpsc::sync_channel(0)`s
+//!   (rendezvous).
+//! - `chan_mpmc`: one `sync_channel(128)`, 4 sending threads, and 4
+//!   receiving threads sharing the receiver behind a `Mutex` (std's
+//!   channel has one consumer).
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -33,6 +38,8 @@ fn main() {
         Workload::Parked => bench_parked(a),
         Workload::Skynet => bench_skynet(a),
         Workload::Mutex => bench_mutex(a),
+        Workload::ChanPingPong => bench_pingpong(a),
+        Workload::ChanMpmc => bench_mpmc(a),
     }
 }
 
@@ -276,5 +283,83 @@ fn bench_mutex(a: Args) {
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )
             .print();
+    }
+}
+
+fn pingpong_once(n: usize) -> Duration {
+    let (ping_tx, ping_rx) = std::sync::mpsc::sync_channel::<usize>(0);
+    let (pong_tx, pong_rx) = std::sync::mpsc::sync_channel::<usize>(0);
+    let echo = std::thread::spawn(move || {
+        for v in ping_rx.iter() {
+            pong_tx.send(v).unwrap();
+        }
+    });
+    let t = Instant::now();
+    for i in 0..n {
+        ping_tx.send(i).unwrap();
+        black_box(pong_rx.recv().unwrap());
+    }
+    let d = t.elapsed();
+    drop(ping_tx);
+    echo.join().unwrap();
+    d
+}
+
+fn bench_pingpong(a: Args) {
+    pingpong_once(harness::warmup_n(Workload::ChanPingPong, a.n));
+    for rep in 0..a.reps {
+        let d = pingpong_once(a.n);
+        harness::report_pingpong(IMPL, a.n, rep, d).print();
+    }
+}
+
+fn mpmc_once(n: usize) -> Duration {
+    let units = harness::MPMC_UNITS;
+    let per = n / units;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<usize>(harness::MPMC_CAP);
+    let rx = Arc::new(Mutex::new(rx));
+    let t = Instant::now();
+    let receivers: Vec<_> = (0..units)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || {
+                let mut sum = 0usize;
+                loop {
+                    let v = rx.lock().unwrap().recv();
+                    match v {
+                        Ok(v) => sum = sum.wrapping_add(v),
+                        Err(_) => return sum,
+                    }
+                }
+            })
+        })
+        .collect();
+    let senders: Vec<_> = (0..units)
+        .map(|_| {
+            let tx = tx.clone();
+            std::thread::spawn(move || (0..per).for_each(|i| tx.send(i).unwrap()))
+        })
+        .collect();
+    drop(tx);
+    senders.into_iter().for_each(|h| h.join().unwrap());
+    let sum = receivers
+        .into_iter()
+        .fold(0usize, |a, h| a.wrapping_add(h.join().unwrap()));
+    let d = t.elapsed();
+    black_box(sum);
+    d
+}
+
+fn bench_mpmc(a: Args) {
+    mpmc_once(harness::warmup_n(Workload::ChanMpmc, a.n));
+    for rep in 0..a.reps {
+        let d = mpmc_once(a.n);
+        harness::report_mpmc(
+            IMPL,
+            a.n / harness::MPMC_UNITS * harness::MPMC_UNITS,
+            rep,
+            d,
+        )
+        .print();
     }
 }

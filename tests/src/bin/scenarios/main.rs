@@ -4,6 +4,7 @@
 //! A scenario prints `key=value` lines the test asserts on, and exits 0 when
 //! it completed. Each opens with the symptom it guards against.
 
+mod chan_scenarios;
 mod crash_faults;
 mod crash_relay;
 mod crash_scenarios;
@@ -476,6 +477,7 @@ fn main() {
         ("ffi_syscall_handoff", ffi_scenarios::syscall_handoff),
         ("ffi_c_example", ffi_scenarios::c_example),
         ("ffi_needm_stress", ffi_scenarios::needm_stress),
+        ("chan_sleep_order", chan_scenarios::sleep_order),
         ("crash_segv_in_g", crash_scenarios::segv_in_g),
         ("crash_deadlock", crash_scenarios::deadlock),
         ("crash_sigfpe", crash_scenarios::sigfpe),
