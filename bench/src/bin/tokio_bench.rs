@@ -56,259 +56,6 @@ fn main() {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_mutex(&rt, a);
         }
-    }
-}
-
-async fn yield_once(n: usize) -> Duration {
-    let body = move || async move {
-        for _ in 0..n {
-            tokio::task::yield_now().await;
-        }
-    };
-    let t = Instant::now();
-    let a = tokio::spawn(body());
-    let b = tokio::spawn(body());
-    a.await.unwrap();
-    b.await.unwrap();
-    t.elapsed()
-}
-
-fn bench_yield(rt: &Runtime, a: Args) {
-    rt.block_on(async {
-        yield_once(harness::warmup_n(Workload::Yield, a.n)).await;
-        for rep in 0..a.reps {
-            let d = yield_once(a.n).await;
-            harness::report_yield(IMPL, a.n, rep, d)
-                .kv("procs", 1)
-                .print();
-        }
-    });
-}
-
-async fn spawn_join_once(n: usize) -> Duration {
-    let t = Instant::now();
-    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(async move { i })).collect();
-    let mut sum = 0;
-    for h in handles {
-        sum += h.await.unwrap();
-    }
-    let d = t.elapsed();
-    black_box(sum);
-    d
-}
-
-fn bench_spawn_join(rt: &Runtime, a: Args) {
-    let workers = rt.metrics().num_workers();
-    rt.block_on(async {
-        spawn_join_once(harness::warmup_n(Workload::SpawnJoin, a.n)).await;
-        for rep in 0..a.reps {
-            let d = spawn_join_once(a.n).await;
-            harness::report_spawn_join(IMPL, a.n, rep, d)
-                .kv("procs", workers)
-                .print();
-        }
-    });
-}
-
-fn bench_parked(rt: &Runtime, a: Args) {
-    let workers = rt.metrics().num_workers();
-    let n = a.n;
-    rt.block_on(async {
-        let gate = Arc::new(Notify::new());
-        let arrived = Arc::new(AtomicUsize::new(0));
-        let mut handles = Vec::with_capacity(n);
-        let rss_before_kib = harness::rss_kib();
-        let t = Instant::now();
-        for _ in 0..n {
-            let (gate, arrived) = (gate.clone(), arrived.clone());
-            handles.push(tokio::spawn(async move {
-                let opened = gate.notified();
-                tokio::pin!(opened);
-                opened.as_mut().enable();
-                arrived.fetch_add(1, Ordering::Relaxed);
-                opened.await;
-            }));
-        }
-        while arrived.load(Ordering::Relaxed) < n {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let create = t.elapsed();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let rss_parked_kib = harness::rss_kib();
-        let t = Instant::now();
-        gate.notify_waiters();
-        for h in handles {
-            h.await.unwrap();
-        }
-        let release = t.elapsed();
-        let p = Parked {
-            rss_before_kib,
-            rss_parked_kib,
-            create,
-            release,
-        };
-        harness::report_parked(IMPL, n, p)
-            .kv("procs", workers)
-            .print();
-    });
-}
-
-/// One skynet node as a task body: boxed, because an async fn cannot hold
-/// itself.
-fn skynet(num: u64, size: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send>> {
-    Box::pin(async move {
-        if size == 1 {
-            return num;
-        }
-        let sub = size / harness::SKYNET_FANOUT;
-        let children: [_; harness::SKYNET_FANOUT as usize] =
-            core::array::from_fn(|i| tokio::spawn(skynet(num + i as u64 * sub, sub)));
-        let mut sum = 0;
-        for h in children {
-            sum += h.await.unwrap();
-        }
-        sum
-    })
-}
-
-fn bench_skynet(rt: &Runtime, a: Args) {
-    let workers = rt.metrics().num_workers();
-    rt.block_on(async {
-        skynet(0, harness::warmup_n(Workload::Skynet, a.n) as u64).await;
-        for rep in 0..a.reps {
-            let t = Instant::now();
-            let sum = skynet(0, a.n as u64).await;
-            harness::report_skynet(IMPL, a.n, rep, t.elapsed(), sum)
-                .kv("procs", workers)
-                .print();
-        }
-    });
-}
-
-/// 100 tasks, `k` lock/increment/unlock each on one mutex.
-async fn mutex_once(k: usize) -> Duration {
-    let m = Arc::new(tokio::sync::Mutex::new(0u64));
-    let t = Instant::now();
-    let hs: Vec<_> = (0..harness::MUTEX_UNITS)
-        .map(|_| {
-            let m = m.clone();
-            tokio::spawn(async move {
-                for _ in 0..k {
-                    *m.lock().await += 1;
-                }
-            })
-        })
-        .collect();
-    for h in hs {
-        h.await.unwrap();
-    }
-    let d = t.elapsed();
-    assert_eq!(
-        *m.lock().await,
-        (harness::MUTEX_UNITS * k) as u64,
-        "tokio_bench: lost update"
-    );
-    d
-}
-
-fn bench_mutex(rt: &Runtime, a: Args) {
-    let workers = rt.metrics().num_workers();
-    rt.block_on(async {
-        mutex_once(harness::warmup_n(Workload::Mutex, a.n)).await;
-        for rep in 0..a.reps {
-            let d = mutex_once(a.n).await;
-            harness::report_mutex(IMPL, a.n, rep, d)
-                .kv("procs", workers)
-                .print();
-        }
-    });
-}
-
-async fn pingpong_once(n: usize) -> Duration {
-    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<usize>(1);
-    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<usize>(1);
-    let echo = tokio::spawn(async move {
-        while let Some(v) = ping_rx.recv().await {
-            pong_tx.send(v).await.unwrap();
-        }
-    });
-    let t = Instant::now();
-    for i in 0..n {
-        ping_tx.send(i).await.unwrap();
-        black_box(pong_rx.recv().await.unwrap());
-    }
-    let d = t.elapsed();
-    drop(ping_tx);
-    echo.await.unwrap();
-    d
-}
-
-async fn mpmc_once(n: usize) -> Duration {
-    let units = harness::MPMC_UNITS;
-    let per = n / units;
-    let (tx, rx) = tokio::sync::mpsc::channel::<usize>(harness::MPMC_CAP);
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let t = Instant::now();
-    let receivers: Vec<_> = (0..units)
-        .map(|_| {
-            let rx = rx.clone();
-            tokio::spawn(async move {
-                let mut sum = 0usize;
-                while let Some(v) = rx.lock().await.recv().await {
-                    sum = sum.wrapping_add(v);
-                }
-                sum
-            })
-        })
-        .collect();
-    let senders: Vec<_> = (0..units)
-        .map(|_| {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                for i in 0..per {
-                    tx.send(i).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-    for s in senders {
-        s.await.unwrap();
-    }
-    let mut sum = 0usize;
-    for r in receivers {
-        sum = sum.wrapping_add(r.await.unwrap());
-    }
-    let d = t.elapsed();
-    black_box(sum);
-    d
-}
-
-fn bench_chan(rt: &Runtime, a: Args) {
-    let procs = rt.metrics().num_workers();
-    rt.block_on(async {
-        // Run inside a task, as the other workloads' units are tasks too.
-        tokio::spawn(async move {
-            let ping = a.workload == Workload::ChanPingPong;
-            let warm = harness::warmup_n(a.workload, a.n);
-            if ping { pingpong_once(warm).await } else { mpmc_once(warm).await };
-            for rep in 0..a.reps {
-                if ping {
-                    let d = pingpong_once(a.n).await;
-                    harness::report_pingpong(IMPL, a.n, rep, d).kv("procs", procs).print();
-                } else {
-                    let d = mpmc_once(a.n).await;
-                    harness::report_mpmc(IMPL, a.n / harness::MPMC_UNITS * harness::MPMC_UNITS, rep, d)
-                        .kv("procs", procs)
-                        .print();
-                }
-            }
-        })
-        .await
-        .unwrap();
-    });
-}
-
         Workload::ChanPingPong | Workload::ChanMpmc => {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_chan(&rt, a);
@@ -548,16 +295,27 @@ fn bench_chan(rt: &Runtime, a: Args) {
         tokio::spawn(async move {
             let ping = a.workload == Workload::ChanPingPong;
             let warm = harness::warmup_n(a.workload, a.n);
-            if ping { pingpong_once(warm).await } else { mpmc_once(warm).await };
+            if ping {
+                pingpong_once(warm).await
+            } else {
+                mpmc_once(warm).await
+            };
             for rep in 0..a.reps {
                 if ping {
                     let d = pingpong_once(a.n).await;
-                    harness::report_pingpong(IMPL, a.n, rep, d).kv("procs", procs).print();
-                } else {
-                    let d = mpmc_once(a.n).await;
-                    harness::report_mpmc(IMPL, a.n / harness::MPMC_UNITS * harness::MPMC_UNITS, rep, d)
+                    harness::report_pingpong(IMPL, a.n, rep, d)
                         .kv("procs", procs)
                         .print();
+                } else {
+                    let d = mpmc_once(a.n).await;
+                    harness::report_mpmc(
+                        IMPL,
+                        a.n / harness::MPMC_UNITS * harness::MPMC_UNITS,
+                        rep,
+                        d,
+                    )
+                    .kv("procs", procs)
+                    .print();
                 }
             }
         })
