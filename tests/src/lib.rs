@@ -207,6 +207,16 @@ pub fn scaled(d: Duration) -> Duration {
     if under_qemu() { d * 20 } else { d }
 }
 
+/// The hard time limit of a crash scenario's child process: 20 s natively,
+/// 120 s under qemu-user.
+pub fn crash_limit() -> Duration {
+    if under_qemu() {
+        Duration::from_secs(120)
+    } else {
+        Duration::from_secs(20)
+    }
+}
+
 /// Whether tests run under qemu-user (set by `ci/cross.sh`).
 pub fn under_qemu() -> bool {
     std::env::var_os("GORT_UNDER_QEMU").is_some()

@@ -2,24 +2,16 @@
 //! hard time limit and asserts on the dump and on how the process ended.
 
 use std::time::Duration;
-use tests::{Outcome, run_signalled, scaled, under_qemu};
+use tests::{Outcome, crash_limit, run_signalled, scaled, under_qemu};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scenarios");
 
-fn limit() -> Duration {
-    if under_qemu() {
-        Duration::from_secs(120)
-    } else {
-        Duration::from_secs(20)
-    }
-}
-
 fn run(name: &str, env: &[(&str, &str)]) -> Outcome {
-    run_signalled(BIN, &[name], env, None, limit())
+    run_signalled(BIN, &[name], env, None, crash_limit())
 }
 
 fn run_quit(name: &str, env: &[(&str, &str)]) -> Outcome {
-    run_signalled(BIN, &[name], env, Some(libc::SIGQUIT), limit())
+    run_signalled(BIN, &[name], env, Some(libc::SIGQUIT), crash_limit())
 }
 
 #[test]

@@ -3,21 +3,12 @@
 //! gort. Each runs a scenario in a child process with a hard time limit and
 //! asserts on the dump and on how the process ended.
 
-use std::time::Duration;
-use tests::{Outcome, run, under_qemu};
+use tests::{Outcome, crash_limit, run};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scenarios");
 
-fn limit() -> Duration {
-    if under_qemu() {
-        Duration::from_secs(120)
-    } else {
-        Duration::from_secs(20)
-    }
-}
-
 fn go(name: &str, env: &[(&str, &str)]) -> Outcome {
-    run(BIN, &[name], env, limit())
+    run(BIN, &[name], env, crash_limit())
 }
 
 /// The summary line.

@@ -4,17 +4,9 @@
 //! counts the scenario printed before the crash.
 
 use std::time::Duration;
-use tests::{Outcome, run_signalled, scaled, under_qemu};
+use tests::{Outcome, crash_limit, run_signalled, scaled};
 
 const BIN: &str = env!("CARGO_BIN_EXE_scenarios");
-
-fn limit() -> Duration {
-    if under_qemu() {
-        Duration::from_secs(120)
-    } else {
-        Duration::from_secs(20)
-    }
-}
 
 fn ids(o: &Outcome, key: &str) -> Vec<usize> {
     o.value(key)
@@ -31,7 +23,7 @@ fn idle_c_threads_neither_get_the_relay_nor_hide_an_m() {
         &["crash_idle_c_threads"],
         &[("GORT_TRACEBACK", "crash"), ("GORT_MAXPROCS", "2")],
         Some(libc::SIGQUIT),
-        limit(),
+        crash_limit(),
     );
     assert_eq!(o.signal, Some(libc::SIGABRT), "crash mode must abort:\n{o}");
     let c_tids = ids(&o, "c_tids");
@@ -85,7 +77,7 @@ fn two_faults(level: &str) -> Outcome {
         &["crash_two_faults_at_once"],
         &[("GORT_TRACEBACK", level), ("GORT_MAXPROCS", "2")],
         None,
-        limit(),
+        crash_limit(),
     );
     assert_eq!(
         o.stderr.matches("fatal signal").count(),
