@@ -146,19 +146,7 @@ impl fmt::Debug for Ticker {
 impl Ticker {
     /// A ticker whose first tick comes `period` from now.
     pub fn new(period: Duration) -> Result<Ticker, ZeroPeriod> {
-        let ns = period_ns(period)?;
-        crate::ensure_started();
-        let (tx, rx) = scheduler::chan::bounded_timer_channel(1);
-        let state = Arc::new(TickState {
-            tx,
-            period: Mutex::new(ns),
-            timer: Mutex::new((None, 0)),
-            stopped: AtomicBool::new(false),
-        });
-        {
-            let mut slot = state.timer.lock();
-            state.arm(&mut slot, nanotime().saturating_add(ns));
-        }
+        let (rx, state) = start_ticks(period_ns(period)?);
         Ok(Ticker { rx, state })
     }
 
@@ -209,7 +197,12 @@ fn period_ns(period: Duration) -> Result<u64, ZeroPeriod> {
 /// A channel of ticks every `period` (Go's `time.Tick`). The ticker stops
 /// by itself once the receiver (and all its clones) is dropped.
 pub fn tick(period: Duration) -> Result<Receiver<Instant>, ZeroPeriod> {
-    let ns = period_ns(period)?;
+    Ok(start_ticks(period_ns(period)?).0)
+}
+
+/// A tick channel (one slot, as Go's) and its timer state, the first tick
+/// `ns` from now.
+fn start_ticks(ns: u64) -> (Receiver<Instant>, Arc<TickState>) {
     crate::ensure_started();
     let (tx, rx) = scheduler::chan::bounded_timer_channel(1);
     let state = Arc::new(TickState {
@@ -221,7 +214,7 @@ pub fn tick(period: Duration) -> Result<Receiver<Instant>, ZeroPeriod> {
     let mut slot = state.timer.lock();
     state.arm(&mut slot, nanotime().saturating_add(ns));
     drop(slot);
-    Ok(rx)
+    (rx, state)
 }
 
 /// The runtime-clock time of `i`, for code mixing `Instant`s with the
