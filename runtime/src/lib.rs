@@ -42,6 +42,7 @@
 mod builder;
 pub mod ffi;
 mod join;
+pub mod net;
 pub mod sync;
 
 pub use builder::{BuildError, Builder};
@@ -111,6 +112,16 @@ where
 #[inline]
 pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
     scheduler::syscall(f)
+}
+
+/// A cheap scheduling point for long computations: if the monitor thread
+/// took this G's P away (it kept it a whole ~10 ms slice while other Gs
+/// waited), give the thread up now; otherwise one load. See
+/// "Blocking code and sysmon" in `docs/guide.md`. No effect on a plain
+/// thread.
+#[inline]
+pub fn preempt_point() {
+    scheduler::preempt_point();
 }
 
 /// Lets other Gs run; returns at once if none is runnable. On a plain

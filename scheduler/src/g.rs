@@ -93,6 +93,8 @@ pub enum WaitReason {
     WaitGroup = 3,
     /// Any other runtime primitive.
     Park = 4,
+    /// A socket (`runtime::net`), in the netpoller.
+    IoWait = 5,
 }
 
 impl WaitReason {
@@ -102,6 +104,7 @@ impl WaitReason {
             2 => WaitReason::Join,
             3 => WaitReason::WaitGroup,
             4 => WaitReason::Park,
+            5 => WaitReason::IoWait,
             _ => WaitReason::None,
         }
     }
@@ -114,6 +117,7 @@ impl WaitReason {
             WaitReason::Join => "join",
             WaitReason::WaitGroup => "sync.WaitGroup.Wait",
             WaitReason::Park => "park",
+            WaitReason::IoWait => "IO wait",
         }
     }
 }

@@ -12,14 +12,17 @@
 //!    stealing — with the no-lost-wake-up protocol written where it is coded.
 //! 6. [`spawn`], [`time`], [`timer`], [`waiter`]: creating Gs, sleeping,
 //!    per-P timers, who waits.
-//! 7. [`syscall`], [`sysmon`]: calls out of the runtime that set the P
-//!    aside, and the monitor thread that retakes it.
-//! 8. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
+//! 7. [`syscall`], [`sysmon`], [`preempt`]: calls out of the runtime that
+//!    set the P aside, the P a G's user code holds only loosely, and the
+//!    monitor thread that retakes either.
+//! 8. [`netpoll`], [`sys`]: Gs parked on sockets (epoll), and the socket
+//!    system calls `runtime::net` builds on.
+//! 9. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
 //!    callbacks from foreign threads.
-//! 9. [`stack`]: G stacks with guard pages in one reserved region.
-//! 10. [`registry`]: the append-only lists of all Gs and Ms a signal
+//! 10. [`stack`]: G stacks with guard pages in one reserved region.
+//! 11. [`registry`]: the append-only lists of all Gs and Ms a signal
 //!     handler can walk without locks.
-//! 11. [`config`], [`stats`], [`fatal`].
+//! 12. [`config`], [`stats`], [`fatal`].
 //!
 //! Design notes: `docs/design.md`. Users do not depend on this crate
 //! directly; they use `runtime`.
@@ -30,13 +33,16 @@ pub mod extram;
 pub mod fatal;
 pub mod g;
 pub mod m;
+pub mod netpoll;
 pub mod p;
+pub mod preempt;
 pub mod registry;
 pub mod sched;
 pub mod schedule;
 pub mod spawn;
 pub mod stack;
 pub mod stats;
+pub mod sys;
 pub mod syscall;
 pub mod sysmon;
 pub mod time;
@@ -47,6 +53,7 @@ pub use callback::{CallbackError, callback};
 pub use extram::{DropmError, NeedmError, dropm, needm};
 pub use g::{Entry, G, GRef, GStatus, WaitReason};
 pub use m::{M, MHooks, current_g, current_m, set_m_hooks};
+pub use preempt::preempt_point;
 pub use schedule::{lock_os_thread, park, ready, unlock_os_thread, yield_now};
 pub use spawn::{SpawnError, SpawnOptions, spawn};
 pub use stats::{Stats, stats};

@@ -31,11 +31,46 @@ pub fn instant_of(t: u64) -> Instant {
     *EPOCH.get_or_init(Instant::now) + Duration::from_nanos(t)
 }
 
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// What a timer does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// Make this G (a `GRef` pointer) runnable: `runtime::sleep`.
+    G(usize),
+    /// An I/O deadline: wake the G waiting on poll descriptor `pd` in
+    /// direction `mode` with wait `token`, if it still waits (see
+    /// `netpoll.rs`; a stale timer finds nothing and does nothing).
+    Io { pd: u32, mode: u8, token: u64 },
+}
+
+/// The P a new timer goes on: the current M's, or, for an M that lost its P
+/// to sysmon, one chosen by the M's id (heaps are locked, so any thread may
+/// add to any P's timers; the Ms that run timers look at every P).
+pub(crate) fn host_p() -> &'static crate::p::P {
+    let s = crate::sched::sched();
+    let m = crate::m::current_m();
+    match m.and_then(|m| m.p()) {
+        Some(p) => p,
+        None => &s.ps[m.map_or(0, |m| m.id) % s.ps.len()],
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
 struct Entry {
     when: u64,
     seq: u64,
-    g: usize,
+    target: Target,
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Entry) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Entry) -> core::cmp::Ordering {
+        (self.when, self.seq).cmp(&(other.when, other.seq))
+    }
 }
 
 /// A P's timers.
@@ -63,14 +98,19 @@ impl Timers {
     /// Adds a timer that makes `g` runnable at `when`. The caller must hold
     /// the right to ready `g` and hand it to the timer.
     pub fn add(&self, when: u64, g: GRef) {
+        self.add_target(when, Target::G(g.as_ptr() as usize));
+    }
+
+    /// Adds an I/O deadline (see `netpoll.rs`).
+    pub(crate) fn add_io(&self, when: u64, pd: u32, mode: u8, token: u64) {
+        self.add_target(when, Target::Io { pd, mode, token });
+    }
+
+    fn add_target(&self, when: u64, target: Target) {
         let mut h = self.heap.lock();
         h.1 += 1;
         let seq = h.1;
-        h.0.push(Reverse(Entry {
-            when,
-            seq,
-            g: g.as_ptr() as usize,
-        }));
+        h.0.push(Reverse(Entry { when, seq, target }));
         let first = h.0.peek().map_or(NEVER, |e| e.0.when);
         self.next_when.store(first, Ordering::Release);
     }
@@ -81,7 +121,7 @@ impl Timers {
         if self.next_when() > now {
             return 0;
         }
-        let mut due = [0usize; 32];
+        let mut due = [Target::G(0); 32];
         let mut total = 0;
         loop {
             let mut n = 0;
@@ -90,7 +130,7 @@ impl Timers {
                 while n < due.len() {
                     match h.0.peek() {
                         Some(e) if e.0.when <= now => {
-                            due[n] = h.0.pop().map_or(0, |e| e.0.g);
+                            due[n] = h.0.pop().map_or(Target::G(0), |e| e.0.target);
                             n += 1;
                         }
                         _ => break,
@@ -100,9 +140,13 @@ impl Timers {
                 self.next_when.store(first, Ordering::Release);
             }
             // Fire outside the lock: readying a G may take other locks.
-            for &g in &due[..n] {
-                // SAFETY: entries hold pointers from GRef::as_ptr.
-                if let Some(g) = unsafe { GRef::from_ptr(g as *mut _) } {
+            for &t in &due[..n] {
+                let g = match t {
+                    // SAFETY: entries hold pointers from GRef::as_ptr.
+                    Target::G(g) => unsafe { GRef::from_ptr(g as *mut _) },
+                    Target::Io { pd, mode, token } => crate::netpoll::deadline(pd, mode, token),
+                };
+                if let Some(g) = g {
                     fire(g);
                 }
             }
