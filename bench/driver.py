@@ -36,6 +36,8 @@ TARGETS = {
     "spawn_join": (250.0, "≤ 250 ns"),
     "parked_create": (2.0, "≤ 2 s per 1M (2 µs)"),
     "parked_rss": (5.0, "≤ 5 KiB"),
+    # Relative: judged against Go's and may's medians in the same run.
+    "tcp_echo": (None, "≤ Go's and may's ns per request"),
 }
 
 
@@ -48,12 +50,14 @@ def sizes(quick):
             "yield": {i: (10_000, 1) for i in IMPLS},
             "spawn_join": {i: (100 if i == "threads" else 1_000, 1) for i in IMPLS},
             "parked": {i: (100 if i == "threads" else 1_000, 1) for i in IMPLS},
+            "tcp_echo": {i: (50, 1) for i in IMPLS},
         }
     return {
         "rounds": 5,
         "yield": {i: (100_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
         "spawn_join": {i: (10_000 if i == "threads" else 100_000, 3) for i in IMPLS},
         "parked": {i: (10_000 if i == "threads" else 1_000_000, 1) for i in IMPLS},
+        "tcp_echo": {i: (1_000, 3) for i in IMPLS},
     }
 
 
@@ -224,6 +228,7 @@ METRICS = [
     ("spawn_join", "spawn_join", "spawn_join: ns per unit", "ns"),
     ("parked_create", "parked", "parked: time until all parked", "s"),
     ("parked_rss", "parked", "parked: RSS per unit", "KiB"),
+    ("tcp_echo", "tcp_echo", "tcp_echo: ns per request", "ns"),
 ]
 
 
@@ -260,6 +265,12 @@ def table(runs, quick):
             target = ""
             if impl == "gort" and quick:
                 target = "(not judged by --quick)"
+            elif impl == "gort" and TARGETS[key][0] is None:
+                peers = [statistics.median(values(key, runs[(workload, p)]))
+                         for p in ("go", "may")
+                         if runs.get((workload, p)) and runs[(workload, p)]["n"] is not None]
+                met = bool(peers) and med <= min(peers)
+                target = f"{TARGETS[key][1]}: {'met' if met else 'missed'}"
             elif impl == "gort":
                 limit, text = TARGETS[key]
                 value = med / row["n"] * 1e6 if key == "parked_create" else med
@@ -288,7 +299,7 @@ def main():
     plan = sizes(quick)
     runs = {}
     timeout = 120 if quick else 600
-    for workload in ("yield", "spawn_join", "parked"):
+    for workload in ("yield", "spawn_join", "parked", "tcp_echo"):
         # Rounds interleave the implementations, so a slow spell of a shared
         # or virtual machine hits them all alike rather than one of them.
         for rnd in range(plan["rounds"]):

@@ -18,7 +18,14 @@
 //!   until all are parked, the resident memory per unit, then releases and
 //!   joins them.
 //!
-//! `yield` and `spawn_join` run one warm-up ([`warmup_n`]) and then `reps`
+//! - `tcp_echo N`: a loopback echo server (one unit per accepted
+//!   connection) and `N` client units, each connecting and then doing
+//!   [`ECHO_REQUESTS`] exchanges: write [`ECHO_BYTES`] bytes, read them
+//!   back (`TCP_NODELAY` on both ends); prints ns per request (elapsed from
+//!   the first client spawn to the last client done, connects included,
+//!   over `N * ECHO_REQUESTS`) and requests per second.
+//!
+//! `yield`, `spawn_join` and `tcp_echo` run one warm-up ([`warmup_n`]) and then `reps`
 //! measured repetitions in the process; `parked` runs once (the driver starts more
 //! processes). Output, one line per measured repetition:
 //!
@@ -42,6 +49,9 @@ pub enum Workload {
     SpawnJoin,
     /// Many units blocked on one gate.
     Parked,
+    /// Loopback TCP echo: `N` connections, [`ECHO_REQUESTS`] request/response
+    /// exchanges of [`ECHO_BYTES`] bytes each.
+    TcpEcho,
 }
 
 impl Workload {
@@ -51,6 +61,7 @@ impl Workload {
             Workload::Yield => "yield",
             Workload::SpawnJoin => "spawn_join",
             Workload::Parked => "parked",
+            Workload::TcpEcho => "tcp_echo",
         }
     }
 }
@@ -70,7 +81,7 @@ pub struct Args {
 pub fn args(imp: &str) -> Args {
     let argv: Vec<String> = std::env::args().collect();
     let usage = |why: &str| -> ! {
-        eprintln!("{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked> <size> [reps]");
+        eprintln!("{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|tcp_echo> <size> [reps]");
         std::process::exit(2);
     };
     if argv.len() < 3 || argv.len() > 4 {
@@ -80,6 +91,7 @@ pub fn args(imp: &str) -> Args {
         "yield" => Workload::Yield,
         "spawn_join" => Workload::SpawnJoin,
         "parked" => Workload::Parked,
+        "tcp_echo" => Workload::TcpEcho,
         w => usage(&format!("unknown workload {w:?}")),
     };
     let n = parse_count(&argv[2]).unwrap_or_else(|| usage(&format!("bad size {:?}", argv[2])));
@@ -194,4 +206,17 @@ pub fn report_parked(imp: &str, n: usize, p: Parked) -> Line {
         .kv("rss_before_kib", p.rss_before_kib)
         .kv("rss_parked_kib", p.rss_parked_kib)
         .kv("rss_kib_per_unit", format!("{:.3}", delta as f64 / n as f64))
+}
+
+/// `tcp_echo`: request/response exchanges per connection.
+pub const ECHO_REQUESTS: usize = 100;
+/// `tcp_echo`: bytes per request (the response echoes them).
+pub const ECHO_BYTES: usize = 64;
+
+/// The `result` line of a `tcp_echo` repetition with `conns` connections.
+pub fn report_tcp_echo(imp: &str, conns: usize, rep: usize, d: Duration) -> Line {
+    let requests = conns * ECHO_REQUESTS;
+    Line::new(Workload::TcpEcho, imp, conns, rep)
+        .f("ns_per_op", ns_per(d, requests))
+        .f("rps", requests as f64 / d.as_secs_f64())
 }

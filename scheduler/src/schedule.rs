@@ -536,6 +536,11 @@ fn find_runnable(m: MRef) -> GRef {
                 if work && let Some(g) = steal_work(m, p) {
                     return g;
                 }
+                // Sockets turn ready within microseconds under
+                // request/response load: look while we spin.
+                if let Some(g) = netpoll_get(p) {
+                    return g;
+                }
                 if timers_due(p) {
                     break;
                 }

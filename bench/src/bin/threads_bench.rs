@@ -12,6 +12,8 @@
 //!   `Mutex<bool>` + `Condvar`; `notify_all` opens it. The driver uses
 //!   N = 10,000. A spawn that fails (thread limit) is reported with the
 //!   count reached.
+//! - `tcp_echo`: `std::net`, blocking sockets, a thread (64 KiB stack) per
+//!   accepted connection and per client.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -27,6 +29,7 @@ fn main() {
         Workload::Yield => bench_yield(a),
         Workload::SpawnJoin => bench_spawn_join(a),
         Workload::Parked => bench_parked(a),
+        Workload::TcpEcho => bench_tcp_echo(a),
     }
 }
 
@@ -169,4 +172,63 @@ fn bench_parked(a: Args) {
         release,
     };
     harness::report_parked(IMPL, n, p).kv("procs", cpus).print();
+}
+
+/// Spawns a thread with a small stack (the units do little).
+fn small_thread<F: FnOnce() + Send + 'static>(f: F) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(f)
+        .expect("threads_bench: spawn a thread")
+}
+
+fn echo_server(l: std::net::TcpListener) {
+    use std::io::{Read, Write};
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        small_thread(move || {
+            s.set_nodelay(true).ok();
+            let mut buf = [0u8; harness::ECHO_BYTES];
+            while s.read_exact(&mut buf).is_ok() {
+                if s.write_all(&buf).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn tcp_echo_once(addr: std::net::SocketAddr, conns: usize) -> Duration {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let clients: Vec<_> = (0..conns)
+        .map(|_| {
+            small_thread(move || {
+                let mut c = std::net::TcpStream::connect(addr).expect("connect");
+                c.set_nodelay(true).unwrap();
+                let msg = [7u8; harness::ECHO_BYTES];
+                let mut buf = [0u8; harness::ECHO_BYTES];
+                for _ in 0..harness::ECHO_REQUESTS {
+                    c.write_all(&msg).unwrap();
+                    c.read_exact(&mut buf).unwrap();
+                }
+                black_box(buf[0]);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    t.elapsed()
+}
+
+fn bench_tcp_echo(a: Args) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().unwrap();
+    small_thread(move || echo_server(l));
+    tcp_echo_once(addr, harness::warmup_n(Workload::TcpEcho, a.n));
+    for rep in 0..a.reps {
+        let d = tcp_echo_once(addr, a.n);
+        harness::report_tcp_echo(IMPL, a.n, rep, d).print();
+    }
 }
