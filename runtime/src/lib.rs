@@ -19,6 +19,7 @@
 //!   ([`JoinHandle`]), the current G ([`current`], [`yield_now`], [`sleep`],
 //!   [`lock_os_thread`]), configuration ([`Builder`]) and [`stats`];
 //! - [`sync`]: primitives that park Gs instead of threads;
+//! - [`net`]: TCP, UDP and Unix sockets that park Gs on the netpoller;
 //! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
 //!   ([`syscall`]).
 //!
@@ -31,10 +32,12 @@
 //!   needs one thread (thread-affine C libraries, `std::thread::current()`
 //!   identity) calls [`lock_os_thread`] first.
 //! - Blocking std calls (`std::thread::sleep`, std sockets, `std::sync`
-//!   locks held for long) block the M and its P: other Gs of that P wait.
-//!   Use the runtime's versions.
-//! - Scheduling is cooperative: a G that loops without a runtime call keeps
-//!   its P; call [`yield_now`] in long computations.
+//!   locks held for long) block the M: after about 10 ms the monitor thread
+//!   hands its P to another M so the other Gs run on, but the M stays
+//!   blocked. Use the runtime's versions ([`sleep`], [`net`], [`sync`]).
+//! - Scheduling is cooperative: a G that loops without a runtime call loses
+//!   its P after a ~10 ms slice only if other Gs wait; call
+//!   [`preempt_point`] (one load) or [`yield_now`] in long computations.
 //!
 //! Design: `docs/design.md`.
 #![deny(unsafe_code)]

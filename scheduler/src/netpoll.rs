@@ -173,8 +173,14 @@ fn poller() -> io::Result<&'static Poller> {
         u64: BREAK_DATA,
     };
     // SAFETY: both descriptors are open; ev is a valid epoll_event.
-    if unsafe { libc::epoll_ctl(epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, evfd.as_raw_fd(), &mut ev) }
-        < 0
+    if unsafe {
+        libc::epoll_ctl(
+            epfd.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            evfd.as_raw_fd(),
+            &mut ev,
+        )
+    } < 0
     {
         return Err(io::Error::last_os_error());
     }
@@ -262,9 +268,7 @@ impl Drop for Registration {
 
 /// The deadline `timeout` from now on the runtime clock.
 pub fn deadline_after(timeout: Option<Duration>) -> Option<u64> {
-    timeout.map(|d| {
-        nanotime().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    })
+    timeout.map(|d| nanotime().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
 }
 
 fn timed_out() -> io::Error {

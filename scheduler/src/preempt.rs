@@ -72,11 +72,14 @@ pub(crate) fn enter(m: MRef) -> bool {
     if g.status() != GStatus::Running {
         return false;
     }
-    let p = m.oldp.swap(core::ptr::null_mut(), Ordering::Relaxed);
+    // `oldp` is written only by this M's own thread: a load and a store,
+    // not an atomic swap (this path runs at every runtime call).
+    let p = m.oldp.load(Ordering::Relaxed);
     // SAFETY: oldp holds null or a 'static P stored by `leave`.
     let Some(p) = (unsafe { p.as_ref() }) else {
         return false;
     };
+    m.oldp.store(core::ptr::null_mut(), Ordering::Relaxed);
     if p.exit_syscall_fast(m.oldp_word.load(Ordering::Relaxed)) {
         m.p.store(p as *const P as *mut P, Ordering::Release);
     } else {
@@ -111,6 +114,29 @@ pub(crate) fn enter_or_wait(m: MRef) -> (MRef, bool) {
         Some(m) => (m, true),
         None => crate::throw!("enter_or_wait: no M after taking a P back"),
     }
+}
+
+/// For `yield_now`: whether the P is still lent to this M's G and nothing
+/// else could run (its queue, the global queue and its due timers are
+/// empty), so the yield can return without taking the P back at all.
+/// Racy reads, as `yield_now`'s own check: a G queued a moment later runs
+/// at the next scheduling point.
+#[inline]
+pub(crate) fn nothing_to_yield_to(m: MRef) -> bool {
+    // SAFETY: oldp holds null or a 'static P stored by `leave`.
+    let Some(p) = (unsafe { m.oldp.load(Ordering::Relaxed).as_ref() }) else {
+        return false;
+    };
+    if !m.p.load(Ordering::Relaxed).is_null()
+        || p.state_word() != m.oldp_word.load(Ordering::Relaxed)
+        || m.curg().is_none_or(|g| g.status() != GStatus::Running)
+    {
+        return false;
+    }
+    let next = p.timers.next_when();
+    p.runq_is_empty()
+        && crate::sched::sched().global.is_empty()
+        && (next == crate::timer::NEVER || next > crate::timer::nanotime())
 }
 
 /// Return to user code on a G: lend the M's P (see the module docs).

@@ -154,7 +154,10 @@ impl RawAddr {
                 // SAFETY: the kernel wrote a sockaddr_in (family AF_INET).
                 let sin = unsafe { &*(&raw const self.storage).cast::<libc::sockaddr_in>() };
                 let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                )))
             }
             libc::AF_INET6 => {
                 // SAFETY: the kernel wrote a sockaddr_in6 (family AF_INET6).
@@ -200,7 +203,10 @@ pub fn connect_unix(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
 
 /// Whether `e` says a non-blocking connect is under way.
 pub fn in_progress(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EINPROGRESS) | Some(libc::EALREADY))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINPROGRESS) | Some(libc::EALREADY)
+    )
 }
 
 /// Whether `e` is `ENOTCONN` (a connect not finished yet).

@@ -86,6 +86,12 @@ pub(crate) fn start() {
     }
 }
 
+/// Gs wait for I/O but no M is blocked in netpoll (it raced with them
+/// parking): sysmon's stale-poll is what wakes them.
+fn io_unwatched() -> bool {
+    crate::netpoll::waiting() != 0 && !crate::netpoll::blocked()
+}
+
 fn run() {
     let s = sched();
     // Per P: the state word seen last and when it was first seen.
@@ -156,8 +162,9 @@ fn run() {
             continue;
         }
         delay = (delay * 2).min(MAX_DELAY);
-        if s.npidle() != s.procs() {
-            // Gs run: keep watching them at the slow pace.
+        if s.npidle() != s.procs() || io_unwatched() {
+            // Gs run, or Gs wait for I/O that no M is blocked on: keep
+            // watching at the slow pace.
             quiet = 0;
             continue;
         }
@@ -172,7 +179,8 @@ fn run() {
             // syscall / the busy P (both sides `SeqCst`).
             PARKED.store(true, Ordering::SeqCst);
             let any = s.ps.iter().any(|p| p.status() == PStatus::Syscall)
-                || s.npidle.load(Ordering::SeqCst) != s.procs();
+                || s.npidle.load(Ordering::SeqCst) != s.procs()
+                || io_unwatched();
             let mut w = WAKE.lock();
             if any {
                 PARKED.store(false, Ordering::SeqCst);

@@ -189,5 +189,7 @@ pub fn raise_nofile() -> u64 {
             lim.rlim_cur = lim.rlim_max;
         }
     }
-    lim.rlim_cur as u64
+    #[allow(clippy::unnecessary_cast)] // rlim_t is 32 bits on i686
+    let cur = lim.rlim_cur as u64;
+    cur
 }

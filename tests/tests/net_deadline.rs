@@ -19,7 +19,8 @@ fn pair() -> (TcpStream, TcpStream) {
 #[test]
 fn read_deadline_fires() {
     let (c, s) = pair();
-    c.set_read_timeout(Some(Duration::from_millis(150))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(150)))
+        .unwrap();
     let g = runtime::go(move || {
         let t = Instant::now();
         let mut buf = [0u8; 8];
@@ -44,7 +45,8 @@ fn read_deadline_fires() {
 #[test]
 fn data_in_time_beats_the_deadline() {
     let (c, s) = pair();
-    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let g = runtime::go(move || {
         let mut buf = [0u8; 1];
         for _ in 0..5 {
@@ -70,7 +72,8 @@ fn data_in_time_beats_the_deadline() {
 #[test]
 fn write_deadline_fires() {
     let (c, _s) = pair();
-    c.set_write_timeout(Some(Duration::from_millis(100))).unwrap();
+    c.set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let g = runtime::go(move || {
         let chunk = vec![0u8; 64 * 1024];
         let mut sent = 0usize;

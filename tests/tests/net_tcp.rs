@@ -64,7 +64,8 @@ fn ten_thousand_concurrent_connections_echo() {
     for i in 0..n {
         connected.add(1);
         done.add(1);
-        let (connected, gate, done, ok) = (connected.clone(), gate.clone(), done.clone(), ok.clone());
+        let (connected, gate, done, ok) =
+            (connected.clone(), gate.clone(), done.clone(), ok.clone());
         runtime::go(move || {
             let mut c = TcpStream::connect(addr).expect("connect");
             c.set_nodelay(true).unwrap();
@@ -73,7 +74,8 @@ fn ten_thousand_concurrent_connections_echo() {
             gate.wait();
             let mut good = true;
             for round in 0..3u32 {
-                let msg = format!("conn {i} round {round} ........................................");
+                let msg =
+                    format!("conn {i} round {round} ........................................");
                 c.write_all(msg.as_bytes()).unwrap();
                 let mut back = vec![0u8; msg.len()];
                 c.read_exact(&mut back).unwrap();

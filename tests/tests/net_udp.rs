@@ -69,7 +69,8 @@ fn connected_udp_from_a_plain_thread() {
 #[test]
 fn udp_read_timeout() {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(100)));
     let g = runtime::go(move || {
         let t = Instant::now();

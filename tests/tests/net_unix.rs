@@ -16,10 +16,7 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 fn unix_stream_echo() {
     let path = temp_path("echo");
     let l = UnixListener::bind(&path).unwrap();
-    assert_eq!(
-        l.local_addr().unwrap().as_pathname(),
-        Some(path.as_path())
-    );
+    assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
     let server = runtime::go(move || {
         let mut served = 0;
         for s in l.incoming().take(20) {

@@ -222,8 +222,9 @@ impl TcpStream {
 
     /// Reads without consuming (`MSG_PEEK`).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reg
-            .io(Mode::Read, self.timeouts.read_deadline(), || self.inner.peek(buf))
+        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+            self.inner.peek(buf)
+        })
     }
 
     /// The pending socket error (`SO_ERROR`), if any.
@@ -235,16 +236,18 @@ impl TcpStream {
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let s: &TcpStream = self;
-        s.reg
-            .io(Mode::Read, s.timeouts.read_deadline(), || (&s.inner).read(buf))
+        s.reg.io(Mode::Read, s.timeouts.read_deadline(), || {
+            (&s.inner).read(buf)
+        })
     }
 }
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let s: &TcpStream = self;
-        s.reg
-            .io(Mode::Write, s.timeouts.write_deadline(), || (&s.inner).write(buf))
+        s.reg.io(Mode::Write, s.timeouts.write_deadline(), || {
+            (&s.inner).write(buf)
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -37,9 +37,10 @@ impl UdpSocket {
     /// Sends `buf` as one datagram to `addr` (its first address).
     pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
         let to = resolve(addr)?[0];
-        self.reg.io(Mode::Write, self.timeouts.write_deadline(), || {
-            self.inner.send_to(buf, to)
-        })
+        self.reg
+            .io(Mode::Write, self.timeouts.write_deadline(), || {
+                self.inner.send_to(buf, to)
+            })
     }
 
     /// Receives one datagram and who sent it.
@@ -57,9 +58,10 @@ impl UdpSocket {
 
     /// Sends to the connected peer.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.reg.io(Mode::Write, self.timeouts.write_deadline(), || {
-            self.inner.send(buf)
-        })
+        self.reg
+            .io(Mode::Write, self.timeouts.write_deadline(), || {
+                self.inner.send(buf)
+            })
     }
 
     /// Receives from the connected peer.

@@ -166,16 +166,18 @@ impl UnixStream {
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let s: &UnixStream = self;
-        s.reg
-            .io(Mode::Read, s.timeouts.read_deadline(), || (&s.inner).read(buf))
+        s.reg.io(Mode::Read, s.timeouts.read_deadline(), || {
+            (&s.inner).read(buf)
+        })
     }
 }
 
 impl Write for &UnixStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let s: &UnixStream = self;
-        s.reg
-            .io(Mode::Write, s.timeouts.write_deadline(), || (&s.inner).write(buf))
+        s.reg.io(Mode::Write, s.timeouts.write_deadline(), || {
+            (&s.inner).write(buf)
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -456,7 +456,10 @@ fn main() {
         ("sysmon_thread_sleep", sysmon_scenarios::thread_sleep),
         ("sysmon_busy_loop", sysmon_scenarios::busy_loop),
         ("sysmon_preempt_point", sysmon_scenarios::preempt_point),
-        ("net_io_wait_not_deadlock", net_scenarios::io_wait_not_deadlock),
+        (
+            "net_io_wait_not_deadlock",
+            net_scenarios::io_wait_not_deadlock,
+        ),
         ("net_late_peer", net_scenarios::late_peer),
         ("ffi_many_threads", ffi_scenarios::many_threads),
         ("ffi_short_lived", ffi_scenarios::short_lived),
