@@ -138,8 +138,9 @@ static BLOCKED: AtomicBool = AtomicBool::new(false);
 static BREAK_PENDING: AtomicBool = AtomicBool::new(false);
 /// When the blocked poller wakes by itself (runtime clock), or [`NEVER`].
 static POLL_UNTIL: AtomicU64 = AtomicU64::new(NEVER);
-/// Runtime clock at the last poll, for sysmon.
-static LAST_POLL: AtomicU64 = AtomicU64::new(0);
+/// Polls so far, for sysmon: a count it compares across its ticks rather
+/// than a timestamp, so a poll costs no clock read.
+static POLLS: AtomicU64 = AtomicU64::new(0);
 /// Tokens telling one wait from the next (deadline matching).
 static TOKENS: AtomicU64 = AtomicU64::new(1);
 
@@ -433,7 +434,10 @@ fn poll(timeout_ms: libc::c_int, out: &mut Vec<GRef>) {
             timeout_ms,
         )
     };
-    LAST_POLL.store(nanotime(), Ordering::Relaxed);
+    POLLS.store(
+        POLLS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
     let Ok(n) = usize::try_from(n) else { return };
     for ev in &events[..n] {
         let (bits, data) = (ev.events, ev.u64);
@@ -475,12 +479,30 @@ pub(crate) fn poll_ready(out: &mut Vec<GRef>) {
 }
 
 /// Whether sysmon should poll: Gs wait, nobody is blocked in netpoll, and
-/// nobody polled for `ns`.
-pub(crate) fn stale(now: u64, ns: u64) -> bool {
-    inited()
-        && waiting() != 0
-        && !BLOCKED.load(Ordering::Relaxed)
-        && now.saturating_sub(LAST_POLL.load(Ordering::Relaxed)) > ns
+/// nobody polled since sysmon last looked (`seen`, updated here; sysmon
+/// looks every few milliseconds at most once per tick).
+pub(crate) fn stale(seen: &mut u64) -> bool {
+    let polls = POLLS.load(Ordering::Relaxed);
+    let idle = polls == *seen;
+    *seen = polls;
+    idle && inited() && waiting() != 0 && !BLOCKED.load(Ordering::Relaxed)
+}
+
+/// Takes this thread's reusable buffer for woken Gs (allocation-free once
+/// warm); give it back with [`put_buf`].
+pub(crate) fn take_buf() -> Vec<GRef> {
+    BUF.with(|b| b.take())
+}
+
+/// Returns the buffer of [`take_buf`], emptied.
+pub(crate) fn put_buf(mut v: Vec<GRef>) {
+    v.clear();
+    BUF.with(|b| b.set(v));
+}
+
+std::thread_local! {
+    /// Per thread (an M's `g0` or sysmon, never a G: G code does not poll).
+    static BUF: core::cell::Cell<Vec<GRef>> = const { core::cell::Cell::new(Vec::new()) };
 }
 
 /// Waiting → Runnable for a G a netpoll woke; the caller queues it.

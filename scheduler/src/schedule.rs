@@ -582,14 +582,15 @@ fn find_runnable(m: MRef) -> GRef {
         // Gs wait for I/O and no M blocks in netpoll: this M does, instead
         // of sleeping on its note (netpoll.rs). It holds no P and is not on
         // the idle list; `start_m` interrupts it when it needs an M.
-        let mut woken = Vec::new();
+        let mut woken = crate::netpoll::take_buf();
         if crate::netpoll::try_block(next, &mut woken) {
             // Queue them before looking for a P: an M that releases its P
             // looks at the global queue under the same lock (no lost G).
             let n = woken.len();
-            for g in woken {
+            for &g in &woken {
                 s.global.push(g);
             }
+            crate::netpoll::put_buf(woken);
             if take_idle_p(m) {
                 if n > 1 {
                     wakep_if_idle();
@@ -602,6 +603,7 @@ fn find_runnable(m: MRef) -> GRef {
             stop_m(m, earliest_timer());
             continue;
         }
+        crate::netpoll::put_buf(woken);
         stop_m(m, next);
     }
 }
@@ -612,17 +614,18 @@ fn netpoll_get(p: &'static P) -> Option<GRef> {
     if !crate::netpoll::inited() || crate::netpoll::waiting() == 0 {
         return None;
     }
-    let mut woken = Vec::new();
+    let mut woken = crate::netpoll::take_buf();
     crate::netpoll::poll_ready(&mut woken);
-    let first = woken.pop()?;
+    let first = woken.pop();
     if !woken.is_empty() {
-        for g in woken {
+        for &g in &woken {
             // SAFETY: the caller's M holds p.
             unsafe { p.runq_put(g, false) };
         }
         wakep_if_idle();
     }
-    Some(first)
+    crate::netpoll::put_buf(woken);
+    first
 }
 
 /// Go's `checkdead`: called when an M is about to sleep with no timer

@@ -99,6 +99,8 @@ fn run() {
     let mut delay = MIN_DELAY;
     let mut quiet = 0u32;
     let mut woken = Vec::new();
+    // Netpoll count at sysmon's last look, when that was, and its verdict.
+    let (mut polls_seen, mut last_poll_look, mut stale) = (0u64, 0u64, false);
     loop {
         std::thread::sleep(delay);
         let now = nanotime();
@@ -146,7 +148,12 @@ fn run() {
             }
         }
         // Every P busy and nobody polled the network for a while.
-        if crate::netpoll::stale(now, POLL_STALE_NS) {
+        if now.saturating_sub(last_poll_look) >= POLL_STALE_NS {
+            last_poll_look = now;
+            stale = crate::netpoll::stale(&mut polls_seen);
+        }
+        if stale {
+            stale = false;
             woken.clear();
             crate::netpoll::poll_ready(&mut woken);
             for &g in &woken {
