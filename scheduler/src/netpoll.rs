@@ -34,8 +34,10 @@
 //! # In the scheduling loop
 //!
 //! - `find_runnable` with nothing in its queues polls without blocking
-//!   ([`poll_ready`]) before it steals, unless an M is already blocked in
-//!   `epoll_wait`.
+//!   ([`poll_ready`]) before it steals and again while it spins, unless an
+//!   M is already blocked in `epoll_wait`. (Under request/response load a
+//!   socket turns ready microseconds after its G parked: polling while
+//!   spinning halved the loopback echo benchmark's time per request.)
 //! - An M about to sleep with no work, while Gs wait for I/O and no other M
 //!   is blocked in netpoll, blocks in `epoll_wait` instead of on its note,
 //!   with the timeout of the next timer ([`try_block`]); the others sleep on
@@ -43,7 +45,8 @@
 //! - `wakep` that finds no idle M but the poller blocked interrupts it with
 //!   the eventfd instead of starting a new thread; so does a new timer that
 //!   is due before the poller would wake.
-//! - `sysmon` polls when nobody has for 10 ms (all Ps busy).
+//! - `sysmon` polls when nobody has for 10 ms (all Ps busy), comparing a
+//!   poll count across its ticks (a poll reads no clock).
 //!
 //! Deadlines are ordinary per-P timers (`timer.rs`, target `Io`): a G that
 //! parks with a deadline arms one; when it fires, it takes the G off the

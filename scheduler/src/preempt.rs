@@ -116,29 +116,6 @@ pub(crate) fn enter_or_wait(m: MRef) -> (MRef, bool) {
     }
 }
 
-/// For `yield_now`: whether the P is still lent to this M's G and nothing
-/// else could run (its queue, the global queue and its due timers are
-/// empty), so the yield can return without taking the P back at all.
-/// Racy reads, as `yield_now`'s own check: a G queued a moment later runs
-/// at the next scheduling point.
-#[inline]
-pub(crate) fn nothing_to_yield_to(m: MRef) -> bool {
-    // SAFETY: oldp holds null or a 'static P stored by `leave`.
-    let Some(p) = (unsafe { m.oldp.load(Ordering::Relaxed).as_ref() }) else {
-        return false;
-    };
-    if !m.p.load(Ordering::Relaxed).is_null()
-        || p.state_word() != m.oldp_word.load(Ordering::Relaxed)
-        || m.curg().is_none_or(|g| g.status() != GStatus::Running)
-    {
-        return false;
-    }
-    let next = p.timers.next_when();
-    p.runq_is_empty()
-        && crate::sched::sched().global.is_empty()
-        && (next == crate::timer::NEVER || next > crate::timer::nanotime())
-}
-
 /// Return to user code on a G: lend the M's P (see the module docs).
 /// After a switch the M may differ, so this looks it up again.
 #[inline]

@@ -125,9 +125,6 @@ pub fn yield_now() {
     if m.curg().is_none() {
         return std::thread::yield_now();
     }
-    if crate::preempt::nothing_to_yield_to(m) {
-        return;
-    }
     let (m, lent) = crate::preempt::enter_or_wait(m);
     let Some(g) = m.curg() else { return };
     let Some(p) = m.p() else { return };
