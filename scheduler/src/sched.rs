@@ -7,8 +7,10 @@
 //! that need it):
 //!
 //! 1. `Sched::synced` (idle Ms and Ps)
-//! 2. a P's timer heap
-//! 3. `Sched::gfree`, the stack pool's lists
+//! 2. a poll descriptor's lock (`netpoll.rs`; held while arming an I/O
+//!    deadline, never while taking `synced`)
+//! 3. a P's timer heap
+//! 4. `Sched::gfree`, the stack pool's lists
 //!
 //! No lock is held across a context switch or a sleep.
 
