@@ -364,13 +364,23 @@ impl Registration {
         let mutex = parking_lot::MutexGuard::mutex(&st);
         core::mem::forget(st);
         crate::schedule::park(WaitReason::IoWait, move || {
-            if let Some(d) = deadline {
-                arm_deadline(d, pd.index, mode as u8, token);
-            }
+            // The timer goes in under the descriptor's lock (so it cannot
+            // fire before the G is on the waiter list); the wake-ups it may
+            // need come after the unlock, so this lock is never held while
+            // taking the scheduler's.
+            let wake = deadline.map(|d| arm_deadline(d, pd.index, mode as u8, token));
             // SAFETY: the guard of this mutex was forgotten above, so it is
             // locked and this releases it exactly once. After this a waker
             // may ready the G: nothing of it is touched below.
             unsafe { mutex.force_unlock() };
+            if let Some((wake_m, wake_poller)) = wake {
+                if wake_poller {
+                    netpoll_break();
+                }
+                if wake_m {
+                    crate::sched::wakep();
+                }
+            }
             true
         });
         match outcome.load(Ordering::Acquire) {
@@ -380,19 +390,16 @@ impl Registration {
     }
 }
 
-/// Arms an I/O deadline on the current P (or any P, see `timer::host_p`)
-/// and makes sure some M wakes for it.
-fn arm_deadline(when: u64, pd: u32, mode: u8, token: u64) {
+/// Arms an I/O deadline on the current P (or any P, see `timer::host_p`).
+/// Returns whether an M must be woken for it (it is earlier than any
+/// sleeping M's wake-up) and whether the blocked poller must be (it is
+/// earlier than the poller's timeout); the caller does both after it
+/// released the descriptor's lock.
+fn arm_deadline(when: u64, pd: u32, mode: u8, token: u64) -> (bool, bool) {
     let p = crate::timer::host_p();
-    let s = sched();
-    let wake = when < s.sleep_until.load(Ordering::SeqCst);
+    let wake_m = when < sched().sleep_until.load(Ordering::SeqCst);
     p.timers.add_io(when, pd, mode, token);
-    if when < POLL_UNTIL.load(Ordering::SeqCst) {
-        netpoll_break();
-    }
-    if wake {
-        crate::sched::wakep();
-    }
+    (wake_m, when < POLL_UNTIL.load(Ordering::SeqCst))
 }
 
 /// A deadline timer fired: take its G off the waiters if it still waits.

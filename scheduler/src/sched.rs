@@ -8,7 +8,7 @@
 //!
 //! 1. `Sched::synced` (idle Ms and Ps)
 //! 2. a poll descriptor's lock (`netpoll.rs`; held while arming an I/O
-//!    deadline, never while taking `synced`)
+//!    deadline, released before any wake-up, never held with `synced`)
 //! 3. a P's timer heap
 //! 4. `Sched::gfree`, the stack pool's lists
 //!
