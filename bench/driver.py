@@ -40,6 +40,8 @@ TARGETS = {
     "mutex": (None, "none (compared with peers)"),
     "chan_pingpong": (120.0, "≤ 120 ns"),
     "chan_mpmc": (None, "none (compare)"),
+    # Relative: judged against Go's and may's medians in the same run.
+    "tcp_echo": (None, "≤ Go's and may's ns per request"),
 }
 
 
@@ -56,6 +58,7 @@ def sizes(quick):
             "mutex": {i: (100, 1) for i in IMPLS},
             "chan_pingpong": {i: (1_000 if i == "threads" else 10_000, 1) for i in IMPLS},
             "chan_mpmc": {i: (10_000, 1) for i in IMPLS},
+            "tcp_echo": {i: (50, 1) for i in IMPLS},
         }
     return {
         "rounds": 5,
@@ -66,6 +69,7 @@ def sizes(quick):
         "mutex": {i: (10_000, 3) for i in IMPLS},
         "chan_pingpong": {i: (100_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
         "chan_mpmc": {i: (200_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
+        "tcp_echo": {i: (1_000, 3) for i in IMPLS},
     }
 
 
@@ -242,6 +246,7 @@ METRICS = [
     ("mutex", "mutex", "mutex: ns per lock/unlock, 100 units", "ns"),
     ("chan_pingpong", "chan_pingpong", "chan_pingpong: ns per round trip", "ns"),
     ("chan_mpmc", "chan_mpmc", "chan_mpmc (4+4, cap 128): ns per value", "ns"),
+    ("tcp_echo", "tcp_echo", "tcp_echo: ns per request", "ns"),
 ]
 
 
@@ -278,6 +283,12 @@ def table(runs, quick):
             target = ""
             if impl == "gort" and quick:
                 target = "(not judged by --quick)"
+            elif impl == "gort" and key == "tcp_echo":
+                peers = [statistics.median(values(key, runs[(workload, p)]))
+                         for p in ("go", "may")
+                         if runs.get((workload, p)) and runs[(workload, p)]["n"] is not None]
+                met = bool(peers) and med <= min(peers)
+                target = f"{TARGETS[key][1]}: {'met' if met else 'missed'}"
             elif impl == "gort" and key in TARGETS:
                 limit, text = TARGETS[key]
                 value = med / row["n"] * 1e6 if key == "parked_create" else med
@@ -344,7 +355,7 @@ def main():
     timeout = 120 if quick else 600
     # BENCH_ONLY=chan_pingpong,chan_mpmc runs a subset of the workloads.
     only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
-    for workload in ("yield", "spawn_join", "parked", "skynet", "mutex", "chan_pingpong", "chan_mpmc"):
+    for workload in ("yield", "spawn_join", "parked", "skynet", "mutex", "chan_pingpong", "chan_mpmc", "tcp_echo"):
         if only and workload not in only:
             continue
         # Rounds interleave the implementations, so a slow spell of a shared

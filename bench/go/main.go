@@ -1,7 +1,7 @@
 // Go's side of gort's scheduler benchmarks: the same workloads and the same
 // output protocol as the Rust binaries (see bench/src/lib.rs).
 //
-//		go_bench <yield|spawn_join|parked> <size> [reps]
+//		go_bench <yield|spawn_join|parked|tcp_echo> <size> [reps]
 //
 //	  - yield: GOMAXPROCS=1; the main goroutine starts two goroutines that
 //	    each call runtime.Gosched N times, then waits for both.
@@ -17,11 +17,15 @@
 //	    channels; one sends and waits for the echo N times.
 //	  - chan_mpmc: default GOMAXPROCS; 4 sending and 4 receiving goroutines
 //	    on one channel buffering 128.
+//	  - tcp_echo: the net package, a goroutine per accepted connection and
+//	    per client; N connections, 100 exchanges of 64 bytes each.
 package main
 
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -34,8 +38,7 @@ import (
 const impl = "go"
 
 func usage(why string) {
-	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|skynet> <size> [reps]\n", why)
-	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|chan_pingpong|chan_mpmc> <size> [reps]\n", why)
+	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|skynet|mutex|chan_pingpong|chan_mpmc|tcp_echo> <size> [reps]\n", why)
 	os.Exit(2)
 }
 
@@ -178,6 +181,8 @@ func main() {
 		mutexBench(n, reps)
 	case "chan_pingpong", "chan_mpmc":
 		chanMain(os.Args[1], n, reps)
+	case "tcp_echo":
+		tcpEcho(n, reps)
 	default:
 		usage(fmt.Sprintf("unknown workload %q", os.Args[1]))
 	}
@@ -337,5 +342,75 @@ func chanMain(workload string, n, reps int) {
 		d := once(n)
 		fmt.Printf("result workload=%s impl=%s n=%d rep=%d ns_per_op=%.2f procs=%d\n",
 			workload, impl, ops, rep, nsPer(d, ops), runtime.GOMAXPROCS(0))
+	}
+}
+
+const echoRequests = 100
+const echoBytes = 64
+
+func echoServer(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			c.(*net.TCPConn).SetNoDelay(true)
+			buf := make([]byte, echoBytes)
+			for {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				if _, err := c.Write(buf); err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+}
+
+func tcpEchoOnce(addr string, conns int) time.Duration {
+	t := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(conns)
+	for i := 0; i < conns; i++ {
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				panic(err)
+			}
+			defer c.Close()
+			c.(*net.TCPConn).SetNoDelay(true)
+			msg := make([]byte, echoBytes)
+			buf := make([]byte, echoBytes)
+			for r := 0; r < echoRequests; r++ {
+				if _, err := c.Write(msg); err != nil {
+					panic(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					panic(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(t)
+}
+
+func tcpEcho(n, reps int) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go echoServer(l)
+	addr := l.Addr().String()
+	tcpEchoOnce(addr, warmupN("tcp_echo", n))
+	for rep := 0; rep < reps; rep++ {
+		d := tcpEchoOnce(addr, n)
+		total := n * echoRequests
+		fmt.Printf("result workload=tcp_echo impl=%s n=%d rep=%d ns_per_op=%.2f rps=%.2f procs=%d\n",
+			impl, n, rep, nsPer(d, total), float64(total)/d.Seconds(), runtime.GOMAXPROCS(0))
 	}
 }

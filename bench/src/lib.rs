@@ -32,7 +32,14 @@
 //! - `chan_mpmc N`: one channel buffering 128 values; 4 senders send `N/4`
 //!   values each, 4 receivers take them all; prints ns per value.
 //!
-//! `yield` and `spawn_join` (and the `chan_*` workloads) run one warm-up ([`warmup_n`]) and then `reps`
+//! - `tcp_echo N`: a loopback echo server (one unit per accepted
+//!   connection) and `N` client units, each connecting and then doing
+//!   [`ECHO_REQUESTS`] exchanges: write [`ECHO_BYTES`] bytes, read them
+//!   back (`TCP_NODELAY` on both ends); prints ns per request (elapsed from
+//!   the first client spawn to the last client done, connects included,
+//!   over `N * ECHO_REQUESTS`) and requests per second.
+//!
+//! `yield`, `spawn_join`, `skynet`, `mutex`, `chan_*` and `tcp_echo` run one warm-up ([`warmup_n`]) and then `reps`
 //! measured repetitions in the process; `parked` runs once (the driver starts more
 //! processes). Output, one line per measured repetition:
 //!
@@ -65,6 +72,9 @@ pub enum Workload {
     ChanPingPong,
     /// Channels: 4 senders and 4 receivers on one buffered channel.
     ChanMpmc,
+    /// Loopback TCP echo: `N` connections, [`ECHO_REQUESTS`] request/response
+    /// exchanges of [`ECHO_BYTES`] bytes each.
+    TcpEcho,
 }
 
 impl Workload {
@@ -78,6 +88,7 @@ impl Workload {
             Workload::Mutex => "mutex",
             Workload::ChanPingPong => "chan_pingpong",
             Workload::ChanMpmc => "chan_mpmc",
+            Workload::TcpEcho => "tcp_echo",
         }
     }
 }
@@ -98,10 +109,7 @@ pub fn args(imp: &str) -> Args {
     let argv: Vec<String> = std::env::args().collect();
     let usage = |why: &str| -> ! {
         eprintln!(
-            "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|skynet> <size> [reps]"
-        );
-        eprintln!(
-            "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|chan_pingpong|chan_mpmc> <size> [reps]"
+            "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|skynet|mutex|chan_pingpong|chan_mpmc|tcp_echo> <size> [reps]"
         );
         std::process::exit(2);
     };
@@ -116,6 +124,7 @@ pub fn args(imp: &str) -> Args {
         "mutex" => Workload::Mutex,
         "chan_pingpong" => Workload::ChanPingPong,
         "chan_mpmc" => Workload::ChanMpmc,
+        "tcp_echo" => Workload::TcpEcho,
         w => usage(&format!("unknown workload {w:?}")),
     };
     let n = parse_count(&argv[2]).unwrap_or_else(|| usage(&format!("bad size {:?}", argv[2])));
@@ -312,4 +321,17 @@ pub fn report_pingpong(imp: &str, n: usize, rep: usize, d: Duration) -> Line {
 /// The `result` line of a `chan_mpmc` repetition: `n` values.
 pub fn report_mpmc(imp: &str, n: usize, rep: usize, d: Duration) -> Line {
     Line::new(Workload::ChanMpmc, imp, n, rep).f("ns_per_op", ns_per(d, n))
+}
+
+/// `tcp_echo`: request/response exchanges per connection.
+pub const ECHO_REQUESTS: usize = 100;
+/// `tcp_echo`: bytes per request (the response echoes them).
+pub const ECHO_BYTES: usize = 64;
+
+/// The `result` line of a `tcp_echo` repetition with `conns` connections.
+pub fn report_tcp_echo(imp: &str, conns: usize, rep: usize, d: Duration) -> Line {
+    let requests = conns * ECHO_REQUESTS;
+    Line::new(Workload::TcpEcho, imp, conns, rep)
+        .f("ns_per_op", ns_per(d, requests))
+        .f("rps", requests as f64 / d.as_secs_f64())
 }

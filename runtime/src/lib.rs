@@ -22,6 +22,7 @@
 //! - [`time`]: `after`, tickers and deadlines on the scheduler's timers;
 //! - [`sync`]: primitives that park Gs instead of threads (`Mutex`,
 //!   `RwLock`, `Condvar`, `WaitGroup`, `Once`, `Semaphore`);
+//! - [`net`]: TCP, UDP and Unix sockets that park Gs on the netpoller;
 //! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
 //!   ([`syscall`]).
 //!
@@ -34,10 +35,12 @@
 //!   needs one thread (thread-affine C libraries, `std::thread::current()`
 //!   identity) calls [`lock_os_thread`] first.
 //! - Blocking std calls (`std::thread::sleep`, std sockets, `std::sync`
-//!   locks held for long) block the M and its P: other Gs of that P wait.
-//!   Use the runtime's versions.
-//! - Scheduling is cooperative: a G that loops without a runtime call keeps
-//!   its P; call [`yield_now`] in long computations.
+//!   locks held for long) block the M: after about 10 ms the monitor thread
+//!   hands its P to another M so the other Gs run on, but the M stays
+//!   blocked. Use the runtime's versions ([`sleep`], [`net`], [`sync`]).
+//! - Scheduling is cooperative: a G that loops without a runtime call loses
+//!   its P after a ~10 ms slice only if other Gs wait; call
+//!   [`preempt_point`] (one load) or [`yield_now`] in long computations.
 //!
 //! Design: `docs/design.md`.
 #![deny(unsafe_code)]
@@ -46,6 +49,7 @@ mod builder;
 pub mod chan;
 pub mod ffi;
 mod join;
+pub mod net;
 pub mod sync;
 pub mod time;
 
@@ -116,6 +120,16 @@ where
 #[inline]
 pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
     scheduler::syscall(f)
+}
+
+/// A cheap scheduling point for long computations: if the monitor thread
+/// took this G's P away (it kept it a whole ~10 ms slice while other Gs
+/// waited), give the thread up now; otherwise one load. See
+/// "Blocking code and sysmon" in `docs/guide.md`. No effect on a plain
+/// thread.
+#[inline]
+pub fn preempt_point() {
+    scheduler::preempt_point();
 }
 
 /// Lets other Gs run; returns at once if none is runnable. On a plain

@@ -111,6 +111,8 @@ pub enum WaitReason {
     Select = 12,
     /// A `select!` with no channel arm and no timeout: parks for good.
     SelectNoCases = 13,
+    /// A socket (`runtime::net`), in the netpoller.
+    IoWait = 14,
 }
 
 impl WaitReason {
@@ -129,6 +131,7 @@ impl WaitReason {
             11 => WaitReason::ChanSend,
             12 => WaitReason::Select,
             13 => WaitReason::SelectNoCases,
+            14 => WaitReason::IoWait,
             _ => WaitReason::None,
         }
     }
@@ -151,6 +154,7 @@ impl WaitReason {
             WaitReason::ChanSend => "chan send",
             WaitReason::Select => "select",
             WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::IoWait => "IO wait",
         }
     }
 }

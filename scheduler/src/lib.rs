@@ -17,14 +17,17 @@
 //!    timers), Go's runtime semaphore, the cells that hand out locked data.
 //! 7. [`chan`]: Go's channels and `select` (here because they need unsafe
 //!    code: waiters' records live on their stacks, as Go's sudogs).
-//! 8. [`syscall`], [`sysmon`]: calls out of the runtime that set the P
-//!    aside, and the monitor thread that retakes it.
-//! 9. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
-//!    callbacks from foreign threads.
-//! 10. [`stack`]: G stacks with guard pages in one reserved region.
-//! 11. [`registry`]: the append-only lists of all Gs and Ms a signal
+//! 8. [`syscall`], [`sysmon`], [`preempt`]: calls out of the runtime that
+//!    set the P aside, the P a G's user code holds only loosely, and the
+//!    monitor thread that retakes either.
+//! 9. [`netpoll`], [`sys`]: Gs parked on sockets (epoll), and the socket
+//!    system calls `runtime::net` builds on.
+//! 10. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
+//!     callbacks from foreign threads.
+//! 11. [`stack`]: G stacks with guard pages in one reserved region.
+//! 12. [`registry`]: the append-only lists of all Gs and Ms a signal
 //!     handler can walk without locks.
-//! 12. [`config`], [`stats`], [`fatal`].
+//! 13. [`config`], [`stats`], [`fatal`].
 //!
 //! Design notes: `docs/design.md`. Users do not depend on this crate
 //! directly; they use `runtime`.
@@ -37,7 +40,9 @@ pub mod extram;
 pub mod fatal;
 pub mod g;
 pub mod m;
+pub mod netpoll;
 pub mod p;
+pub mod preempt;
 pub mod registry;
 pub mod sched;
 pub mod schedule;
@@ -45,6 +50,7 @@ pub mod sema;
 pub mod spawn;
 pub mod stack;
 pub mod stats;
+pub mod sys;
 pub mod syscall;
 pub mod sysmon;
 pub mod time;
@@ -56,6 +62,7 @@ pub use callback::{CallbackError, callback};
 pub use extram::{DropmError, NeedmError, dropm, needm};
 pub use g::{Entry, G, GRef, GStatus, WaitReason};
 pub use m::{M, MHooks, current_g, current_m, set_m_hooks};
+pub use preempt::preempt_point;
 pub use schedule::{lock_os_thread, park, ready, unlock_os_thread, yield_now};
 pub use spawn::{SpawnError, SpawnOptions, spawn};
 pub use stats::{Stats, stats};

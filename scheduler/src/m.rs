@@ -121,7 +121,11 @@ pub struct M {
     pub(crate) schedlink: AtomicPtr<M>,
     /// Extra Ms: the G that runs callbacks, locked to this M.
     pub(crate) cb_g: AtomicPtr<G>,
-    /// The P left behind by a syscall and the state word it was left in.
+    /// Set by `sysmon` when it retook the P this M lent to a G's user code:
+    /// the G yields at its next `preempt_point` (see `preempt.rs`).
+    pub(crate) preempt: AtomicBool,
+    /// The P left behind by a syscall (or lent to a G's user code, see
+    /// `preempt.rs`) and the state word it was left in.
     pub(crate) oldp: AtomicPtr<P>,
     pub(crate) oldp_word: core::sync::atomic::AtomicU64,
     /// A word owned by the crash-tracing layer (the signals crate): its
@@ -177,6 +181,7 @@ impl M {
             tid: AtomicI32::new(0),
             locked_g: AtomicPtr::new(core::ptr::null_mut()),
             exit_requested: AtomicBool::new(false),
+            preempt: AtomicBool::new(false),
             pending: Cell::new(Pending::None),
             rand: Cell::new((id as u32).wrapping_mul(0x9e37_79b9) | 1),
             note: Note::default(),

@@ -31,6 +31,13 @@ pub enum PStatus {
     /// same sequence number; until then `sysmon` may take it (compare and
     /// swap to `Idle`) and hand it to another M.
     Syscall = 2,
+    /// Its M runs user code of a G (between two runtime calls) and lends
+    /// the P loosely, exactly as in a syscall: the M takes it back with a
+    /// compare-and-swap at the G's next runtime call (`preempt::enter`),
+    /// and `sysmon` may retake it (compare and swap to `Idle`) when the same
+    /// G has kept it for a whole time slice while other work waits. See
+    /// `preempt.rs`.
+    Lent = 3,
 }
 
 /// Most Gs a P keeps on its own free list before moving half to the global
@@ -113,6 +120,7 @@ impl P {
         match word & 0xff {
             1 => PStatus::Running,
             2 => PStatus::Syscall,
+            3 => PStatus::Lent,
             _ => PStatus::Idle,
         }
     }
@@ -126,8 +134,18 @@ impl P {
     /// Owner: marks the P as in a syscall with a new sequence number and
     /// returns the state word to give back to [`P::exit_syscall_fast`].
     pub(crate) fn enter_syscall(&self) -> u64 {
+        self.set_aside(PStatus::Syscall)
+    }
+
+    /// Owner: lends the P while its G runs user code (see `preempt.rs`);
+    /// same contract as [`P::enter_syscall`].
+    pub(crate) fn lend(&self) -> u64 {
+        self.set_aside(PStatus::Lent)
+    }
+
+    fn set_aside(&self, status: PStatus) -> u64 {
         let w = self.state.load(Ordering::Relaxed);
-        let next = ((w >> 8).wrapping_add(1) << 8) | PStatus::Syscall as u64;
+        let next = ((w >> 8).wrapping_add(1) << 8) | status as u64;
         self.state.store(next, Ordering::Release);
         next
     }
@@ -145,10 +163,11 @@ impl P {
         self.state.load(Ordering::Acquire)
     }
 
-    /// `sysmon`: takes a P from an M in a syscall if the state is still
-    /// `word` (a `Syscall` state). On success the P is `Idle` and unowned.
+    /// `sysmon`: takes a P from an M in a syscall (or lending it) if the
+    /// state is still `word` (a `Syscall` or `Lent` state). On success the P
+    /// is `Idle` and unowned.
     pub(crate) fn retake(&self, word: u64) -> bool {
-        if Self::status_of(word) != PStatus::Syscall {
+        if !matches!(Self::status_of(word), PStatus::Syscall | PStatus::Lent) {
             return false;
         }
         let idle = (word & !0xff) | PStatus::Idle as u64;

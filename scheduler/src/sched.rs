@@ -8,8 +8,10 @@
 //!
 //! 0. channel locks, in increasing address order (`chan/mod.rs`)
 //! 1. `Sched::synced` (idle Ms and Ps)
-//! 2. a P's timer heap
-//! 3. `Sched::gfree`, the stack pool's lists
+//! 2. a poll descriptor's lock (`netpoll.rs`; held while arming an I/O
+//!    deadline, released before any wake-up, never held with `synced`)
+//! 3. a P's timer heap
+//! 4. `Sched::gfree`, the stack pool's lists
 //!
 //! No lock is held across a context switch or a sleep.
 
@@ -141,6 +143,9 @@ impl Sched {
     pub(crate) fn pidle_get(&self, s: &mut SchedSynced) -> Option<&'static P> {
         let p = s.pidle.pop()?;
         self.npidle.fetch_sub(1, Ordering::SeqCst);
+        // A P is busy again: sysmon must watch it (StoreLoad with its
+        // deep-sleep check, see sysmon.rs).
+        crate::sysmon::note_busy();
         Some(p)
     }
 
@@ -235,6 +240,7 @@ pub(crate) fn wakep_if_idle() {
 pub(crate) fn start_m(p: Option<&'static P>, spinning: bool) {
     let s = sched();
     let mut synced = s.synced.lock();
+    let from_idle = p.is_none();
     let p = match p.or_else(|| s.pidle_get(&mut synced)) {
         Some(p) => p,
         None => {
@@ -246,6 +252,19 @@ pub(crate) fn start_m(p: Option<&'static P>, spinning: bool) {
         }
     };
     let m = synced.midle.pop();
+    if m.is_none() && from_idle && crate::netpoll::blocked() {
+        // No idle M, but one is blocked in netpoll: interrupt it rather than
+        // start a thread. The P goes back first, under the lock; the poller
+        // clears `blocked` before it takes an idle P under the same lock, so
+        // either it sees this P or we saw it was no longer blocked.
+        s.pidle_put(&mut synced, p);
+        drop(synced);
+        if spinning {
+            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        crate::netpoll::netpoll_break();
+        return;
+    }
     if m.is_some() {
         s.nmidle.fetch_sub(1, Ordering::Relaxed);
     }

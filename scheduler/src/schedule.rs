@@ -71,6 +71,10 @@ pub fn park<F: FnMut() -> bool>(reason: WaitReason, mut unlock: F) {
     let Some(m) = current_m() else {
         crate::throw!("park: not on an M")
     };
+    if m.curg().is_none() {
+        crate::throw!("park: not on a G")
+    }
+    let lent = crate::preempt::enter(m);
     let Some(g) = m.curg() else {
         crate::throw!("park: not on a G")
     };
@@ -84,6 +88,9 @@ pub fn park<F: FnMut() -> bool>(reason: WaitReason, mut unlock: F) {
     let data = (&mut unlock as *mut F).cast::<()>();
     m.set_pending(Pending::Park(g, Some((call::<F>, data))));
     switch_from_g(m, g);
+    if lent {
+        crate::preempt::leave();
+    }
 }
 
 /// Makes a `Waiting` G runnable. The caller must hold the right to wake it
@@ -92,15 +99,21 @@ pub fn ready(g: GRef) {
     if g.status() != GStatus::Waiting {
         crate::throw!("ready: g is not waiting");
     }
+    // Take our lent P back first (or go on without one).
+    let m = current_m();
+    let lent = m.is_some_and(crate::preempt::enter);
     g.set_wait(WaitReason::None, 0);
     g.set_status(GStatus::Runnable);
     g.on_enqueue();
-    match current_m().and_then(|m| m.p()) {
+    match m.and_then(|m| m.p()) {
         // SAFETY: the current M holds p.
         Some(p) => unsafe { p.runq_put(g, true) },
         None => sched().global.push(g),
     }
     wakep_if_idle();
+    if lent && let Some(m) = m {
+        crate::preempt::leave_on(m);
+    }
 }
 
 /// Like [`ready`], but the G goes to the back of the local queue rather
@@ -128,18 +141,26 @@ pub fn yield_now() {
     let Some(m) = current_m() else {
         return std::thread::yield_now();
     };
-    let Some(g) = m.curg() else {
+    if m.curg().is_none() {
         return std::thread::yield_now();
-    };
+    }
+    let (m, lent) = crate::preempt::enter_or_wait(m);
+    let Some(g) = m.curg() else { return };
     let Some(p) = m.p() else { return };
     let local_empty = p.runq_is_empty();
     if local_empty && sched().global.is_empty() && !timers_due(p) {
+        if lent {
+            crate::preempt::leave_on(m);
+        }
         return;
     }
     // With local work, go behind it (the cheap path). Without, the work is
     // on the global queue: go behind that, or we would run again at once.
     m.set_pending(Pending::Yield(g, local_empty));
     switch_from_g(m, g);
+    if lent {
+        crate::preempt::leave();
+    }
 }
 
 /// Locks the running G to its M's thread until [`unlock_os_thread`] (calls
@@ -268,11 +289,15 @@ pub(crate) fn finish_switch(m: MRef) {
                     g.set_wait(WaitReason::None, 0);
                     g.set_status(GStatus::Runnable);
                     g.on_enqueue();
-                    let Some(p) = m.p() else {
-                        crate::throw!("finish_switch: park without a p")
-                    };
-                    // SAFETY: this M holds p.
-                    unsafe { p.runq_put(g, true) };
+                    match m.p() {
+                        // SAFETY: this M holds p.
+                        Some(p) => unsafe { p.runq_put(g, true) },
+                        // The G lost its P to sysmon before it parked.
+                        None => {
+                            sched().global.push(g);
+                            wakep_if_idle();
+                        }
+                    }
                 }
             }
         }
@@ -345,6 +370,8 @@ pub(crate) unsafe extern "C" fn g_entry(data: usize, _arg: usize) -> ! {
     // SAFETY: spawn passes the G's own address, and Gs live forever.
     let g = GRef(unsafe { &*(data as *const G) });
     resumed();
+    // The G's own code runs with the P lent (see `preempt.rs`).
+    crate::preempt::leave();
     // SAFETY: first and only call, by the G itself.
     if let Some(entry) = unsafe { g.take_entry() } {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -363,6 +390,7 @@ fn g_exit(g: GRef) -> ! {
     let Some(m) = current_m() else {
         crate::throw!("g_exit: no M")
     };
+    crate::preempt::enter(m);
     if core::ptr::eq(m.locked_g.load(Ordering::Relaxed), g.as_ptr()) {
         // Go's rule: a G that exits while locked to its thread may have left
         // the thread in a special state, so the thread goes with it.
@@ -526,6 +554,11 @@ fn find_runnable(m: MRef) -> GRef {
         if let Some(g) = global_get(p) {
             return g;
         }
+        // Sockets that became ready, before stealing (an optimisation: the
+        // M blocked in netpoll, if any, would get them too).
+        if let Some(g) = netpoll_get(p) {
+            return g;
+        }
         let busy = s.procs() - s.npidle.load(Ordering::Relaxed);
         if m.spinning.load(Ordering::Relaxed) || 2 * s.nmspinning.load(Ordering::Relaxed) < busy {
             if !m.spinning.load(Ordering::Relaxed) {
@@ -551,6 +584,11 @@ fn find_runnable(m: MRef) -> GRef {
                         .iter()
                         .any(|v| !core::ptr::eq(v, p) && !v.stealer.is_empty());
                 if work && let Some(g) = steal_work(m, p) {
+                    return g;
+                }
+                // Sockets turn ready within microseconds under
+                // request/response load: look while we spin.
+                if let Some(g) = netpoll_get(p) {
                     return g;
                 }
                 if timers_due(p) {
@@ -588,8 +626,53 @@ fn find_runnable(m: MRef) -> GRef {
         if next == NEVER {
             check_dead();
         }
+        // Gs wait for I/O and no M blocks in netpoll: this M does, instead
+        // of sleeping on its note (netpoll.rs). It holds no P and is not on
+        // the idle list; `start_m` interrupts it when it needs an M.
+        let mut woken = crate::netpoll::take_buf();
+        if crate::netpoll::try_block(next, &mut woken) {
+            // Queue them before looking for a P: an M that releases its P
+            // looks at the global queue under the same lock (no lost G).
+            let n = woken.len();
+            for &g in &woken {
+                s.global.push(g);
+            }
+            crate::netpoll::put_buf(woken);
+            if take_idle_p(m) {
+                if n > 1 {
+                    wakep_if_idle();
+                }
+                continue;
+            }
+            if n > 0 {
+                wakep_if_idle();
+            }
+            stop_m(m, earliest_timer());
+            continue;
+        }
+        crate::netpoll::put_buf(woken);
         stop_m(m, next);
     }
+}
+
+/// Gs whose sockets are ready (non-blocking poll): one to run, the rest on
+/// `p`'s queue.
+fn netpoll_get(p: &'static P) -> Option<GRef> {
+    if !crate::netpoll::inited() || crate::netpoll::waiting() == 0 {
+        return None;
+    }
+    let mut woken = crate::netpoll::take_buf();
+    crate::netpoll::poll_ready(&mut woken);
+    let first = woken.pop();
+    if !woken.is_empty() {
+        for &g in &woken {
+            // SAFETY: the caller's M holds p.
+            unsafe { p.runq_put(g, false) };
+        }
+        wakep_if_idle();
+    }
+    crate::netpoll::put_buf(woken);
+    first
 }
 
 /// Go's `checkdead`: called when an M is about to sleep with no timer
@@ -598,8 +681,8 @@ fn find_runnable(m: MRef) -> GRef {
 /// runtime waits, nothing can ever run again: report the deadlock (a fatal
 /// error with the dump, exit 2).
 ///
-/// Not a deadlock: a G in a syscall, a timer, a foreign thread holding an
-/// extra M (it may call back), or any other thread of the process (it may
+/// Not a deadlock: a G in a syscall, a timer, a G waiting for I/O (the
+/// peer may send), a foreign thread holding an extra M (it may call back), or any other thread of the process (it may
 /// wake a G) — counted through `/proc/self/task`.
 ///
 /// Sysmon also calls it during its quiet rounds on an idle runtime (about
@@ -615,6 +698,7 @@ pub(crate) fn check_dead() {
         || s.nmspinning.load(Ordering::SeqCst) != 0
         || crate::extram::extra_m_in_use() != 0
         || earliest_timer() != NEVER
+        || crate::netpoll::waiting() != 0
     {
         return;
     }

@@ -51,6 +51,20 @@ impl std::error::Error for SpawnError {
 pub fn spawn(entry: Arc<dyn Entry>, opts: SpawnOptions) -> Result<u64, SpawnError> {
     let s = sched();
     let m = current_m();
+    let lent = m.is_some_and(crate::preempt::enter);
+    let r = spawn_on(s, m, entry, opts);
+    if lent && let Some(m) = m {
+        crate::preempt::leave_on(m);
+    }
+    r
+}
+
+fn spawn_on(
+    s: &'static crate::sched::Sched,
+    m: Option<crate::m::MRef>,
+    entry: Arc<dyn Entry>,
+    opts: SpawnOptions,
+) -> Result<u64, SpawnError> {
     let p = m.and_then(|m| m.p());
     let size = opts.stack_size.unwrap_or(s.config.stack_size);
     let g = gfget(p);

@@ -36,6 +36,11 @@ pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
 #[inline]
 pub fn enter_syscall() -> bool {
     let Some(m) = current_m() else { return false };
+    if m.curg().is_none() {
+        return false;
+    }
+    // A G running user code has lent its P: take it back first.
+    let (m, _) = crate::preempt::enter_or_wait(m);
     let Some(g) = m.curg() else { return false };
     let Some(p) = m.p() else { return false };
     let word = p.enter_syscall();
@@ -60,14 +65,18 @@ pub fn exit_syscall() {
     {
         m.p.store(p as *const P as *mut P, Ordering::Release);
         g.set_status(GStatus::Running);
+        crate::preempt::leave_on(m);
         return;
     }
     exit_syscall_slow(m);
+    crate::preempt::leave();
 }
 
+/// Takes any idle P for `m`'s G, or queues the G on the global queue and
+/// sleeps until an M runs it (the G then continues on that M).
 #[cold]
 #[inline(never)]
-fn exit_syscall_slow(m: MRef) {
+pub(crate) fn exit_syscall_slow(m: MRef) {
     let Some(g) = m.curg() else { return };
     if crate::schedule::take_idle_p(m) {
         g.set_status(GStatus::Running);

@@ -1,16 +1,30 @@
-//! `sysmon`: the monitor thread that retakes Ps from Ms stuck in syscalls.
+//! `sysmon`: the monitor thread that retakes Ps from Ms stuck in syscalls
+//! or stuck in a G's own code, and polls the network when nobody else does.
 //!
 //! It is a plain thread, not an M: it holds no P and runs no G. It wakes
 //! every 20 µs while some M is in a syscall, backing off to 10 ms otherwise,
-//! and sleeps until the next syscall when there is none to watch, so an idle
-//! runtime costs nothing. A P whose M has been in the same syscall for a
-//! whole period is retaken when other work waits (its local queue or the
-//! global queue is not empty, or no M is idle or spinning to pick work up)
-//! or after 10 ms regardless, and handed to another M (Go's `retake`).
+//! and sleeps until the next syscall or the next P to leave the idle list
+//! when the runtime is idle, so an idle runtime costs nothing.
+//!
+//! - A P whose M has been in the same syscall for a whole period is retaken
+//!   when other work waits (its local queue or the global queue is not
+//!   empty, or no M is idle or spinning to pick work up) or after 10 ms
+//!   regardless, and handed to another M (Go's `retake`).
+//! - A P lent to the same stretch of a G's user code (`PStatus::Lent` with
+//!   an unchanged sequence number, see `preempt.rs`) for a whole slice
+//!   (10 ms) is retaken when work waits for it (its queue, the global
+//!   queue, a due timer): the G called `std::thread::sleep`, blocking std
+//!   I/O, or loops without a runtime call. The M keeps running that G
+//!   without a P, like an M in a syscall, and takes a P back at the G's next
+//!   runtime call; its `preempt` flag makes `preempt_point` yield.
+//! - When Gs wait for I/O, no M is blocked in netpoll and nobody polled for
+//!   10 ms (every P busy), it polls and queues the ready Gs globally.
+//!
 //! Before it sleeps deeply on an idle runtime it also scavenges pooled G
 //! stacks (gives their pages back above the high-water mark).
 
 use crate::p::PStatus;
+use crate::preempt::SLICE_NS;
 use crate::sched::sched;
 use crate::timer::nanotime;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +37,8 @@ const RETAKE_AFTER_NS: u64 = 20_000;
 const FORCE_RETAKE_NS: u64 = 10_000_000;
 const MIN_DELAY: Duration = Duration::from_micros(20);
 const MAX_DELAY: Duration = Duration::from_millis(10);
+/// sysmon polls the network when nobody did for this long.
+const POLL_STALE_NS: u64 = 10_000_000;
 /// Rounds without any syscall before sysmon sleeps until the next one.
 const IDLE_ROUNDS: u32 = 50;
 
@@ -36,6 +52,17 @@ static WAKE_CV: Condvar = Condvar::new();
 #[inline]
 pub(crate) fn note_syscall() {
     if PARKED.load(Ordering::Relaxed) {
+        wake();
+    }
+}
+
+/// Called when a P leaves the idle list (after `npidle` was decremented,
+/// `SeqCst`): wakes sysmon if it sleeps deeply, so a G that then blocks its
+/// M without a runtime call is noticed. Pairs with the `SeqCst` store of
+/// `PARKED` and re-check of `npidle` before sysmon sleeps.
+#[inline]
+pub(crate) fn note_busy() {
+    if PARKED.load(Ordering::SeqCst) {
         wake();
     }
 }
@@ -59,12 +86,21 @@ pub(crate) fn start() {
     }
 }
 
+/// Gs wait for I/O but no M is blocked in netpoll (it raced with them
+/// parking): sysmon's stale-poll is what wakes them.
+fn io_unwatched() -> bool {
+    crate::netpoll::waiting() != 0 && !crate::netpoll::blocked()
+}
+
 fn run() {
     let s = sched();
     // Per P: the state word seen last and when it was first seen.
     let mut seen: Vec<(u64, u64)> = vec![(0, 0); s.procs()];
     let mut delay = MIN_DELAY;
     let mut quiet = 0u32;
+    let mut woken = Vec::new();
+    // Netpoll count at sysmon's last look, when that was, and its verdict.
+    let (mut polls_seen, mut last_poll_look, mut stale) = (0u64, 0u64, false);
     loop {
         std::thread::sleep(delay);
         let now = nanotime();
@@ -72,23 +108,59 @@ fn run() {
         let mut retook = false;
         for (p, seen) in s.ps.iter().zip(seen.iter_mut()) {
             let word = p.state_word();
-            if p.status() != PStatus::Syscall || (word & 0xff) != PStatus::Syscall as u64 {
+            let status = word & 0xff;
+            if status != PStatus::Syscall as u64 && status != PStatus::Lent as u64 {
                 continue;
             }
-            in_syscall = true;
+            let lent = status == PStatus::Lent as u64;
+            in_syscall |= !lent;
             if seen.0 != word {
                 *seen = (word, now);
                 continue;
             }
             let long = now.saturating_sub(seen.1);
-            if long < RETAKE_AFTER_NS {
+            if long < if lent { SLICE_NS } else { RETAKE_AFTER_NS } {
                 continue;
             }
             let work_waits = !p.runq_is_empty() || !s.global.is_empty();
-            let nobody_free = s.nmspinning() + s.npidle() == 0;
-            if (work_waits || nobody_free || long >= FORCE_RETAKE_NS) && p.retake(word) {
+            let retake = if lent {
+                work_waits || p.timers.next_when() <= now
+            } else {
+                let nobody_free = s.nmspinning() + s.npidle() == 0;
+                work_waits || nobody_free || long >= FORCE_RETAKE_NS
+            };
+            if !retake {
+                continue;
+            }
+            // Read before the compare-and-swap: while the word is unchanged
+            // the P stays with this M (the sequence number changes at every
+            // lend and syscall), so the CAS confirms it.
+            let m = p.m.load(Ordering::Relaxed);
+            if p.retake(word) {
                 retook = true;
+                if lent {
+                    // SAFETY: p.m holds null or a 'static M.
+                    if let Some(m) = unsafe { m.as_ref() } {
+                        m.preempt.store(true, Ordering::Relaxed);
+                    }
+                }
                 crate::schedule::hand_off_p(p);
+            }
+        }
+        // Every P busy and nobody polled the network for a while.
+        if now.saturating_sub(last_poll_look) >= POLL_STALE_NS {
+            last_poll_look = now;
+            stale = crate::netpoll::stale(&mut polls_seen);
+        }
+        if stale {
+            stale = false;
+            woken.clear();
+            crate::netpoll::poll_ready(&mut woken);
+            for &g in &woken {
+                s.global.push(g);
+            }
+            if !woken.is_empty() {
+                crate::sched::wakep_if_idle();
             }
         }
         if in_syscall || retook {
@@ -97,6 +169,12 @@ fn run() {
             continue;
         }
         delay = (delay * 2).min(MAX_DELAY);
+        if s.npidle() != s.procs() || io_unwatched() {
+            // Gs run, or Gs wait for I/O that no M is blocked on: keep
+            // watching at the slow pace.
+            quiet = 0;
+            continue;
+        }
         quiet += 1;
         if s.npidle() == s.procs() {
             crate::schedule::check_dead();
@@ -105,13 +183,14 @@ fn run() {
             // Quiet for a while: if the runtime is idle, give back the pages
             // of pooled stacks beyond the high-water mark (Go's scavenger;
             // off every hot path).
-            if s.npidle() == s.procs() {
-                s.stacks.scavenge();
-            }
-            // Sleep until the next syscall. The flag is set before the last
-            // look so that a syscall entering after it wakes us.
+            s.stacks.scavenge();
+            // Sleep until the next syscall or busy P. The flag is set before
+            // the last look so that either the waker sees it or we see the
+            // syscall / the busy P (both sides `SeqCst`).
             PARKED.store(true, Ordering::SeqCst);
-            let any = s.ps.iter().any(|p| p.status() == PStatus::Syscall);
+            let any = s.ps.iter().any(|p| p.status() == PStatus::Syscall)
+                || s.npidle.load(Ordering::SeqCst) != s.procs()
+                || io_unwatched();
             let mut w = WAKE.lock();
             if any {
                 PARKED.store(false, Ordering::SeqCst);

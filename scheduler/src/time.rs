@@ -1,7 +1,7 @@
 //! Sleeping on the scheduler's timers.
 
 use crate::g::WaitReason;
-use crate::m::{current_g, current_m};
+use crate::m::current_g;
 use crate::sched::{sched, wakep};
 use crate::schedule::{park, yield_now};
 use crate::timer::nanotime;
@@ -19,10 +19,9 @@ pub fn sleep(d: Duration) {
     }
     let when = nanotime().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     park(WaitReason::Sleep, move || {
-        // We run on the next context of the same M, which holds the P.
-        let Some(p) = current_m().and_then(|m| m.p()) else {
-            crate::throw!("sleep: no p")
-        };
+        // We run on the next context of the same M: its P, or, if sysmon
+        // took that P while the G ran, any P (timer heaps are locked).
+        let p = crate::timer::host_p();
         let wake_someone = when < sched().sleep_until.load(Ordering::SeqCst);
         p.timers.add(when, g);
         // Past this point the G may be running again: touch nothing of it.

@@ -60,6 +60,19 @@ pub fn nanotime_of(i: Instant) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(NEVER - 1))
 }
 
+/// The P a new timer goes on: the current M's, or, for an M that lost its P
+/// to sysmon (or a plain thread), one chosen by the M's id (heaps are
+/// locked, so any thread may add to any P's timers; the Ms that run timers
+/// look at every P).
+pub(crate) fn host_p() -> &'static crate::p::P {
+    let s = crate::sched::sched();
+    let m = crate::m::current_m();
+    match m.and_then(|m| m.p()) {
+        Some(p) => p,
+        None => &s.ps[m.map_or(0, |m| m.id) % s.ps.len()],
+    }
+}
+
 /// What a timer function receives: the runtime-clock time it was due at.
 pub type TimerFn = dyn Fn(u64) + Send + Sync;
 
@@ -173,6 +186,24 @@ impl Timers {
     /// the right to ready `g` and hand it to the timer.
     pub fn add(&self, when: u64, g: GRef) {
         self.push(when, What::G(g));
+    }
+
+    /// Adds an I/O deadline: at `when`, the G waiting on poll descriptor
+    /// `pd` in direction `mode` with wait `token` is woken if it still waits
+    /// (see `netpoll.rs`; a stale deadline finds nothing and does nothing,
+    /// so it is never stopped).
+    pub(crate) fn add_io(&'static self, when: u64, pd: u32, mode: u8, token: u64) {
+        let f: Box<TimerFn> = Box::new(move |_| {
+            if let Some(g) = crate::netpoll::deadline(pd, mode, token) {
+                crate::schedule::ready(g);
+            }
+        });
+        let t = Arc::new(FuncTimer {
+            f,
+            stopped: AtomicBool::new(false),
+            heap: self,
+        });
+        self.push(when, What::Func(t));
     }
 
     /// Removes every timer due at `now` and fires it, in deadline order:

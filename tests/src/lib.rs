@@ -221,3 +221,31 @@ pub fn crash_limit() -> Duration {
 pub fn under_qemu() -> bool {
     std::env::var_os("GORT_UNDER_QEMU").is_some()
 }
+
+/// Raises this process's open-file soft limit (`RLIMIT_NOFILE`) to its hard
+/// limit and returns the limit now in force. Socket tests size themselves by
+/// it.
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid out-pointer for getrlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: raised is a valid rlimit; raising the soft limit up to the
+        // hard limit needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is 32 bits on i686
+    let cur = lim.rlim_cur as u64;
+    cur
+}

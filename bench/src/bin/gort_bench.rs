@@ -16,6 +16,8 @@
 //!   channels; one sends and waits for the echo N times.
 //! - `chan_mpmc`: default procs; 4 sender Gs and 4 receiver Gs on one
 //!   `chan::bounded(128)`.
+//! - `tcp_echo`: default procs; `runtime::net`, a G per accepted connection
+//!   and a G per client.
 
 use harness::{Args, Parked, Workload};
 use runtime::sync::WaitGroup;
@@ -44,6 +46,7 @@ fn main() {
         Workload::Mutex => bench_mutex(a, procs),
         Workload::ChanPingPong => bench_pingpong(a, procs),
         Workload::ChanMpmc => bench_mpmc(a, procs),
+        Workload::TcpEcho => bench_tcp_echo(a, procs),
     })
     .join()
     .expect("gort_bench: the benchmark G panicked");
@@ -286,5 +289,61 @@ fn bench_mpmc(a: Args, procs: usize) {
         )
         .kv("procs", procs)
         .print();
+    }
+}
+
+/// Accepts forever on `l`, echoing `ECHO_BYTES`-byte requests, one G per
+/// connection.
+fn echo_server(l: runtime::net::TcpListener) {
+    use std::io::{Read, Write};
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        runtime::go(move || {
+            s.set_nodelay(true).ok();
+            let mut buf = [0u8; harness::ECHO_BYTES];
+            while s.read_exact(&mut buf).is_ok() {
+                if s.write_all(&buf).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// `conns` client Gs, each connecting and doing `ECHO_REQUESTS` exchanges.
+fn tcp_echo_once(addr: std::net::SocketAddr, conns: usize) -> Duration {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let clients: Vec<_> = (0..conns)
+        .map(|_| {
+            runtime::go(move || {
+                let mut c = runtime::net::TcpStream::connect(addr).expect("connect");
+                c.set_nodelay(true).unwrap();
+                let msg = [7u8; harness::ECHO_BYTES];
+                let mut buf = [0u8; harness::ECHO_BYTES];
+                for _ in 0..harness::ECHO_REQUESTS {
+                    c.write_all(&msg).unwrap();
+                    c.read_exact(&mut buf).unwrap();
+                }
+                black_box(buf[0]);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    t.elapsed()
+}
+
+fn bench_tcp_echo(a: Args, procs: usize) {
+    let l = runtime::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().unwrap();
+    runtime::go(move || echo_server(l));
+    tcp_echo_once(addr, harness::warmup_n(Workload::TcpEcho, a.n));
+    for rep in 0..a.reps {
+        let d = tcp_echo_once(addr, a.n);
+        harness::report_tcp_echo(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
     }
 }

@@ -20,6 +20,8 @@
 //! - `chan_mpmc`: 4 sending and 4 receiving coroutines on one
 //!   `may::sync::mpmc::channel` (unbounded: may has no bounded one, so
 //!   senders never wait).
+//! - `tcp_echo`: `may::net`, a coroutine per accepted connection and a
+//!   coroutine per client.
 
 use harness::{Args, Parked, Workload};
 use may::coroutine::JoinHandle;
@@ -79,6 +81,7 @@ fn main() {
         Workload::Mutex => bench_mutex(a, workers),
         Workload::ChanPingPong => bench_pingpong(a, workers),
         Workload::ChanMpmc => bench_mpmc(a, workers),
+        Workload::TcpEcho => bench_tcp_echo(a, workers),
     })
     .expect("may_bench: spawn the benchmark coroutine")
     .join()
@@ -319,5 +322,61 @@ fn bench_mpmc(a: Args, workers: usize) {
         )
         .kv("procs", workers)
         .print();
+    }
+}
+
+/// Accepts forever on `l`, echoing, one coroutine per connection.
+fn echo_server(l: may::net::TcpListener) {
+    use std::io::{Read, Write};
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        spawn(move || {
+            s.set_nodelay(true).ok();
+            let mut buf = [0u8; harness::ECHO_BYTES];
+            while s.read_exact(&mut buf).is_ok() {
+                if s.write_all(&buf).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("may_bench: spawn a connection coroutine");
+    }
+}
+
+fn tcp_echo_once(addr: std::net::SocketAddr, conns: usize) -> Duration {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let clients: Vec<_> = (0..conns)
+        .map(|_| {
+            spawn(move || {
+                let mut c = may::net::TcpStream::connect(addr).expect("connect");
+                c.set_nodelay(true).unwrap();
+                let msg = [7u8; harness::ECHO_BYTES];
+                let mut buf = [0u8; harness::ECHO_BYTES];
+                for _ in 0..harness::ECHO_REQUESTS {
+                    c.write_all(&msg).unwrap();
+                    c.read_exact(&mut buf).unwrap();
+                }
+                black_box(buf[0]);
+            })
+            .expect("may_bench: spawn a client coroutine")
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    t.elapsed()
+}
+
+fn bench_tcp_echo(a: Args, workers: usize) {
+    let l = may::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().unwrap();
+    spawn(move || echo_server(l)).expect("may_bench: spawn the server");
+    tcp_echo_once(addr, harness::warmup_n(Workload::TcpEcho, a.n));
+    for rep in 0..a.reps {
+        let d = tcp_echo_once(addr, a.n);
+        harness::report_tcp_echo(IMPL, a.n, rep, d)
+            .kv("workers", workers)
+            .print();
     }
 }

@@ -21,6 +21,8 @@
 //! - `chan_mpmc`: one `sync_channel(128)`, 4 sending threads, and 4
 //!   receiving threads sharing the receiver behind a `Mutex` (std's
 //!   channel has one consumer).
+//! - `tcp_echo`: `std::net`, blocking sockets, a thread (64 KiB stack) per
+//!   accepted connection and per client.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -40,6 +42,7 @@ fn main() {
         Workload::Mutex => bench_mutex(a),
         Workload::ChanPingPong => bench_pingpong(a),
         Workload::ChanMpmc => bench_mpmc(a),
+        Workload::TcpEcho => bench_tcp_echo(a),
     }
 }
 
@@ -361,5 +364,64 @@ fn bench_mpmc(a: Args) {
             d,
         )
         .print();
+    }
+}
+
+/// Spawns a thread with a small stack (the units do little).
+fn small_thread<F: FnOnce() + Send + 'static>(f: F) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(f)
+        .expect("threads_bench: spawn a thread")
+}
+
+fn echo_server(l: std::net::TcpListener) {
+    use std::io::{Read, Write};
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        small_thread(move || {
+            s.set_nodelay(true).ok();
+            let mut buf = [0u8; harness::ECHO_BYTES];
+            while s.read_exact(&mut buf).is_ok() {
+                if s.write_all(&buf).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn tcp_echo_once(addr: std::net::SocketAddr, conns: usize) -> Duration {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let clients: Vec<_> = (0..conns)
+        .map(|_| {
+            small_thread(move || {
+                let mut c = std::net::TcpStream::connect(addr).expect("connect");
+                c.set_nodelay(true).unwrap();
+                let msg = [7u8; harness::ECHO_BYTES];
+                let mut buf = [0u8; harness::ECHO_BYTES];
+                for _ in 0..harness::ECHO_REQUESTS {
+                    c.write_all(&msg).unwrap();
+                    c.read_exact(&mut buf).unwrap();
+                }
+                black_box(buf[0]);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    t.elapsed()
+}
+
+fn bench_tcp_echo(a: Args) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().unwrap();
+    small_thread(move || echo_server(l));
+    tcp_echo_once(addr, harness::warmup_n(Workload::TcpEcho, a.n));
+    for rep in 0..a.reps {
+        let d = tcp_echo_once(addr, a.n);
+        harness::report_tcp_echo(IMPL, a.n, rep, d).print();
     }
 }

@@ -22,6 +22,8 @@
 //!   sending tasks, and 4 receiving tasks sharing the receiver behind a
 //!   `tokio::sync::Mutex` (tokio's channels have one consumer; this is the
 //!   usual way to share one).
+//! - `tcp_echo`: the multi-thread runtime; `tokio::net`, a task per
+//!   accepted connection and a task per client.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -59,6 +61,10 @@ fn main() {
         Workload::ChanPingPong | Workload::ChanMpmc => {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_chan(&rt, a);
+        }
+        Workload::TcpEcho => {
+            let rt = Builder::new_multi_thread().enable_all().build().unwrap();
+            bench_tcp_echo(&rt, a);
         }
     }
 }
@@ -321,5 +327,65 @@ fn bench_chan(rt: &Runtime, a: Args) {
         })
         .await
         .unwrap();
+    });
+}
+
+async fn echo_server(l: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut s, _)) = l.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            s.set_nodelay(true).ok();
+            let mut buf = [0u8; harness::ECHO_BYTES];
+            while s.read_exact(&mut buf).await.is_ok() {
+                if s.write_all(&buf).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+async fn tcp_echo_once(addr: std::net::SocketAddr, conns: usize) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = Instant::now();
+    let clients: Vec<_> = (0..conns)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                c.set_nodelay(true).unwrap();
+                let msg = [7u8; harness::ECHO_BYTES];
+                let mut buf = [0u8; harness::ECHO_BYTES];
+                for _ in 0..harness::ECHO_REQUESTS {
+                    c.write_all(&msg).await.unwrap();
+                    c.read_exact(&mut buf).await.unwrap();
+                }
+                black_box(buf[0]);
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    t.elapsed()
+}
+
+fn bench_tcp_echo(rt: &Runtime, a: Args) {
+    let workers = rt.metrics().num_workers();
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(echo_server(l));
+        tcp_echo_once(addr, harness::warmup_n(Workload::TcpEcho, a.n)).await;
+        for rep in 0..a.reps {
+            let d = tcp_echo_once(addr, a.n).await;
+            harness::report_tcp_echo(IMPL, a.n, rep, d)
+                .kv("workers", workers)
+                .print();
+        }
     });
 }

@@ -9,7 +9,9 @@ mod crash_faults;
 mod crash_relay;
 mod crash_scenarios;
 mod ffi_scenarios;
+mod net_scenarios;
 mod sync_scenarios;
+mod sysmon_scenarios;
 
 // The C fixtures are bundled into the `tests` library by its build script.
 extern crate tests as _;
@@ -468,6 +470,14 @@ fn main() {
         ("thread_limit", thread_limit),
         ("locked_exit", locked_exit),
         ("stress", stress),
+        ("sysmon_thread_sleep", sysmon_scenarios::thread_sleep),
+        ("sysmon_busy_loop", sysmon_scenarios::busy_loop),
+        ("sysmon_preempt_point", sysmon_scenarios::preempt_point),
+        (
+            "net_io_wait_not_deadlock",
+            net_scenarios::io_wait_not_deadlock,
+        ),
+        ("net_late_peer", net_scenarios::late_peer),
         ("ffi_many_threads", ffi_scenarios::many_threads),
         ("ffi_short_lived", ffi_scenarios::short_lived),
         ("ffi_blocking_callback", ffi_scenarios::blocking_callback),

@@ -1,0 +1,284 @@
+//! TCP: [`TcpListener`] and [`TcpStream`] on the netpoller.
+
+use super::{Timeouts, each_addr};
+use scheduler::netpoll::{Mode, Registration, deadline_after, register};
+use scheduler::sys;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// A TCP socket listening for connections; `accept` parks the calling G.
+///
+/// ```no_run
+/// let listener = runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// runtime::go(move || {
+///     let mut c = runtime::net::TcpStream::connect(addr).unwrap();
+///     std::io::Write::write_all(&mut c, b"hi").unwrap();
+/// });
+/// let (mut s, _) = listener.accept().unwrap();
+/// let mut buf = [0u8; 2];
+/// std::io::Read::read_exact(&mut s, &mut buf).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    // Field order is drop order: deregister before the socket closes.
+    reg: Registration,
+    inner: std::net::TcpListener,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first of its addresses that works) and listens
+    /// with the system's largest backlog (`net.core.somaxconn`).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            let fd = sys::socket_for(a, sys::Kind::Stream)?;
+            sys::bind_inet(fd.as_fd(), a, sys::Kind::Stream)?;
+            sys::listen(fd.as_fd())?;
+            let inner = std::net::TcpListener::from(fd);
+            let reg = register(inner.as_raw_fd())?;
+            Ok(TcpListener { reg, inner })
+        })
+    }
+
+    /// Waits for a connection (parks the G; blocks a plain thread).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (fd, addr) = self
+            .reg
+            .io(Mode::Read, None, || sys::accept(self.inner.as_fd()))?;
+        let stream = TcpStream::from_fd(fd)?;
+        let addr = match addr {
+            Some(a) => a,
+            None => stream.peer_addr()?,
+        };
+        Ok((stream, addr))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Another handle on the same socket (`dup`), registered on its own.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        let inner = self.inner.try_clone()?;
+        let reg = register(inner.as_raw_fd())?;
+        Ok(TcpListener { reg, inner })
+    }
+
+    /// The pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+/// Iterator over [`TcpListener::accept`]'s connections.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A TCP connection. Reads and writes park the calling G until the socket
+/// is ready.
+#[derive(Debug)]
+pub struct TcpStream {
+    // Field order is drop order: deregister before the socket closes.
+    reg: Registration,
+    inner: std::net::TcpStream,
+    timeouts: Timeouts,
+}
+
+impl TcpStream {
+    fn from_fd(fd: OwnedFd) -> io::Result<TcpStream> {
+        let inner = std::net::TcpStream::from(fd);
+        let reg = register(inner.as_raw_fd())?;
+        Ok(TcpStream {
+            reg,
+            inner,
+            timeouts: Timeouts::default(),
+        })
+    }
+
+    /// Connects to `addr` (each of its addresses in turn).
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, |a| TcpStream::connect_deadline(a, None))
+    }
+
+    /// Connects to `addr`, giving up with `TimedOut` after `timeout`.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        TcpStream::connect_deadline(addr, deadline_after(Some(timeout)))
+    }
+
+    fn connect_deadline(addr: &SocketAddr, deadline: Option<u64>) -> io::Result<TcpStream> {
+        let s = TcpStream::from_fd(sys::socket_for(addr, sys::Kind::Stream)?)?;
+        match sys::connect_inet(s.inner.as_fd(), addr) {
+            Ok(()) => return Ok(s),
+            Err(e) if sys::in_progress(&e) => {}
+            Err(e) => return Err(e),
+        }
+        // Connecting: writable once done, with SO_ERROR telling how.
+        loop {
+            s.reg.wait(Mode::Write, deadline)?;
+            if let Some(e) = s.inner.take_error()? {
+                return Err(e);
+            }
+            match s.inner.peer_addr() {
+                Ok(_) => return Ok(s),
+                Err(e) if sys::not_connected(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.inner.set_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.nodelay()
+    }
+
+    /// Another handle on the same connection (`dup`), registered on its
+    /// own; it starts with this handle's timeouts.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let inner = self.inner.try_clone()?;
+        let reg = register(inner.as_raw_fd())?;
+        Ok(TcpStream {
+            reg,
+            inner,
+            timeouts: self.timeouts.copy(),
+        })
+    }
+
+    /// Each later read fails with `TimedOut` if no data comes within `d`
+    /// (`None`: wait forever). A zero duration is an error, as in std.
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        Timeouts::set(&self.timeouts.read, d)
+    }
+
+    /// Each later write fails with `TimedOut` if it cannot proceed within
+    /// `d` (`None`: wait forever).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        Timeouts::set(&self.timeouts.write, d)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(Timeouts::get(&self.timeouts.read))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(Timeouts::get(&self.timeouts.write))
+    }
+
+    /// Reads without consuming (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+            self.inner.peek(buf)
+        })
+    }
+
+    /// The pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let s: &TcpStream = self;
+        s.reg.io(Mode::Read, s.timeouts.read_deadline(), || {
+            (&s.inner).read(buf)
+        })
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let s: &TcpStream = self;
+        s.reg.io(Mode::Write, s.timeouts.write_deadline(), || {
+            (&s.inner).write(buf)
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}

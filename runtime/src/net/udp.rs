@@ -1,0 +1,134 @@
+//! UDP: [`UdpSocket`] on the netpoller.
+
+use super::{Timeouts, each_addr, resolve};
+use scheduler::netpoll::{Mode, Registration, register};
+use scheduler::sys;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+/// A UDP socket. `recv_from`/`recv` park the calling G until a datagram
+/// arrives; `send_to`/`send` park only while the send buffer is full.
+#[derive(Debug)]
+pub struct UdpSocket {
+    // Field order is drop order: deregister before the socket closes.
+    reg: Registration,
+    inner: std::net::UdpSocket,
+    timeouts: Timeouts,
+}
+
+impl UdpSocket {
+    /// Binds to `addr` (the first of its addresses that works).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        each_addr(addr, |a| {
+            let fd = sys::socket_for(a, sys::Kind::Datagram)?;
+            sys::bind_inet(fd.as_fd(), a, sys::Kind::Datagram)?;
+            let inner = std::net::UdpSocket::from(fd);
+            let reg = register(inner.as_raw_fd())?;
+            Ok(UdpSocket {
+                reg,
+                inner,
+                timeouts: Timeouts::default(),
+            })
+        })
+    }
+
+    /// Sends `buf` as one datagram to `addr` (its first address).
+    pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
+        let to = resolve(addr)?[0];
+        self.reg
+            .io(Mode::Write, self.timeouts.write_deadline(), || {
+                self.inner.send_to(buf, to)
+            })
+    }
+
+    /// Receives one datagram and who sent it.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+            self.inner.recv_from(buf)
+        })
+    }
+
+    /// Sets the default peer for [`send`](UdpSocket::send) and filters
+    /// [`recv`](UdpSocket::recv) to it.
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        each_addr(addr, |a| self.inner.connect(a))
+    }
+
+    /// Sends to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.reg
+            .io(Mode::Write, self.timeouts.write_deadline(), || {
+                self.inner.send(buf)
+            })
+    }
+
+    /// Receives from the connected peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+            self.inner.recv(buf)
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Each later receive fails with `TimedOut` if nothing arrives within
+    /// `d` (`None`: wait forever).
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        Timeouts::set(&self.timeouts.read, d)
+    }
+
+    /// Each later send fails with `TimedOut` if it cannot proceed within
+    /// `d`.
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        Timeouts::set(&self.timeouts.write, d)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(Timeouts::get(&self.timeouts.read))
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(Timeouts::get(&self.timeouts.write))
+    }
+
+    /// Sets `SO_BROADCAST`.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.inner.set_broadcast(on)
+    }
+
+    /// Another handle on the same socket (`dup`), registered on its own;
+    /// it starts with this handle's timeouts.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        let inner = self.inner.try_clone()?;
+        let reg = register(inner.as_raw_fd())?;
+        Ok(UdpSocket {
+            reg,
+            inner,
+            timeouts: self.timeouts.copy(),
+        })
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}

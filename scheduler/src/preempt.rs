@@ -1,0 +1,163 @@
+//! Preemption without signals: an M *lends* its P while its G runs user
+//! code, and `sysmon` may take a lent P away, the way Go retakes a P from a
+//! syscall.
+//!
+//! Async-signal preemption is unsound for Rust code in general (a G stopped
+//! inside `malloc` holds the arena lock), so a G is never stopped. Instead:
+//!
+//! 1. When a G returns to its own code (from `g_entry`, a park, a spawn, a
+//!    `ready`, a syscall...), its M *lends* its P ([`leave`]): the P goes to
+//!    state `Lent` with a fresh sequence number, `m.p` is cleared and the P
+//!    is remembered in `m.oldp` — exactly what `enter_syscall` does.
+//! 2. At the G's next runtime call that needs the P ([`enter`]: spawn,
+//!    ready, park, yield, syscall, exit, `preempt_point`), the M takes the
+//!    P back with one compare-and-swap from that exact `Lent` word to
+//!    `Running` — exactly `exit_syscall_fast`.
+//! 3. `sysmon` sees a P whose `Lent` word has not changed for a whole slice
+//!    ([`SLICE_NS`], ~10 ms: the G has not made one runtime call) while
+//!    other work waits for that P (its queue, the global queue, a due
+//!    timer). It compare-and-swaps the word to `Idle` (`P::retake`), sets
+//!    the M's `preempt` flag and hands the P to another M (`hand_off_p`),
+//!    which runs the other Gs. The stuck M now runs its G without a P, like
+//!    an M in a syscall; the number of Ms stays under `GORT_MAX_THREADS`.
+//! 4. When the stuck G reaches its next runtime call, the compare-and-swap
+//!    of step 2 fails: the M takes any idle P, or queues the G on the global
+//!    queue and sleeps (`exit_syscall_slow`). [`preempt_point`] is a cheap
+//!    runtime call for long loops: one load of the M's `preempt` flag.
+//!
+//! # Races
+//!
+//! - M takes back vs sysmon retakes: both compare-and-swap the same state
+//!   word; exactly one wins. The sequence number changes at every lend, so a
+//!   P that was retaken, used elsewhere and lent again cannot be taken back
+//!   by the old M (ABA), and sysmon never retakes a P whose G has made a
+//!   runtime call since it last looked.
+//! - Owner fields of a P (its queue, caches, free lists) are touched only
+//!   between [`enter`] and [`leave`], i.e. while the P is `Running`, never
+//!   while `Lent`, so sysmon's hand-off cannot race with them. Code that
+//!   forgets to call [`enter`] sees `m.p == null` and takes the "no P" path
+//!   (global queue, global pools): slower, never unsound.
+//! - `m.preempt` is only a hint (relaxed): a G that misses it sees the lost
+//!   P at its next runtime call anyway.
+//!
+//! Not lent: Gs of extra Ms (foreign-thread callbacks keep their P tight)
+//! and Gs in a syscall (their P is already set aside as `Syscall`).
+//!
+//! Rejected: a "preempt me" flag alone (a G inside `std::thread::sleep`
+//! never looks at it); a fence-based in-runtime flag per M (the same cost
+//! as the compare-and-swap, and a second protocol next to the syscall one).
+
+use crate::g::GStatus;
+use crate::m::{MRef, current_m};
+use crate::p::P;
+use core::sync::atomic::Ordering;
+
+/// A G that keeps its P this long without a runtime call while other work
+/// waits loses it.
+pub const SLICE_NS: u64 = 10_000_000;
+
+/// Entry to runtime code on a G: take the lent P back, or any idle P. If
+/// sysmon took it and none is idle, the caller continues *without a P*
+/// (`m.p` null: it queues Gs globally, parks through `g0`, and the M then
+/// sleeps until given a P). It never sleeps here, because callers may hold
+/// a lock (`park` is called with a wait list's lock held; `ready` and
+/// `spawn` may be). Returns whether the P was lent (the caller then calls
+/// [`leave`] on its way back to user code).
+#[inline]
+pub(crate) fn enter(m: MRef) -> bool {
+    if !m.p.load(Ordering::Relaxed).is_null() {
+        return false;
+    }
+    let Some(g) = m.curg() else { return false };
+    if g.status() != GStatus::Running {
+        return false;
+    }
+    // `oldp` is written only by this M's own thread: a load and a store,
+    // not an atomic swap (this path runs at every runtime call).
+    let p = m.oldp.load(Ordering::Relaxed);
+    // SAFETY: oldp holds null or a 'static P stored by `leave`.
+    let Some(p) = (unsafe { p.as_ref() }) else {
+        return false;
+    };
+    m.oldp.store(core::ptr::null_mut(), Ordering::Relaxed);
+    if p.exit_syscall_fast(m.oldp_word.load(Ordering::Relaxed)) {
+        m.p.store(p as *const P as *mut P, Ordering::Release);
+    } else {
+        lost_p(m);
+    }
+    true
+}
+
+/// sysmon took the P while our G ran: take an idle one if there is one.
+#[cold]
+#[inline(never)]
+fn lost_p(m: MRef) {
+    m.preempt.store(false, Ordering::Relaxed);
+    crate::schedule::take_idle_p(m);
+}
+
+/// [`enter`] for callers that hold no lock (`yield_now`, `enter_syscall`):
+/// without a P to take, the G queues itself on the global queue and its M
+/// sleeps until one is free (`exit_syscall_slow`); it may then continue on
+/// another M. Returns that M and whether the P was lent.
+#[inline]
+pub(crate) fn enter_or_wait(m: MRef) -> (MRef, bool) {
+    let lent = enter(m);
+    if !m.p.load(Ordering::Relaxed).is_null() || m.curg().is_none() {
+        return (m, lent);
+    }
+    if m.curg().is_some_and(|g| g.status() != GStatus::Running) {
+        return (m, lent);
+    }
+    crate::syscall::exit_syscall_slow(m);
+    match current_m() {
+        Some(m) => (m, true),
+        None => crate::throw!("enter_or_wait: no M after taking a P back"),
+    }
+}
+
+/// Return to user code on a G: lend the M's P (see the module docs).
+/// After a switch the M may differ, so this looks it up again.
+#[inline]
+pub(crate) fn leave() {
+    if let Some(m) = current_m() {
+        leave_on(m);
+    }
+}
+
+/// [`leave`] for a caller that knows its M (no switch since it looked).
+#[inline]
+pub(crate) fn leave_on(m: MRef) {
+    if m.extra {
+        return;
+    }
+    let Some(p) = m.p() else { return };
+    let Some(g) = m.curg() else { return };
+    if g.status() != GStatus::Running {
+        return;
+    }
+    let word = p.lend();
+    m.oldp_word.store(word, Ordering::Relaxed);
+    m.oldp.store(p as *const P as *mut P, Ordering::Relaxed);
+    m.p.store(core::ptr::null_mut(), Ordering::Release);
+}
+
+/// A cheap scheduling point for long loops: if `sysmon` took this G's P
+/// away (the G ran a whole slice while others waited), give the M up now
+/// instead of at the next blocking call. One relaxed load otherwise. No
+/// effect on a plain thread.
+#[inline]
+pub fn preempt_point() {
+    if let Some(m) = current_m()
+        && m.preempt.load(Ordering::Relaxed)
+    {
+        preempted(m);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn preempted(m: MRef) {
+    m.preempt.store(false, Ordering::Relaxed);
+    crate::schedule::yield_now();
+}
