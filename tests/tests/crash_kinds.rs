@@ -198,11 +198,14 @@ fn a_thousand_parked_gs_are_grouped_with_wait_reasons_and_spawn_sites() {
             block.contains("created by "),
             "{func}: no spawn site:\n{block}"
         );
-        assert_eq!(
-            o.stderr.matches(func).count(),
-            1,
-            "{func} printed twice:\n{o}"
-        );
+        // The function's own frame, once for the whole group (debug
+        // builds add shim frames that mention it, e.g. `call_once`).
+        let frames = o
+            .stderr
+            .lines()
+            .filter(|l| l.split('+').next().is_some_and(|name| name.ends_with(func)))
+            .count();
+        assert_eq!(frames, 1, "{func} printed twice:\n{o}");
     };
     group(
         "many_sleeper_function",
