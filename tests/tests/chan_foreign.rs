@@ -47,18 +47,22 @@ fn foreign_callbacks_send_and_receive_with_gs() {
 #[test]
 fn foreign_callback_select_with_timeout() {
     let (tx, rx) = chan::bounded::<u8>(0);
+    // The callback says when its select has timed out; only then is the
+    // value sent, so the order does not depend on how fast the thread runs.
+    let (timed_out_tx, timed_out) = chan::bounded::<()>(1);
     let t = std::thread::spawn(move || {
         runtime::ffi::callback(move || {
             let first = select! {
                 recv(rx) -> v => v.ok(),
                 timeout(Duration::from_millis(20)) => None,
             };
+            timed_out_tx.send(()).unwrap();
             let second = rx.recv_timeout(Duration::from_secs(30)).ok();
             (first, second)
         })
         .unwrap()
     });
-    runtime::sleep(Duration::from_millis(60));
+    timed_out.recv().unwrap();
     let g = runtime::go(move || tx.send(5).unwrap());
     assert_eq!(t.join().unwrap(), (None, Some(5)));
     g.join().unwrap();
