@@ -202,8 +202,15 @@ fn raiser_outer() {
     black_box(());
 }
 
+/// The two tests run one at a time: the second forks, and a fork while
+/// another thread of the process is inside a signal handler deadlocks
+/// qemu-user (seen under qemu-i386); natively it only keeps the child's
+/// copy of the process quiet.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_walk_from_a_raised_signal_on_the_altstack_reaches_the_raiser() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     unwind::init();
     let stack = thread_stack();
     STACK[0].store(stack.0, Ordering::SeqCst);
@@ -353,6 +360,16 @@ fn child_main() -> ! {
 
 #[test]
 fn a_walk_from_a_sigsegv_handler_reaches_the_faulting_function_and_its_callers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if cfg!(target_arch = "x86") && std::env::var_os("GORT_UNDER_QEMU").is_some() {
+        // qemu-i386: a forked copy of the multi-threaded test process dies in
+        // std's thread-local teardown before it reaches the fault, and the
+        // test harness then waits forever. The same walk from real faults
+        // is covered under qemu-i386 by the crash scenarios (child processes
+        // started with exec, not fork): tests/tests/crash_*.rs.
+        eprintln!("skipped under qemu-i386: fork of the test process breaks its child there");
+        return;
+    }
     if cfg!(target_arch = "aarch64") && std::env::var_os("GORT_UNDER_QEMU").is_some() {
         // Known failure, reported: under qemu-aarch64 this walk sometimes
         // misses frame 1 (the caller of the faulting leaf); it passes
@@ -385,9 +402,14 @@ fn a_walk_from_a_sigsegv_handler_reaches_the_faulting_function_and_its_callers()
         unsafe { libc::sigaltstack(&st, core::ptr::null_mut()) };
         child_main();
     }
-    // Bounded wait: 20 s, then kill.
+    // Bounded wait: 20 s (120 s under qemu-user), then kill.
+    let limit = std::time::Duration::from_secs(if std::env::var_os("GORT_UNDER_QEMU").is_some() {
+        120
+    } else {
+        20
+    });
+    let start = std::time::Instant::now();
     let mut status = 0;
-    let mut waited = 0;
     loop {
         // SAFETY: pid is our child; status is a valid out-pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
@@ -395,13 +417,12 @@ fn a_walk_from_a_sigsegv_handler_reaches_the_faulting_function_and_its_callers()
             break;
         }
         assert_eq!(r, 0, "waitpid failed");
-        if waited >= 2000 {
+        if start.elapsed() > limit {
             // SAFETY: pid is our child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child did not finish in 20 s");
+            panic!("child did not finish in {limit:?}");
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
-        waited += 1;
     }
     assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
     let code = libc::WEXITSTATUS(status);
