@@ -61,7 +61,8 @@ def sizes(quick):
             "tcp_echo": {i: (50, 1) for i in IMPLS},
         }
     return {
-        "rounds": 5,
+        # BENCH_ROUNDS=3 for a shorter full run.
+        "rounds": int(os.environ.get("BENCH_ROUNDS", "5")),
         "yield": {i: (100_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
         "spawn_join": {i: (10_000 if i == "threads" else 100_000, 3) for i in IMPLS},
         "parked": {i: (10_000 if i == "threads" else 1_000_000, 1) for i in IMPLS},
