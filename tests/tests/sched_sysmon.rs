@@ -43,8 +43,10 @@ fn busy_loop_does_not_stall_others_beyond_a_slice() {
 fn preempt_point_gives_the_thread_up() {
     let o = run("sysmon_preempt_point");
     let (others, busy): (u64, u64) = (o.parse("others_ms"), o.parse("busy_ms"));
-    assert!(busy >= 1000, "{o}");
-    let bound = if under_qemu() { 900 } else { 700 };
+    // The loop runs 1 s (4 s under qemu-user); the others must not wait
+    // for its end.
+    let (looped, bound) = if under_qemu() { (4000, 3000) } else { (1000, 700) };
+    assert!(busy >= looped, "{o}");
     assert!(others < bound, "others stalled behind the loop\n{o}");
     let threads: usize = o.parse("threads");
     assert!(threads <= 8, "thread count not bounded\n{o}");

@@ -92,7 +92,9 @@ pub fn preempt_point() {
     let s = started.clone();
     let busy = runtime::go(move || {
         s.store(true, Ordering::SeqCst);
-        let end = Instant::now() + Duration::from_millis(1000);
+        // Longer under qemu-user, where the 100 others run 10-50x slower.
+        let ms = if tests::under_qemu() { 4000 } else { 1000 };
+        let end = Instant::now() + Duration::from_millis(ms);
         let mut threads = std::collections::HashSet::new();
         while Instant::now() < end {
             runtime::preempt_point();
