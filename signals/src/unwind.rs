@@ -277,7 +277,58 @@ fn step(cur: &Frame, mem: &Mem<'_>, cache: Option<&mut cfi::Cache>) -> Option<Fr
             Step::Failed => {}
         }
     }
+    if cur.exact
+        && known
+        && let Some(next) = prologue_step(&cur.regs, mem)
+    {
+        return Some(next);
+    }
     fp_step(&cur.regs, mem)
+}
+
+/// i686 (frame pointers only): an exact pc stopped on the first two
+/// instructions of a function, before its frame record exists. At
+/// `push ebp` (0x55) the return address is at `[sp]`; at `mov ebp, esp`
+/// (0x89 0xe5) right after that push, at `[sp + 4]` with the caller's ebp
+/// at `[sp]`. Without this the frame-pointer step would skip the caller
+/// (ebp still names the caller's caller's frame). Code bytes are read only
+/// at a pc inside a module's mapped text (`known`).
+#[cfg(target_arch = "x86")]
+fn prologue_step(cur: &Regs, mem: &Mem<'_>) -> Option<Frame> {
+    // SAFETY: the caller checked that `cur.pc` lies in a module's executable
+    // segment, mapped for the process's life; two bytes past a pc are still
+    // inside the segment (an instruction is at least one byte and the
+    // segment does not end in the middle of one that we compare against).
+    let code = unsafe { core::ptr::read_unaligned(cur.pc as *const [u8; 2]) };
+    let after_push = || {
+        let prev = cur.pc.wrapping_sub(1);
+        // SAFETY: as above, for the byte before pc when it is code too.
+        is_code(prev) && unsafe { core::ptr::read(prev as *const u8) } == 0x55
+    };
+    let (ra_at, saved_fp) = match code {
+        [0x55, _] => (cur.sp, cur.fp),
+        [0x89, 0xe5] if after_push() => (cur.sp.checked_add(WORD)?, mem.word(cur.sp)?),
+        _ => return None,
+    };
+    let ra = mem.word(ra_at)?;
+    if !is_code(ra.wrapping_sub(1)) {
+        return None;
+    }
+    Some(Frame {
+        regs: Regs {
+            pc: ra,
+            sp: ra_at.checked_add(WORD)?,
+            fp: saved_fp,
+            lr: ra,
+        },
+        exact: false,
+    })
+}
+
+/// Elsewhere CFI describes prologues.
+#[cfg(not(target_arch = "x86"))]
+fn prologue_step(_cur: &Regs, _mem: &Mem<'_>) -> Option<Frame> {
+    None
 }
 
 /// For a frame whose pc is outside known code: whether its caller is

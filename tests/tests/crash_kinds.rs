@@ -38,8 +38,11 @@ fn abort_in_a_g_is_reported_with_its_stack() {
     let o = go("crash_abort", &[]);
     assert_eq!(o.code, Some(2), "{o}");
     assert!(first(&o).starts_with("fatal signal SIGABRT: abort"), "{o}");
-    // Through libc's abort and raise, back to the G's code.
-    assert!(o.stderr.contains("call_abort_function"), "{o}");
+    // Through libc's abort and raise, back to the G's code. Not on i686:
+    // its walker follows frame pointers only, and glibc's abort has none.
+    if !cfg!(target_arch = "x86") {
+        assert!(o.stderr.contains("call_abort_function"), "{o}");
+    }
     assert!(o.stderr.contains("created by "), "{o}");
 }
 

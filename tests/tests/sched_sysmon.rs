@@ -45,7 +45,11 @@ fn preempt_point_gives_the_thread_up() {
     let (others, busy): (u64, u64) = (o.parse("others_ms"), o.parse("busy_ms"));
     // The loop runs 1 s (4 s under qemu-user); the others must not wait
     // for its end.
-    let (looped, bound) = if under_qemu() { (4000, 3000) } else { (1000, 700) };
+    let (looped, bound) = if under_qemu() {
+        (4000, 3000)
+    } else {
+        (1000, 700)
+    };
     assert!(busy >= looped, "{o}");
     assert!(others < bound, "others stalled behind the loop\n{o}");
     let threads: usize = o.parse("threads");
