@@ -220,7 +220,7 @@ def header(quick):
         f"- {cmd_out(['rustc', '--version'])}; {cmd_out(['go', 'version'])}",
         f"- crates: may {lock_version('may')}, tokio {lock_version('tokio')}; gort at {commit}"
         + (" (with uncommitted changes)" if dirty else ""),
-        f"- mode: {'--quick (tiny sizes, 1 repetition: a smoke test, not a measurement)' if quick else 'full: 5 rounds; yield and spawn_join 3 repetitions per process after a warm-up, parked 1 per process'}",
+        "- mode: " + ("--quick (tiny sizes, 1 repetition: a smoke test, not a measurement)" if quick else f"full: {sizes(False)['rounds']} rounds; 3 repetitions per process after a warm-up, parked 1 per process"),
     ]
     return "\n".join(lines)
 

@@ -44,3 +44,10 @@ echo
 echo "Foreign C thread → runtime callback, and C calls (bench/ffi.sh):"
 echo
 if [ "$quick" = 1 ]; then ./ffi.sh 1; else ./ffi.sh 5; fi
+
+# Workload 9: crash-dump latency, GORT_TRACEBACK=crash against Go's
+# GOTRACEBACK=crash (its own harness: a parent timing child processes).
+echo
+echo "Crash dump latency (bench/crash.sh):"
+echo
+if [ "$quick" = 1 ]; then ./crash.sh --quick; else ./crash.sh; fi
