@@ -211,6 +211,15 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 fn a_walk_from_a_raised_signal_on_the_altstack_reaches_the_raiser() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if cfg!(target_arch = "x86") && std::env::var_os("GORT_UNDER_QEMU").is_some() {
+        // qemu-i386: after this thread has run a handler on its altstack,
+        // its thread-local storage is gone by the time the test harness
+        // restores output capture, the thread dies there and the harness
+        // waits forever. Walks from signals on i686 are covered under qemu
+        // by the crash scenarios, which run in child processes.
+        eprintln!("skipped under qemu-i386: the test thread loses its TLS after the handler");
+        return;
+    }
     unwind::init();
     let stack = thread_stack();
     STACK[0].store(stack.0, Ordering::SeqCst);
