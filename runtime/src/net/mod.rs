@@ -22,6 +22,101 @@
 //! Name resolution (`"localhost:8080"`) runs in [`crate::syscall`], so a
 //! slow resolver sets the P aside instead of stalling the other Gs.
 
+// What every socket type shares, written once. The types keep the same
+// field names: `reg` (the netpoll registration), `inner` (the std socket),
+// `timeouts`.
+
+/// `AsRawFd` and `AsFd` through `inner`.
+macro_rules! impl_fd {
+    ($t:ty) => {
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.inner.as_raw_fd()
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.inner.as_fd()
+            }
+        }
+    };
+}
+
+/// The timeout accessors of a socket with a `timeouts` field (inside its
+/// inherent `impl`).
+macro_rules! timeout_methods {
+    () => {
+        /// Each later read (receive) fails with `TimedOut` if nothing comes
+        /// within `d` (`None`: wait forever). A zero duration is an error,
+        /// as in std.
+        pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+            Timeouts::set(&self.timeouts.read, d)
+        }
+
+        /// Each later write (send) fails with `TimedOut` if it cannot
+        /// proceed within `d` (`None`: wait forever).
+        pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+            Timeouts::set(&self.timeouts.write, d)
+        }
+
+        /// The read timeout.
+        pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(Timeouts::get(&self.timeouts.read))
+        }
+
+        /// The write timeout.
+        pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(Timeouts::get(&self.timeouts.write))
+        }
+    };
+}
+
+/// `Read` and `Write` for a stream socket and for a shared reference to it
+/// (one G reads while another writes): each call goes through the netpoll
+/// registration with the handle's deadline.
+macro_rules! impl_stream_io {
+    ($t:ty) => {
+        impl std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let s: &$t = self;
+                s.reg.io(Mode::Read, s.timeouts.read_deadline(), || {
+                    std::io::Read::read(&mut &s.inner, buf)
+                })
+            }
+        }
+
+        impl std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let s: &$t = self;
+                s.reg.io(Mode::Write, s.timeouts.write_deadline(), || {
+                    std::io::Write::write(&mut &s.inner, buf)
+                })
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+        }
+
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 mod tcp;
 mod udp;
 mod unix;

@@ -3,9 +3,9 @@
 use super::{Timeouts, each_addr};
 use scheduler::netpoll::{Mode, Registration, deadline_after, register};
 use scheduler::sys;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 /// A TCP socket listening for connections; `accept` parks the calling G.
@@ -75,18 +75,6 @@ impl TcpListener {
     /// The pending socket error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.take_error()
-    }
-}
-
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
     }
 }
 
@@ -198,27 +186,7 @@ impl TcpStream {
         })
     }
 
-    /// Each later read fails with `TimedOut` if no data comes within `d`
-    /// (`None`: wait forever). A zero duration is an error, as in std.
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        Timeouts::set(&self.timeouts.read, d)
-    }
-
-    /// Each later write fails with `TimedOut` if it cannot proceed within
-    /// `d` (`None`: wait forever).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        Timeouts::set(&self.timeouts.write, d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(Timeouts::get(&self.timeouts.read))
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(Timeouts::get(&self.timeouts.write))
-    }
+    timeout_methods!();
 
     /// Reads without consuming (`MSG_PEEK`).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -233,52 +201,6 @@ impl TcpStream {
     }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let s: &TcpStream = self;
-        s.reg.io(Mode::Read, s.timeouts.read_deadline(), || {
-            (&s.inner).read(buf)
-        })
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let s: &TcpStream = self;
-        s.reg.io(Mode::Write, s.timeouts.write_deadline(), || {
-            (&s.inner).write(buf)
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
+impl_fd!(TcpListener);
+impl_fd!(TcpStream);
+impl_stream_io!(TcpStream);

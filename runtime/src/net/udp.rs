@@ -5,7 +5,7 @@ use scheduler::netpoll::{Mode, Registration, register};
 use scheduler::sys;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 /// A UDP socket. `recv_from`/`recv` park the calling G until a datagram
@@ -81,27 +81,7 @@ impl UdpSocket {
         self.inner.peer_addr()
     }
 
-    /// Each later receive fails with `TimedOut` if nothing arrives within
-    /// `d` (`None`: wait forever).
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        Timeouts::set(&self.timeouts.read, d)
-    }
-
-    /// Each later send fails with `TimedOut` if it cannot proceed within
-    /// `d`.
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        Timeouts::set(&self.timeouts.write, d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(Timeouts::get(&self.timeouts.read))
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(Timeouts::get(&self.timeouts.write))
-    }
+    timeout_methods!();
 
     /// Sets `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
@@ -121,14 +101,4 @@ impl UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
+impl_fd!(UdpSocket);

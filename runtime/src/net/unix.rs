@@ -3,9 +3,9 @@
 use super::Timeouts;
 use scheduler::netpoll::{Mode, Registration, register};
 use scheduler::sys;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -48,12 +48,6 @@ impl UnixListener {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
-    }
-}
-
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
     }
 }
 
@@ -136,26 +130,7 @@ impl UnixStream {
         })
     }
 
-    /// Each later read fails with `TimedOut` if no data comes within `d`.
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        Timeouts::set(&self.timeouts.read, d)
-    }
-
-    /// Each later write fails with `TimedOut` if it cannot proceed within
-    /// `d`.
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        Timeouts::set(&self.timeouts.write, d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(Timeouts::get(&self.timeouts.read))
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(Timeouts::get(&self.timeouts.write))
-    }
+    timeout_methods!();
 
     /// The pending socket error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
@@ -163,52 +138,6 @@ impl UnixStream {
     }
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let s: &UnixStream = self;
-        s.reg.io(Mode::Read, s.timeouts.read_deadline(), || {
-            (&s.inner).read(buf)
-        })
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let s: &UnixStream = self;
-        s.reg.io(Mode::Write, s.timeouts.write_deadline(), || {
-            (&s.inner).write(buf)
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
+impl_fd!(UnixListener);
+impl_fd!(UnixStream);
+impl_stream_io!(UnixStream);
