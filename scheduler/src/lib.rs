@@ -27,11 +27,13 @@
 //! 11. [`stack`]: G stacks with guard pages in one reserved region.
 //! 12. [`registry`]: the append-only lists of all Gs and Ms a signal
 //!     handler can walk without locks.
-//! 13. [`config`], [`stats`], [`fatal`].
+//! 13. [`config`], [`stats`], [`fatal`], [`barrier`] (the asymmetric
+//!     barriers the hot paths of the protocols above rely on).
 //!
 //! Design notes: `docs/design.md`. Users do not depend on this crate
 //! directly; they use `runtime`.
 
+pub mod barrier;
 pub mod callback;
 pub mod cell;
 pub mod chan;

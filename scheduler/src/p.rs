@@ -6,14 +6,35 @@
 //! slot for the G most recently readied by this P's running G, which runs
 //! next (a G that wakes another and then blocks hands its time slice over,
 //! as in Go). Other Ms steal from the queue through its `Stealer` and may
-//! also take `runnext` with an atomic swap.
+//! also take `runnext`.
+//!
+//! # The `runnext` hand-off
+//!
+//! The owner puts or takes `runnext` at every `ready` and most switches;
+//! a thief takes it only as a last resort, after a grace period. So the
+//! owner does not use an atomic swap (a locked instruction, ~9 ns) but a
+//! Dekker hand-shake with asymmetric barriers (`barrier.rs`):
+//!
+//! ```text
+//! owner                                thief
+//! runnext_owner = true                 runnext_thief = true (CAS: one thief)
+//! barrier::light()                     barrier::heavy()
+//! if runnext_thief: clear, wait, retry wait while runnext_owner
+//! plain load + store of runnext        plain load + store of runnext
+//! runnext_owner = false                runnext_thief = false
+//! ```
+//!
+//! The barriers guarantee that one side sees the other's flag, so the two
+//! never touch `runnext` at the same time. The owner's wait (a thief is
+//! mid-way) is rare and short; the thief's `membarrier` (~0.4 µs) sits on
+//! a path that has already waited microseconds.
 
 use crate::g::{G, GRef};
 use crate::m::M;
 use crate::stack::StackCache;
 use crate::timer::Timers;
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crossbeam_deque::{Stealer, Worker};
 
 /// State of a P.
@@ -32,12 +53,17 @@ pub enum PStatus {
     /// swap to `Idle`) and hand it to another M.
     Syscall = 2,
     /// Its M runs user code of a G (between two runtime calls) and lends
-    /// the P loosely, exactly as in a syscall: the M takes it back with a
-    /// compare-and-swap at the G's next runtime call (`preempt::enter`),
-    /// and `sysmon` may retake it (compare and swap to `Idle`) when the same
-    /// G has kept it for a whole time slice while other work waits. See
-    /// `preempt.rs`.
+    /// the P loosely, as in a syscall: the M claims it back at the G's next
+    /// runtime call (`preempt::enter`, [`P::take_back_lent`]), and `sysmon`
+    /// may retake it when the same G has kept it for a whole time slice
+    /// while other work waits. See `preempt.rs`.
     Lent = 3,
+    /// `sysmon` is retaking a `Lent` P (compare and swap from that exact
+    /// `Lent` word) and checks, behind a heavy barrier, whether the M
+    /// claimed it back meanwhile: then it restores the `Lent` word and the
+    /// M keeps the P; else the P becomes `Idle`. Lasts well under a
+    /// microsecond; an M taking its P back waits for the outcome.
+    Retaking = 4,
 }
 
 /// Most Gs a P keeps on its own free list before moving half to the global
@@ -53,10 +79,18 @@ pub struct P {
     /// entry, so an M returning from a syscall cannot take back a P that was
     /// retaken, used and put in a syscall again in between (ABA).
     state: AtomicU64,
+    /// The `Lent` state word the lending M is taking back (its claim, see
+    /// [`P::take_back_lent`]); a stale value names an older lend.
+    claim: AtomicU64,
     /// The M holding this P, or null.
     pub(crate) m: AtomicPtr<M>,
-    /// The next G to run, ahead of the queue; stealable by swap.
-    pub(crate) runnext: AtomicPtr<G>,
+    /// The next G to run, ahead of the queue (see the module docs for who
+    /// may write it and how).
+    runnext: AtomicPtr<G>,
+    /// The owner is reading or writing `runnext`.
+    runnext_owner: AtomicBool,
+    /// A thief is taking `runnext`.
+    runnext_thief: AtomicBool,
     /// Owner: the local run queue.
     runq: UnsafeCell<Worker<GRef>>,
     /// Other Ms' handle on the local run queue.
@@ -98,8 +132,11 @@ impl P {
         P {
             id,
             state: AtomicU64::new(PStatus::Idle as u64),
+            claim: AtomicU64::new(0),
             m: AtomicPtr::new(core::ptr::null_mut()),
             runnext: AtomicPtr::new(core::ptr::null_mut()),
+            runnext_owner: AtomicBool::new(false),
+            runnext_thief: AtomicBool::new(false),
             runq: UnsafeCell::new(runq),
             stealer,
             timers: Timers::default(),
@@ -121,6 +158,7 @@ impl P {
             1 => PStatus::Running,
             2 => PStatus::Syscall,
             3 => PStatus::Lent,
+            4 => PStatus::Retaking,
             _ => PStatus::Idle,
         }
     }
@@ -158,6 +196,65 @@ impl P {
             .is_ok()
     }
 
+    /// The M that lent the P (state `word`) takes it back at a runtime call
+    /// of its G, if `sysmon` has not retaken it. This runs at every runtime
+    /// call, so it is not a compare-and-swap but a claim with the light
+    /// barrier, against `sysmon`'s heavy one in [`P::retake`]:
+    ///
+    /// ```text
+    /// M (hot)                           sysmon (after a 10 ms slice)
+    /// claim = word                      CAS state: word -> Retaking
+    /// barrier::light()                  barrier::heavy()
+    /// if state == word:                 if claim >= word (same or later lend):
+    ///     state = Running (ours)            CAS state: Retaking -> word
+    /// else: wait out Retaking, then         (the M keeps it)
+    ///     CAS word -> Running           else: state = Idle (retaken)
+    /// ```
+    ///
+    /// Either the M sees `Retaking` (and waits for the verdict) or sysmon
+    /// sees the claim (and backs off): never both miss. A P that sysmon
+    /// backs off from may show `Running` before sysmon's restoring CAS,
+    /// which then fails and changes nothing.
+    #[inline]
+    pub(crate) fn take_back_lent(&self, word: u64) -> bool {
+        self.claim.store(word, Ordering::Relaxed);
+        crate::barrier::light();
+        if self.state.load(Ordering::Acquire) == word {
+            self.state
+                .store((word & !0xff) | PStatus::Running as u64, Ordering::Release);
+            return true;
+        }
+        self.take_back_contended(word)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_back_contended(&self, word: u64) -> bool {
+        // Withdraw the claim: from here on, only the compare-and-swap below
+        // takes the P, so sysmon's verdict (made with or without having
+        // seen the claim) stands either way.
+        self.claim.store(0, Ordering::Relaxed);
+        let retaking = (word & !0xff) | PStatus::Retaking as u64;
+        loop {
+            let w = self.state.load(Ordering::Acquire);
+            if w == retaking {
+                core::hint::spin_loop();
+                continue;
+            }
+            if w != word {
+                return false;
+            }
+            let running = (word & !0xff) | PStatus::Running as u64;
+            if self
+                .state
+                .compare_exchange(word, running, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+        }
+    }
+
     /// The raw state word, for `sysmon`.
     pub(crate) fn state_word(&self) -> u64 {
         self.state.load(Ordering::Acquire)
@@ -165,22 +262,58 @@ impl P {
 
     /// `sysmon`: takes a P from an M in a syscall (or lending it) if the
     /// state is still `word` (a `Syscall` or `Lent` state). On success the P
-    /// is `Idle` and unowned.
+    /// is `Idle` and unowned. A `Lent` P goes through `Retaking` (see
+    /// [`P::take_back_lent`]).
     pub(crate) fn retake(&self, word: u64) -> bool {
-        if !matches!(Self::status_of(word), PStatus::Syscall | PStatus::Lent) {
-            return false;
-        }
         let idle = (word & !0xff) | PStatus::Idle as u64;
-        if self
-            .state
-            .compare_exchange(word, idle, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.m.store(core::ptr::null_mut(), Ordering::Relaxed);
-            true
-        } else {
-            false
+        match Self::status_of(word) {
+            PStatus::Syscall => {
+                if self
+                    .state
+                    .compare_exchange(word, idle, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            PStatus::Lent => {
+                let retaking = (word & !0xff) | PStatus::Retaking as u64;
+                if self
+                    .state
+                    .compare_exchange(word, retaking, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    return false;
+                }
+                crate::barrier::heavy();
+                // The M may already have taken it back, lent it again and
+                // claimed that newer lend: a claim of this lend or a later
+                // one (sequence numbers only grow) means it got here first.
+                if self.claim.load(Ordering::Acquire) >> 8 >= word >> 8 {
+                    // The M is taking it back: it keeps it. If it already
+                    // wrote `Running`, this fails and changes nothing.
+                    let _ = self.state.compare_exchange(
+                        retaking,
+                        word,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                    return false;
+                }
+                // Without a claim the M writes nothing until it sees the
+                // verdict, so the state is still ours.
+                if self
+                    .state
+                    .compare_exchange(retaking, idle, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    crate::throw!("retake: a retaking P changed under sysmon");
+                }
+            }
+            _ => return false,
         }
+        self.m.store(core::ptr::null_mut(), Ordering::Relaxed);
+        true
     }
 
     /// Owner only: the local queue.
@@ -204,7 +337,8 @@ impl P {
         // SAFETY: the caller holds the P.
         let q = unsafe { self.runq() };
         if next {
-            let old = self.runnext.swap(g.as_ptr(), Ordering::AcqRel);
+            // SAFETY: the caller holds the P.
+            let old = unsafe { self.runnext_exchange(g.as_ptr()) };
             // SAFETY: runnext holds null or pointers from GRef::as_ptr.
             if let Some(old) = unsafe { GRef::from_ptr(old) } {
                 q.push(old);
@@ -221,7 +355,8 @@ impl P {
     /// The caller's M holds this P.
     pub(crate) unsafe fn runq_get(&self) -> Option<GRef> {
         if !self.runnext.load(Ordering::Relaxed).is_null() {
-            let g = self.runnext.swap(core::ptr::null_mut(), Ordering::AcqRel);
+            // SAFETY: the caller holds the P.
+            let g = unsafe { self.runnext_exchange(core::ptr::null_mut()) };
             // SAFETY: runnext holds null or pointers from GRef::as_ptr.
             if let Some(g) = unsafe { GRef::from_ptr(g) } {
                 return Some(g);
@@ -231,14 +366,263 @@ impl P {
         unsafe { self.runq() }.pop()
     }
 
+    /// Puts a yielding `g` behind every other local G: in `runnext` when the
+    /// local queue is empty (then `runnext` *is* the back of the queue, and
+    /// two Gs yielding to each other never touch the deque, whose pop costs
+    /// a locked instruction), else at the back of the deque.
+    ///
+    /// # Safety
+    ///
+    /// The caller's M holds this P.
+    pub(crate) unsafe fn runq_put_back(&self, g: GRef) {
+        // SAFETY: the caller holds the P.
+        let q = unsafe { self.runq() };
+        if q.is_empty() && self.runnext.load(Ordering::Relaxed).is_null() {
+            // SAFETY: the caller holds the P.
+            let old = unsafe { self.runnext_exchange(g.as_ptr()) };
+            // A thief cannot put a G there, so it is still empty.
+            debug_assert!(
+                old.is_null(),
+                "runq_put_back: runnext filled behind the owner"
+            );
+        } else {
+            q.push(g);
+        }
+    }
+
+    /// Owner: replaces `runnext` with `new` and returns the old value (see
+    /// the module docs).
+    ///
+    /// # Safety
+    ///
+    /// The caller's M holds this P.
+    #[inline]
+    unsafe fn runnext_exchange(&self, new: *mut G) -> *mut G {
+        loop {
+            self.runnext_owner.store(true, Ordering::Relaxed);
+            crate::barrier::light();
+            if !self.runnext_thief.load(Ordering::Relaxed) {
+                let old = self.runnext.load(Ordering::Acquire);
+                self.runnext.store(new, Ordering::Release);
+                // Release: a thief that sees `false` then sees our store.
+                self.runnext_owner.store(false, Ordering::Release);
+                return old;
+            }
+            self.runnext_owner.store(false, Ordering::Release);
+            self.wait_for_thief();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wait_for_thief(&self) {
+        let mut spins = 0u32;
+        while self.runnext_thief.load(Ordering::Acquire) {
+            spins += 1;
+            if spins < 1_000 {
+                core::hint::spin_loop();
+            } else {
+                // The thief's thread was descheduled mid-way.
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Another M takes this P's `runnext`, if any (see the module docs).
+    /// Returns null if it is empty or another thief is at it.
+    pub(crate) fn runnext_steal(&self) -> *mut G {
+        if self.runnext.load(Ordering::Relaxed).is_null()
+            || self
+                .runnext_thief
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
+            return core::ptr::null_mut();
+        }
+        crate::barrier::heavy();
+        let mut spins = 0u32;
+        while self.runnext_owner.load(Ordering::Acquire) {
+            spins += 1;
+            if spins < 1_000 {
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let g = self.runnext.load(Ordering::Acquire);
+        if !g.is_null() {
+            self.runnext.store(core::ptr::null_mut(), Ordering::Relaxed);
+        }
+        self.runnext_thief.store(false, Ordering::Release);
+        g
+    }
+
+    /// Whether `runnext` looks empty (racy: a hint for thieves).
+    pub(crate) fn runnext_is_empty(&self) -> bool {
+        self.runnext.load(Ordering::Relaxed).is_null()
+    }
+
     /// Whether the local queue looks empty (racy unless the caller holds
     /// the P; used for re-checks before sleeping).
     pub(crate) fn runq_is_empty(&self) -> bool {
         self.runnext.load(Ordering::Acquire).is_null() && self.stealer.is_empty()
     }
 
+    /// Whether the local queue is empty, for the M that holds the P: reads
+    /// the owner's side of the deque, without the full fence a thief's
+    /// [`Stealer::is_empty`](crossbeam_deque::Stealer::is_empty) pays (that
+    /// fence was a fifth of a `yield_now`).
+    ///
+    /// # Safety
+    ///
+    /// The caller's M holds this P.
+    pub(crate) unsafe fn runq_is_empty_owner(&self) -> bool {
+        // SAFETY: per the contract.
+        self.runnext.load(Ordering::Relaxed).is_null() && unsafe { self.runq() }.is_empty()
+    }
+
     /// Approximate number of queued Gs.
     pub fn runq_len(&self) -> usize {
         self.stealer.len() + usize::from(!self.runnext.load(Ordering::Relaxed).is_null())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Fake G pointers: never dereferenced, only handed around.
+    fn fake(i: usize) -> *mut G {
+        (i * 64) as *mut G
+    }
+
+    fn unfake(p: *mut G) -> usize {
+        p as usize / 64
+    }
+
+    /// Symptom guarded: the owner's plain `runnext` writes and a thief's
+    /// take overlap, so a G runs twice or is lost. Every value the owner
+    /// puts must come out exactly once, by the owner or by the thief.
+    #[test]
+    fn runnext_hand_off_loses_and_duplicates_nothing() {
+        crate::barrier::init();
+        const N: usize = 200_000;
+        let p = Arc::new(P::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let started = Arc::new(AtomicBool::new(false));
+        let thief = {
+            let (p, done, started) = (p.clone(), done.clone(), started.clone());
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                started.store(true, Ordering::Release);
+                while !done.load(Ordering::Acquire) {
+                    let g = p.runnext_steal();
+                    if !g.is_null() {
+                        got.push(unfake(g));
+                    }
+                }
+                got
+            })
+        };
+        while !started.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+        let mut got = Vec::new();
+        for i in 1..=N {
+            // The owner's own work between hand-offs, so the thief's
+            // attempts (each a `membarrier`) land among them.
+            for _ in 0..20 {
+                core::hint::spin_loop();
+            }
+            // SAFETY: this thread is the P's only owner.
+            let old = unsafe { p.runnext_exchange(fake(i)) };
+            if !old.is_null() {
+                got.push(unfake(old));
+            }
+            if i % 3 == 0 {
+                // SAFETY: as above.
+                let g = unsafe { p.runnext_exchange(core::ptr::null_mut()) };
+                if !g.is_null() {
+                    got.push(unfake(g));
+                }
+            }
+        }
+        done.store(true, Ordering::Release);
+        let stolen = thief.join().unwrap();
+        // SAFETY: the thief has exited.
+        let last = unsafe { p.runnext_exchange(core::ptr::null_mut()) };
+        if !last.is_null() {
+            got.push(unfake(last));
+        }
+        let mut seen = vec![0u8; N + 1];
+        for &i in got.iter().chain(stolen.iter()) {
+            seen[i] += 1;
+        }
+        let bad: Vec<_> = (1..=N).filter(|&i| seen[i] != 1).take(5).collect();
+        assert!(bad.is_empty(), "values seen other than once: {bad:?}");
+        eprintln!(
+            "stolen {} of {N} (membarrier: {})",
+            stolen.len(),
+            crate::barrier::uses_membarrier()
+        );
+    }
+
+    /// Symptom guarded: an M claiming its lent P back and sysmon retaking it
+    /// both succeed (two Ms run Gs on one P) or both fail (a P is lost).
+    #[test]
+    fn lent_p_goes_to_exactly_one_of_its_m_and_sysmon() {
+        crate::barrier::init();
+        const ROUNDS: usize = 20_000;
+        let p = Arc::new(P::new(0));
+        p.set_status(PStatus::Running);
+        let word = Arc::new(AtomicU64::new(0));
+        let round = Arc::new(AtomicUsize::new(0));
+        let sysmon_won = Arc::new(AtomicUsize::new(0));
+        let sysmon = {
+            let (p, word, round, won) =
+                (p.clone(), word.clone(), round.clone(), sysmon_won.clone());
+            std::thread::spawn(move || {
+                let mut seen = 0;
+                while seen < ROUNDS {
+                    let r = round.load(Ordering::Acquire);
+                    if r == seen {
+                        core::hint::spin_loop();
+                        continue;
+                    }
+                    seen = r;
+                    if p.retake(word.load(Ordering::Acquire)) {
+                        won.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        let mut m_won = 0;
+        for r in 1..=ROUNDS {
+            if p.status() == PStatus::Idle {
+                // Sysmon won the last round: the P comes back to us.
+                p.set_status(PStatus::Running);
+            }
+            let w = p.lend();
+            word.store(w, Ordering::Release);
+            round.store(r, Ordering::Release);
+            // Give sysmon a head start now and then, so both orders occur.
+            for _ in 0..(r % 7) * 40 {
+                core::hint::spin_loop();
+            }
+            if p.take_back_lent(w) {
+                m_won += 1;
+                assert_eq!(p.status(), PStatus::Running);
+            }
+            // Wait for sysmon's verdict on this round before the next lend.
+            while matches!(p.status(), PStatus::Retaking | PStatus::Lent) {
+                core::hint::spin_loop();
+            }
+        }
+        sysmon.join().unwrap();
+        let s = sysmon_won.load(Ordering::Relaxed);
+        assert_eq!(m_won + s, ROUNDS, "M won {m_won}, sysmon {s}");
+        eprintln!("M kept the P {m_won} times, sysmon retook it {s} times");
     }
 }

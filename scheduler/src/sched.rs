@@ -73,6 +73,8 @@ const GOID_BATCH: u64 = 16;
 
 impl Sched {
     fn new(config: Config) -> Sched {
+        // Before any M exists: see `barrier.rs`.
+        crate::barrier::init();
         let ps: Vec<P> = (0..config.procs).map(P::new).collect();
         let ps: &'static [P] = Box::leak(ps.into_boxed_slice());
         let stacks = StackPool::new(StackConfig {
@@ -224,10 +226,13 @@ pub(crate) fn wakep() {
 
 /// After making work available: wake an M if Ps are idle and nobody spins.
 ///
-/// The fence pairs with the one in `find_runnable` after an M stops
+/// The barrier pairs with the one in `find_runnable` after an M stops
 /// spinning: either that M sees our work, or we see it idle and wake it.
+/// This is the hot side (every `ready`, every spawn), so it is the light
+/// barrier and the M about to sleep pays the heavy one (`barrier.rs`).
+#[inline]
 pub(crate) fn wakep_if_idle() {
-    core::sync::atomic::fence(Ordering::SeqCst);
+    crate::barrier::light();
     let s = sched();
     if s.npidle.load(Ordering::Relaxed) != 0 && s.nmspinning.load(Ordering::Relaxed) == 0 {
         wakep();

@@ -19,12 +19,14 @@
 //!
 //! An M without work *spins* (steals from other Ps) before sleeping, and at
 //! most about half the busy Ps have a spinning M. Work producers (spawn,
-//! `ready`) push the G and then, after a `SeqCst` fence, wake an M only if a
-//! P is idle and nobody spins. An M that stops spinning decrements
-//! `nmspinning`, fences (`SeqCst`), and re-checks every queue before it
-//! sleeps. Either the producer sees `nmspinning == 0` and wakes someone, or
-//! the M sees the work: the two fences forbid both missing each other (the
-//! StoreLoad pattern Go uses in `findRunnable`/`wakep`). A spinning M that
+//! `ready`) push the G and then, after a StoreLoad barrier, wake an M only
+//! if a P is idle and nobody spins. An M that stops spinning decrements
+//! `nmspinning`, runs a StoreLoad barrier, and re-checks every queue before
+//! it sleeps. Either the producer sees `nmspinning == 0` and wakes someone,
+//! or the M sees the work: the two barriers forbid both missing each other
+//! (the StoreLoad pattern Go uses in `findRunnable`/`wakep`). Producers are
+//! the hot side and pay a compiler barrier; the M about to sleep pays
+//! `membarrier` (`barrier.rs`). A spinning M that
 //! finds work wakes another spinner in its place (`reset_spinning`), so
 //! bursts spread across Ps.
 //!
@@ -37,7 +39,7 @@ use crate::p::{GFREE_MAX, P, PStatus};
 use crate::sched::{m_exited, sched, start_m, wakep, wakep_if_idle};
 use crate::timer::{NEVER, nanotime};
 use arch::context;
-use core::sync::atomic::{Ordering, fence};
+use core::sync::atomic::Ordering;
 
 /// The global queue goes first once every this many schedules on a P, so
 /// Gs there cannot starve behind a busy local queue (Go uses 61 too: prime,
@@ -147,7 +149,8 @@ pub fn yield_now() {
     let (m, lent) = crate::preempt::enter_or_wait(m);
     let Some(g) = m.curg() else { return };
     let Some(p) = m.p() else { return };
-    let local_empty = p.runq_is_empty();
+    // SAFETY: m holds p.
+    let local_empty = unsafe { p.runq_is_empty_owner() };
     if local_empty && sched().global.is_empty() && !timers_due(p) {
         if lent {
             crate::preempt::leave_on(m);
@@ -277,7 +280,7 @@ pub(crate) fn finish_switch(m: MRef) {
                     crate::throw!("finish_switch: yield without a p")
                 };
                 // SAFETY: this M holds p.
-                unsafe { p.runq_put(g, false) };
+                unsafe { p.runq_put_back(g) };
             }
         }
         Pending::Park(g, unlock) => {
@@ -611,8 +614,9 @@ fn find_runnable(m: MRef) -> GRef {
         if m.spinning.load(Ordering::Relaxed) {
             m.spinning.store(false, Ordering::Relaxed);
             s.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            // StoreLoad with `wakep_if_idle`: see the module docs.
-            fence(Ordering::SeqCst);
+            // StoreLoad with `wakep_if_idle`: see the module docs. We are
+            // the rare side: producers pay only a compiler barrier.
+            crate::barrier::heavy();
             if work_anywhere() && take_idle_p(m) {
                 m.spinning.store(true, Ordering::Relaxed);
                 s.nmspinning.fetch_add(1, Ordering::SeqCst);
@@ -812,17 +816,20 @@ const RUNNEXT_GRACE_NS: u64 = 3_000;
 /// sleeps 3 µs for the same reason). Stealing it at once would move one
 /// side of every hand-off to another M, turning a G-to-G switch into a
 /// cross-thread wake-up.
+///
+/// A P whose G runs user code (`Lent`) counts as running: its G is as
+/// likely to block in a moment.
 fn steal_runnext(victim: &P) -> Option<GRef> {
-    if victim.runnext.load(Ordering::Relaxed).is_null() {
+    if victim.runnext_is_empty() {
         return None;
     }
-    if victim.status() == PStatus::Running {
+    if matches!(victim.status(), PStatus::Running | PStatus::Lent) {
         let until = nanotime() + RUNNEXT_GRACE_NS;
         while nanotime() < until {
             core::hint::spin_loop();
         }
     }
-    let g = victim.runnext.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    let g = victim.runnext_steal();
     // SAFETY: runnext holds null or GRef pointers.
     unsafe { GRef::from_ptr(g) }
 }

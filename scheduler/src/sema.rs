@@ -122,7 +122,8 @@ pub fn can_spin(iter: u32) -> bool {
     if s.procs() <= s.npidle.load(Ordering::Relaxed) + s.nmspinning.load(Ordering::Relaxed) + 1 {
         return false;
     }
-    m.p().is_none_or(|p| p.runq_is_empty())
+    // SAFETY: m.p() is the P this M holds.
+    m.p().is_none_or(|p| unsafe { p.runq_is_empty_owner() })
 }
 
 /// One spin round.

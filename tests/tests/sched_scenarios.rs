@@ -85,6 +85,7 @@ fn invalid_environment_values_are_reported_and_defaulted() {
         ("GORT_MAXPROCS", "0"),
         ("GORT_STACK_SIZE", "12Q"),
         ("GORT_STACK_SIZE", "1"),
+        ("GORT_MEMBARRIER", "yes"),
     ] {
         let o = run("env_config", &[(var, val)]);
         o.assert_success();

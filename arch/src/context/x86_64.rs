@@ -146,10 +146,21 @@ pub unsafe extern "C" fn switch(save: *mut usize, to: usize, arg: usize) -> usiz
         "fnstcw word ptr [rsp + {x87_cw}]",
         // Publish the saved context, then adopt the other stack. Its record
         // has the same shape, so the CFI above stays true after the move.
+        // Keep ours in scratch registers: the loads below are skipped when
+        // the other context's values are the same (nearly always), because
+        // `ldmxcsr` and `fldcw` stall the pipeline.
+        "mov r8d, dword ptr [rsp + {mxcsr}]",
+        "movzx r9d, word ptr [rsp + {x87_cw}]",
         "mov [rdi], rsp",
         "mov rsp, rsi",
+        "cmp r8d, dword ptr [rsp + {mxcsr}]",
+        "je 2f",
         "ldmxcsr dword ptr [rsp + {mxcsr}]",
+        "2:",
+        "cmp r9w, word ptr [rsp + {x87_cw}]",
+        "je 3f",
         "fldcw word ptr [rsp + {x87_cw}]",
+        "3:",
         "add rsp, 8",
         ".cfi_adjust_cfa_offset -8",
         "pop r15",
