@@ -91,6 +91,9 @@ pub struct P {
     runnext_owner: AtomicBool,
     /// A thief is taking `runnext`.
     runnext_thief: AtomicBool,
+    /// Owner: counts the Gs put in `runnext`, so a thief can tell a G that
+    /// has sat there through its grace period from a fresh one.
+    runnext_puts: AtomicU64,
     /// Owner: the local run queue.
     runq: UnsafeCell<Worker<GRef>>,
     /// Other Ms' handle on the local run queue.
@@ -137,6 +140,7 @@ impl P {
             runnext: AtomicPtr::new(core::ptr::null_mut()),
             runnext_owner: AtomicBool::new(false),
             runnext_thief: AtomicBool::new(false),
+            runnext_puts: AtomicU64::new(0),
             runq: UnsafeCell::new(runq),
             stealer,
             timers: Timers::default(),
@@ -403,6 +407,11 @@ impl P {
             crate::barrier::light();
             if !self.runnext_thief.load(Ordering::Relaxed) {
                 let old = self.runnext.load(Ordering::Acquire);
+                if !new.is_null() {
+                    let n = self.runnext_puts.load(Ordering::Relaxed);
+                    self.runnext_puts
+                        .store(n.wrapping_add(1), Ordering::Relaxed);
+                }
                 self.runnext.store(new, Ordering::Release);
                 // Release: a thief that sees `false` then sees our store.
                 self.runnext_owner.store(false, Ordering::Release);
@@ -428,9 +437,18 @@ impl P {
         }
     }
 
-    /// Another M takes this P's `runnext`, if any (see the module docs).
-    /// Returns null if it is empty or another thief is at it.
-    pub(crate) fn runnext_steal(&self) -> *mut G {
+    /// How many Gs the owner has put in `runnext` so far (for
+    /// [`P::runnext_steal`]).
+    pub(crate) fn runnext_puts(&self) -> u64 {
+        self.runnext_puts.load(Ordering::Relaxed)
+    }
+
+    /// Another M takes this P's `runnext`, if any (see the module docs),
+    /// and, with `since`, only if the owner has put nothing there since
+    /// [`P::runnext_puts`] returned `since` (the G has waited the thief's
+    /// whole grace period). Returns null if it is empty, newer, or another
+    /// thief is at it.
+    pub(crate) fn runnext_steal(&self, since: Option<u64>) -> *mut G {
         if self.runnext.load(Ordering::Relaxed).is_null()
             || self
                 .runnext_thief
@@ -449,8 +467,11 @@ impl P {
                 std::thread::yield_now();
             }
         }
-        let g = self.runnext.load(Ordering::Acquire);
-        if !g.is_null() {
+        let fresh = since.is_some_and(|n| n != self.runnext_puts.load(Ordering::Relaxed));
+        let mut g = self.runnext.load(Ordering::Acquire);
+        if fresh {
+            g = core::ptr::null_mut();
+        } else if !g.is_null() {
             self.runnext.store(core::ptr::null_mut(), Ordering::Relaxed);
         }
         self.runnext_thief.store(false, Ordering::Release);
@@ -518,7 +539,7 @@ mod tests {
                 let mut got = Vec::new();
                 started.store(true, Ordering::Release);
                 while !done.load(Ordering::Acquire) {
-                    let g = p.runnext_steal();
+                    let g = p.runnext_steal(None);
                     if !g.is_null() {
                         got.push(unfake(g));
                     }

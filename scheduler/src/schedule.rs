@@ -89,9 +89,9 @@ pub fn park<F: FnMut() -> bool>(reason: WaitReason, mut unlock: F) {
     }
     let data = (&mut unlock as *mut F).cast::<()>();
     m.set_pending(Pending::Park(g, Some((call::<F>, data))));
-    switch_from_g(m, g);
+    let m = switch_from_g(m, g);
     if lent {
-        crate::preempt::leave();
+        crate::preempt::leave_on(m);
     }
 }
 
@@ -160,9 +160,9 @@ pub fn yield_now() {
     // With local work, go behind it (the cheap path). Without, the work is
     // on the global queue: go behind that, or we would run again at once.
     m.set_pending(Pending::Yield(g, local_empty));
-    switch_from_g(m, g);
+    let m = switch_from_g(m, g);
     if lent {
-        crate::preempt::leave();
+        crate::preempt::leave_on(m);
     }
 }
 
@@ -195,9 +195,10 @@ pub fn unlock_os_thread() {
 
 /// Leaves the running G `g` on M `m` (whose pending work is set) and
 /// returns when `g` runs again — possibly on another M: after the switch,
-/// nothing read before it (`m`, its P) may be used.
+/// nothing read before it (`m`, its P) may be used. Returns the M that `g`
+/// runs on now.
 #[inline(never)]
-pub(crate) fn switch_from_g(m: MRef, g: GRef) {
+pub(crate) fn switch_from_g(m: MRef, g: GRef) -> MRef {
     let mut to_g0_arg = 0usize;
     // A locked M runs no other G; an M whose locked G exited must reach g0
     // to end its thread before running anything else.
@@ -215,8 +216,7 @@ pub(crate) fn switch_from_g(m: MRef, g: GRef) {
             // ours to write; `next` was Runnable and we took it off the
             // queue, so its saved sp is valid and nobody else resumes it.
             unsafe { context::switch(g.sp.as_ptr(), resume_sp(next), 0) };
-            resumed();
-            return;
+            return resumed();
         }
         // A G locked to another M: g0 hands our P over.
         to_g0_arg = next.as_ptr() as usize;
@@ -225,16 +225,18 @@ pub(crate) fn switch_from_g(m: MRef, g: GRef) {
     // SAFETY: g runs on this stack; g0_sp was saved when g0 switched to a G
     // of this M, and g0 is parked in `execute` waiting for exactly this.
     unsafe { context::switch(g.sp.as_ptr(), m.g0_sp.load(Ordering::Relaxed), to_g0_arg) };
-    resumed();
+    resumed()
 }
 
-/// Runs on a G right after it is switched back in, possibly on another M.
+/// Runs on a G right after it is switched back in, possibly on another M;
+/// returns that M.
 #[inline(never)]
-pub(crate) fn resumed() {
+pub(crate) fn resumed() -> MRef {
     let Some(m) = current_m() else {
         crate::throw!("resumed: no M")
     };
     finish_switch(m);
+    m
 }
 
 /// The next local G, if the fast G-to-G switch may take it: not when the
@@ -372,9 +374,9 @@ fn first_frame(g: GRef) -> usize {
 pub(crate) unsafe extern "C" fn g_entry(data: usize, _arg: usize) -> ! {
     // SAFETY: spawn passes the G's own address, and Gs live forever.
     let g = GRef(unsafe { &*(data as *const G) });
-    resumed();
+    let m = resumed();
     // The G's own code runs with the P lent (see `preempt.rs`).
-    crate::preempt::leave();
+    crate::preempt::leave_on(m);
     // SAFETY: first and only call, by the G itself.
     if let Some(entry) = unsafe { g.take_entry() } {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -818,18 +820,23 @@ const RUNNEXT_GRACE_NS: u64 = 3_000;
 /// cross-thread wake-up.
 ///
 /// A P whose G runs user code (`Lent`) counts as running: its G is as
-/// likely to block in a moment.
+/// likely to block in a moment. And it must be the *same* G after the
+/// grace period (no put since): in a ping-pong `runnext` is full half the
+/// time, but each G sits there only a few hundred nanoseconds; taking
+/// whichever G is there then would split the pair at every look.
 fn steal_runnext(victim: &P) -> Option<GRef> {
     if victim.runnext_is_empty() {
         return None;
     }
+    let mut since = None;
     if matches!(victim.status(), PStatus::Running | PStatus::Lent) {
+        since = Some(victim.runnext_puts());
         let until = nanotime() + RUNNEXT_GRACE_NS;
         while nanotime() < until {
             core::hint::spin_loop();
         }
     }
-    let g = victim.runnext_steal();
+    let g = victim.runnext_steal(since);
     // SAFETY: runnext holds null or GRef pointers.
     unsafe { GRef::from_ptr(g) }
 }
@@ -884,6 +891,7 @@ fn acquire_p(m: MRef, p: &'static P) {
     if !m.p.load(Ordering::Relaxed).is_null() {
         crate::throw!("acquire_p: m already has a p");
     }
+    refresh_coarse_now();
     p.m.store(m as *const _ as *mut _, Ordering::Relaxed);
     p.set_status(PStatus::Running);
     m.p.store(p as *const P as *mut P, Ordering::Release);
@@ -1011,8 +1019,33 @@ fn start_locked_m(m: MRef, g: GRef, target: *mut crate::m::M) {
     target.note.wakeup();
 }
 
-/// Cheap wall-clock-free timestamp for wait durations.
+/// `CLOCK_MONOTONIC_COARSE` (ns) as last read by sysmon (every round) or
+/// by an M taking a P (`acquire_p`): when a G started waiting, which dumps print
+/// in whole minutes (Go's `[chan receive, 3 minutes]`). Reading the clock
+/// at every park cost ~13 ns of a channel hand-off; this is one load. An M
+/// that runs Gs took its P after the last idle stretch (sysmon may sleep
+/// deeply only while every P is idle), and sysmon refreshes the value at
+/// least every 10 ms while any P is busy.
+static COARSE_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Re-reads the coarse clock for [`coarse_now`].
+pub(crate) fn refresh_coarse_now() {
+    COARSE_NS.store(read_coarse(), Ordering::Relaxed);
+}
+
+/// Cheap wall-clock-free timestamp for wait durations (see [`COARSE_NS`]).
+#[inline]
 fn coarse_now() -> u64 {
+    match COARSE_NS.load(Ordering::Relaxed) {
+        0 => {
+            refresh_coarse_now();
+            COARSE_NS.load(Ordering::Relaxed)
+        }
+        t => t,
+    }
+}
+
+fn read_coarse() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

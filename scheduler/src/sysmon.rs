@@ -103,6 +103,7 @@ fn run() {
     let (mut polls_seen, mut last_poll_look, mut stale) = (0u64, 0u64, false);
     loop {
         std::thread::sleep(delay);
+        crate::schedule::refresh_coarse_now();
         let now = nanotime();
         let mut in_syscall = false;
         let mut retook = false;
