@@ -383,6 +383,23 @@ impl G {
         unsafe { *self.stack.get() = Some(stack) };
     }
 
+    /// Replaces the stack of a G that has never run by `f(stack)`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the G (Runnable, off every queue), which has not run
+    /// yet, so nothing is on its stack.
+    pub(crate) unsafe fn trade_stack(&self, f: impl FnOnce(Stack) -> Stack) {
+        // SAFETY: the caller owns the G and so its stack slot.
+        let slot = unsafe { &mut *self.stack.get() };
+        if let Some(st) = slot.take() {
+            let st = f(st);
+            self.stack_lo.store(st.bottom(), Ordering::Relaxed);
+            self.stack_hi.store(st.top(), Ordering::Relaxed);
+            *slot = Some(st);
+        }
+    }
+
     /// Top of the G's stack (0 if it has none).
     pub(crate) fn stack_top(&self) -> usize {
         self.stack_hi.load(Ordering::Relaxed)

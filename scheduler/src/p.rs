@@ -449,7 +449,10 @@ impl P {
     /// whole grace period). Returns null if it is empty, newer, or another
     /// thief is at it.
     pub(crate) fn runnext_steal(&self, since: Option<u64>) -> *mut G {
+        // Cheap looks first, so a G that is already gone or replaced costs
+        // no `membarrier`.
         if self.runnext.load(Ordering::Relaxed).is_null()
+            || since.is_some_and(|n| n != self.runnext_puts.load(Ordering::Relaxed))
             || self
                 .runnext_thief
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)

@@ -215,7 +215,7 @@ pub(crate) fn switch_from_g(m: MRef, g: GRef) -> MRef {
             // SAFETY: `g` is running on this stack, so its `sp` slot is
             // ours to write; `next` was Runnable and we took it off the
             // queue, so its saved sp is valid and nobody else resumes it.
-            unsafe { context::switch(g.sp.as_ptr(), resume_sp(next), 0) };
+            unsafe { context::switch(g.sp.as_ptr(), resume_sp(next, Some(p)), 0) };
             return resumed();
         }
         // A G locked to another M: g0 hands our P over.
@@ -352,14 +352,24 @@ pub(crate) fn finish_switch(m: MRef) {
 /// instead of serialising every fault on the spawning G. Rejected: writing
 /// the frame in `spawn` (what Go does, but Go's stacks come from already
 /// faulted heap spans).
+///
+/// First, the G trades its stack for the warmest one of `p`'s cache
+/// (`StackCache::trade_for_warm`), `p` being the P of the M that runs it.
 #[inline]
-fn resume_sp(g: GRef) -> usize {
+fn resume_sp(g: GRef, p: Option<&'static P>) -> usize {
     let sp = g.sp.load(Ordering::Relaxed);
-    if sp != 0 { sp } else { first_frame(g) }
+    if sp != 0 { sp } else { first_frame(g, p) }
 }
 
 #[cold]
-fn first_frame(g: GRef) -> usize {
+fn first_frame(g: GRef, p: Option<&'static P>) -> usize {
+    if let Some(p) = p {
+        // SAFETY: the caller owns `g`, which has not run; our M holds `p`,
+        // so it owns `p`'s stack cache.
+        unsafe {
+            g.trade_stack(|st| (*p.stacks.get()).trade_for_warm(&sched().stacks, st));
+        }
+    }
     let top = g.stack_top();
     // SAFETY: the caller owns `g` (Runnable, off the queues) and so its
     // stack, which `spawn` gave it and which is much larger than the initial
@@ -524,7 +534,7 @@ pub(crate) fn execute(m: MRef, g: GRef) -> usize {
     m.curg.store(g.as_ptr(), Ordering::Release);
     // SAFETY: we are on g0 of this M; g is Runnable and owned by us, so its
     // saved sp is valid and nobody else resumes it.
-    unsafe { context::switch(m.g0_sp.as_ptr(), resume_sp(g), 0) }
+    unsafe { context::switch(m.g0_sp.as_ptr(), resume_sp(g, m.p()), 0) }
 }
 
 /// Our M stops being a spinner because it found work; if it was the last
