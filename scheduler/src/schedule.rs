@@ -341,6 +341,31 @@ pub(crate) fn finish_switch(m: MRef) {
 // G lifecycle
 // ---------------------------------------------------------------------------
 
+/// How many Gs in a row (up to [`NO_WARM_RUN`]) started without a warm
+/// stack to trade for: their M's P had none cached, because Gs are parking
+/// rather than exiting. Read by `spawn`, which then takes the first-touch
+/// page faults of a long queue itself. A run, not the last start alone: a
+/// burst of exiting Gs also starts with a cold cache or two. Racy counts
+/// are fine (a hint); written only when it changes, so the line stays
+/// shared while it is saturated.
+static NO_WARM_STACKS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Starts without a warm stack after which `spawn` helps.
+const NO_WARM_RUN: u32 = 64;
+
+fn set_no_warm_stacks(none: bool) {
+    let n = NO_WARM_STACKS.load(Ordering::Relaxed);
+    let next = if none { (n + 1).min(NO_WARM_RUN) } else { 0 };
+    if next != n {
+        NO_WARM_STACKS.store(next, Ordering::Relaxed);
+    }
+}
+
+/// See [`NO_WARM_STACKS`].
+pub(crate) fn no_warm_stacks() -> bool {
+    NO_WARM_STACKS.load(Ordering::Relaxed) >= NO_WARM_RUN
+}
+
 /// The stack pointer to switch to for `g`, which the caller has just taken
 /// off a run queue (so it owns the G and its stack).
 ///
@@ -361,14 +386,17 @@ fn resume_sp(g: GRef, p: Option<&'static P>) -> usize {
     if sp != 0 { sp } else { first_frame(g, p) }
 }
 
+///
+/// Also called by `spawn` (with no P: no trade) when the spawner writes a
+/// G's first frame itself.
 #[cold]
-fn first_frame(g: GRef, p: Option<&'static P>) -> usize {
+pub(crate) fn first_frame(g: GRef, p: Option<&'static P>) -> usize {
     if let Some(p) = p {
-        // SAFETY: the caller owns `g`, which has not run; our M holds `p`,
-        // so it owns `p`'s stack cache.
-        unsafe {
-            g.trade_stack(|st| (*p.stacks.get()).trade_for_warm(&sched().stacks, st));
-        }
+        // SAFETY: our M holds `p`, so it owns `p`'s stack cache.
+        let cache = unsafe { &mut *p.stacks.get() };
+        set_no_warm_stacks(cache.is_empty());
+        // SAFETY: the caller owns `g`, which has not run.
+        unsafe { g.trade_stack(|st| cache.trade_for_warm(&sched().stacks, st)) };
     }
     let top = g.stack_top();
     // SAFETY: the caller owns `g` (Runnable, off the queues) and so its

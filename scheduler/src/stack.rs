@@ -451,9 +451,19 @@ pub struct Stack {
     bottom: usize,
     size: usize,
     guard: usize,
+    /// No page of it is resident: freshly carved, or released by the
+    /// scavenger. Its first use costs a page fault.
+    untouched: bool,
 }
 
 impl Stack {
+    /// Whether no page of the stack is resident yet (its first write costs
+    /// a page fault, ~2 µs on a VM).
+    #[inline]
+    pub fn untouched(&self) -> bool {
+        self.untouched
+    }
+
     /// One past the highest usable address: the initial stack pointer
     /// (stacks grow down from here). Aligned to the page size.
     #[inline]
@@ -791,7 +801,8 @@ impl StackPool {
     fn put(&self, stacks: impl Iterator<Item = Stack>) {
         let mut s = self.synced.lock();
         let mut n = 0;
-        for st in stacks {
+        for mut st in stacks {
+            st.untouched = false;
             s.class(st.size, self.guard).resident.push(st);
             n += 1;
         }
@@ -867,13 +878,20 @@ impl StackPool {
         // time do not queue behind each other.
         let mut failed = [0usize; CACHE_BATCH];
         let mut n_failed = 0;
-        for &slot in &fresh[..n_fresh] {
-            match self.install_guard(slot) {
+        let batched = self.install_guards_batched(&fresh[..n_fresh]);
+        for (i, &slot) in fresh[..n_fresh].iter().enumerate() {
+            let r = if i < batched {
+                Ok(())
+            } else {
+                self.install_guard(slot)
+            };
+            match r {
                 Ok(()) => {
                     sink(Stack {
                         bottom: slot + self.guard,
                         size,
                         guard: self.guard,
+                        untouched: true,
                     });
                     given += 1;
                 }
@@ -953,6 +971,61 @@ impl StackPool {
         Ok(())
     }
 
+    /// Installs the `MADV_GUARD_INSTALL` guards of several fresh slots with
+    /// one `process_madvise` call on this process (`PIDFD_SELF`, Linux
+    /// 6.15) and returns how many leading slots it guarded; the caller
+    /// guards the rest one by one. 0 when there is only one slot, with
+    /// mprotect guards, or where the call is refused (older kernels,
+    /// emulators). One call for a batch of 64 saves ~150 ns of the ~600 ns
+    /// a guard costs. Rejected: a pidfd from `pidfd_open` (a forked child
+    /// would advise its parent's memory through the inherited fd).
+    fn install_guards_batched(&self, slots: &[usize]) -> usize {
+        const PIDFD_SELF: libc::c_int = -10000;
+        if self.kind != GuardKind::Madvise || slots.len() < 2 {
+            return 0;
+        }
+        static UNSUPPORTED: core::sync::atomic::AtomicBool =
+            core::sync::atomic::AtomicBool::new(false);
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let mut iov = [libc::iovec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 0,
+        }; CACHE_BATCH];
+        let n = slots.len().min(CACHE_BATCH);
+        for (v, &slot) in iov.iter_mut().zip(&slots[..n]) {
+            *v = libc::iovec {
+                iov_base: slot as *mut libc::c_void,
+                iov_len: self.guard,
+            };
+        }
+        // SAFETY: each range is the guard range of a carved, unused slot of
+        // a chunk this pool mapped (as for `install_guard`); the iovecs are
+        // ours and valid for the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF,
+                iov.as_ptr(),
+                n,
+                MADV_GUARD_INSTALL,
+                0 as libc::c_uint,
+            )
+        };
+        if r < 0 {
+            if matches!(
+                errno(),
+                libc::ENOSYS | libc::EBADF | libc::EINVAL | libc::EPERM
+            ) {
+                UNSUPPORTED.store(true, Ordering::Relaxed);
+            }
+            return 0;
+        }
+        // Ranges are advised in order; a short count means the rest failed.
+        (r as usize / self.guard).min(n)
+    }
+
     /// Guards the slot whose guard pages start at `slot`. On failure the
     /// slot is untouched (still read-write) and the caller keeps it unused.
     fn install_guard(&self, slot: usize) -> Result<(), StackError> {
@@ -1018,7 +1091,8 @@ impl StackPool {
         for st in kept {
             s.class(st.size, self.guard).resident.push(st);
         }
-        for st in done {
+        for mut st in done {
+            st.untouched = true;
             s.class(st.size, self.guard).released.push(st);
         }
         self.released.fetch_add(n, Ordering::Relaxed);
@@ -1241,7 +1315,10 @@ impl StackCache {
         if self.stacks.len() >= CACHE_MAX {
             self.spill(pool);
         }
-        self.stacks.push_back(st);
+        self.stacks.push_back(Stack {
+            untouched: false,
+            ..st
+        });
     }
 
     /// Trades `st` — a default-size stack handed out but never used (its G
