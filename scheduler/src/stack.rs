@@ -1839,6 +1839,49 @@ mod tests {
         assert_eq!(pool.pooled(), 2 * CACHE_MAX + 1);
     }
 
+    /// Symptom: a G's first run keeps touching cold stacks although its P
+    /// just freed a warm one, or the trade loses or duplicates a stack.
+    #[test]
+    fn a_first_run_trades_an_untouched_stack_for_the_warmest() {
+        let pool = StackPool::new(StackConfig::default());
+        let mut spawner = StackCache::new();
+        let mut runner = StackCache::new();
+        let fresh = spawner.alloc(&pool, DEFAULT_STACK_SIZE).unwrap();
+        assert!(fresh.untouched(), "a freshly carved stack is untouched");
+        // The runner has nothing to trade: the G keeps its stack.
+        let kept = runner.trade_for_warm(&pool, fresh);
+        assert!(kept.untouched());
+        let kept_bottom = kept.bottom();
+        runner.free(&pool, kept);
+        // A freed stack is no longer untouched, and the next fresh stack is
+        // traded for it; the untouched one waits at the cold end.
+        let fresh = spawner.alloc(&pool, DEFAULT_STACK_SIZE).unwrap();
+        let fresh_bottom = fresh.bottom();
+        let warm = runner.trade_for_warm(&pool, fresh);
+        assert_eq!(warm.bottom(), kept_bottom, "not the most recently freed stack");
+        assert!(!warm.untouched());
+        assert_eq!(runner.len(), 1);
+        assert_eq!(pool.live(), 1, "a trade changes no count");
+        runner.free(&pool, warm);
+        // The warm one is handed out first; the untouched one after it.
+        let a = runner.alloc(&pool, DEFAULT_STACK_SIZE).unwrap();
+        let b = runner.alloc(&pool, DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!((a.bottom(), b.bottom()), (kept_bottom, fresh_bottom));
+        assert!(b.untouched());
+        // Other sizes are not traded.
+        let odd = spawner.alloc(&pool, 2 * DEFAULT_STACK_SIZE).unwrap();
+        let odd_bottom = odd.bottom();
+        runner.free(&pool, a);
+        let odd = runner.trade_for_warm(&pool, odd);
+        assert_eq!(odd.bottom(), odd_bottom);
+        for st in [b, odd] {
+            runner.free(&pool, st);
+        }
+        runner.flush(&pool);
+        spawner.flush(&pool);
+        assert_eq!(pool.live(), 0);
+    }
+
     /// Symptom: the hot path takes the pool lock after all.
     #[test]
     fn the_cache_hot_path_takes_no_lock() {
