@@ -1,7 +1,7 @@
 //! Spawning with options, and joining.
 
-use parking_lot::Mutex;
-use scheduler::{Entry, SpawnError, SpawnOptions, WaitReason, Waiter};
+use scheduler::join::JoinSlot;
+use scheduler::{Entry, SpawnError, SpawnOptions};
 use std::any::Any;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -10,20 +10,11 @@ use std::sync::{Arc, Once};
 /// What a G produced: its value, or its panic payload.
 type Outcome<T> = std::thread::Result<T>;
 
-enum State<T> {
-    /// Not finished; maybe someone waits.
-    Running(Option<Waiter>),
-    /// Finished; the outcome awaits the joiner.
-    Done(Outcome<T>),
-    /// The joiner took the outcome.
-    Taken,
-}
-
-/// Shared by a G and its `JoinHandle`: the function to run, then its outcome.
-/// One allocation per G.
+/// Shared by a G and its `JoinHandle`: the function to run, then its outcome
+/// (`scheduler::join::JoinSlot`: one state word, no lock). One allocation
+/// per G.
 struct Packet<F, T> {
-    f: Mutex<Option<F>>,
-    state: Mutex<State<T>>,
+    slot: JoinSlot<F, Outcome<T>>,
 }
 
 impl<F, T> Entry for Packet<F, T>
@@ -32,20 +23,10 @@ where
     T: Send + 'static,
 {
     fn run(&self) {
-        let Some(f) = self.f.lock().take() else {
+        let Some((f, done)) = self.slot.take_fn() else {
             return;
         };
-        let outcome = catch_unwind(AssertUnwindSafe(f));
-        let waiter = {
-            let mut st = self.state.lock();
-            match std::mem::replace(&mut *st, State::Done(outcome)) {
-                State::Running(w) => w,
-                State::Done(_) | State::Taken => None,
-            }
-        };
-        if let Some(w) = waiter {
-            w.wake();
-        }
+        done.complete(catch_unwind(AssertUnwindSafe(f)));
     }
 }
 
@@ -59,12 +40,17 @@ pub struct JoinHandle<T> {
 
 /// The joiner's view of a packet, without the function type.
 trait Join<T>: Send + Sync {
-    fn state(&self) -> &Mutex<State<T>>;
+    fn join(&self) -> Option<Outcome<T>>;
+    fn is_done(&self) -> bool;
 }
 
 impl<F: Send, T: Send> Join<T> for Packet<F, T> {
-    fn state(&self) -> &Mutex<State<T>> {
-        &self.state
+    fn join(&self) -> Option<Outcome<T>> {
+        self.slot.join()
+    }
+
+    fn is_done(&self) -> bool {
+        self.slot.is_done()
     }
 }
 
@@ -82,38 +68,17 @@ impl<T> JoinHandle<T> {
 
     /// Whether the G has finished.
     pub fn is_finished(&self) -> bool {
-        !matches!(*self.packet.state().lock(), State::Running(_))
+        self.packet.is_done()
     }
 
     /// Waits for the G to finish and returns its value, or `Err(payload)` if
     /// it panicked. Parks the calling G when called from a G; blocks the
     /// thread when called from a plain thread.
     pub fn join(self) -> Outcome<T> {
-        let state = self.packet.state();
-        let mut st = state.lock();
-        if let State::Running(w) = &mut *st {
-            *w = Some(Waiter::current());
-            if scheduler::current_g().is_some() {
-                // The finisher takes the lock, finds us and readies us; it
-                // cannot do so before the park has completed.
-                scheduler::park_unlock(WaitReason::Join, st);
-                st = state.lock();
-            } else {
-                while matches!(*st, State::Running(_)) {
-                    drop(st);
-                    std::thread::park();
-                    st = state.lock();
-                }
-            }
-        }
-        match std::mem::replace(&mut *st, State::Taken) {
-            State::Done(outcome) => outcome,
-            State::Running(_) | State::Taken => {
-                unreachable!(
-                    "JoinHandle::join: G {} woke its joiner before finishing",
-                    self.id
-                )
-            }
+        match self.packet.join() {
+            Some(outcome) => outcome,
+            // `join` takes the handle, and the handle is the only joiner.
+            None => unreachable!("JoinHandle::join: G {} joined twice", self.id),
         }
     }
 }
@@ -162,8 +127,7 @@ impl GoBuilder {
         crate::ensure_started();
         install_panic_hook();
         let packet = Arc::new(Packet {
-            f: Mutex::new(Some(f)),
-            state: Mutex::new(State::Running(None)),
+            slot: JoinSlot::new(f),
         });
         let opts = SpawnOptions {
             name: self.name,

@@ -10,8 +10,9 @@
 //! 4. [`sched`]: global state, idle lists, M creation, the lock order.
 //! 5. [`schedule`]: the loop — switching, parking, readying, spinning,
 //!    stealing — with the no-lost-wake-up protocol written where it is coded.
-//! 6. [`spawn`], [`time`], [`timer`], [`waiter`]: creating Gs, sleeping,
-//!    per-P timers (readying Gs or running functions), who waits.
+//! 6. [`spawn`], [`join`], [`time`], [`timer`], [`waiter`]: creating Gs,
+//!    the slot a G's result reaches its joiner through, sleeping, per-P
+//!    timers (readying Gs or running functions), who waits.
 //!    [`waitq`], [`sema`], [`cell`]: the building blocks of `runtime::sync`
 //!    — wait queues that park Gs and block threads (deadlines on the
 //!    timers), Go's runtime semaphore, the cells that hand out locked data.
@@ -41,6 +42,7 @@ pub mod config;
 pub mod extram;
 pub mod fatal;
 pub mod g;
+pub mod join;
 pub mod m;
 pub mod netpoll;
 pub mod p;

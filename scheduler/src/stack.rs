@@ -1858,7 +1858,11 @@ mod tests {
         let fresh = spawner.alloc(&pool, DEFAULT_STACK_SIZE).unwrap();
         let fresh_bottom = fresh.bottom();
         let warm = runner.trade_for_warm(&pool, fresh);
-        assert_eq!(warm.bottom(), kept_bottom, "not the most recently freed stack");
+        assert_eq!(
+            warm.bottom(),
+            kept_bottom,
+            "not the most recently freed stack"
+        );
         assert!(!warm.untouched());
         assert_eq!(runner.len(), 1);
         assert_eq!(pool.live(), 1, "a trade changes no count");
