@@ -108,26 +108,42 @@ impl<F, T> JoinSlot<F, T> {
     }
 
     /// Waits until `FULL` (we hold `JOINING`).
+    ///
+    /// Who owns the waiter cell afterwards depends on which of `WAITING`
+    /// and `FULL` came first, and only our own `fetch_or` tells: if `FULL`
+    /// was already set, the completer never saw our waiter and we take it
+    /// back; otherwise the completer takes it, possibly *after* we see
+    /// `FULL`, so we must not touch the cell at all (a plain thread may
+    /// see `FULL` before its wake-up arrives).
     fn wait(&self) {
         let waiter = Waiter::current();
         let on_g = matches!(waiter, Waiter::G(_));
         // SAFETY: we hold JOINING and have not set WAITING: the cell is ours.
         unsafe { *self.waiter.get() = Some(waiter) };
+        let mut cancelled = false;
         if on_g {
             crate::schedule::park(WaitReason::Join, || {
-                // Past this (with WAITING set) the G may be running again.
-                self.state.fetch_or(WAITING, Ordering::AcqRel) & FULL == 0
+                if self.state.fetch_or(WAITING, Ordering::AcqRel) & FULL != 0 {
+                    // Nobody will ready us: the G's stack is still ours.
+                    cancelled = true;
+                    return false;
+                }
+                // Past this the G may be running again: touch nothing.
+                true
             });
-        } else if self.state.fetch_or(WAITING, Ordering::AcqRel) & FULL == 0 {
+        } else if self.state.fetch_or(WAITING, Ordering::AcqRel) & FULL != 0 {
+            cancelled = true;
+        } else {
             while self.state.load(Ordering::Acquire) & FULL == 0 {
                 std::thread::park();
             }
         }
-        // If FULL came before WAITING the completer never saw our waiter:
-        // take it back (a plain thread's counts as blocked until dropped).
-        // Otherwise the completer took it before waking us.
-        // SAFETY: FULL is set; the completer is done with the cell.
-        drop(unsafe { (*self.waiter.get()).take() });
+        if cancelled {
+            // SAFETY: FULL came before WAITING, so the completer never
+            // touches the cell: it is still ours. Dropping a plain thread's
+            // waiter ends its count as blocked.
+            drop(unsafe { (*self.waiter.get()).take() });
+        }
     }
 }
 
@@ -201,6 +217,40 @@ mod tests {
                 r.join().unwrap();
             }
         }
+    }
+
+    /// Symptom: a plain thread that sees the result before its wake-up
+    /// arrives takes its waiter back while the completer takes it too (a
+    /// double drop: heap corruption, a negative blocked-thread count).
+    #[test]
+    fn a_thread_join_racing_the_completion_is_clean() {
+        // The unfixed protocol crashed in two runs of three at 20,000.
+        const N: usize = 50_000;
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<JoinSlot<fn() -> usize, usize>>>();
+        let completer = std::thread::spawn(move || {
+            for (i, slot) in rx.iter().enumerate() {
+                for _ in 0..(i % 64) * 8 {
+                    core::hint::spin_loop();
+                }
+                let (f, done) = slot.take_fn().unwrap();
+                done.complete(f() + i);
+            }
+        });
+        for i in 0..N {
+            let slot: Arc<JoinSlot<fn() -> usize, usize>> = Arc::new(JoinSlot::new(|| 7));
+            tx.send(slot.clone()).unwrap();
+            for _ in 0..(i % 50) * 8 {
+                core::hint::spin_loop();
+            }
+            assert_eq!(slot.join(), Some(7 + i));
+        }
+        drop(tx);
+        completer.join().unwrap();
+        assert_eq!(
+            crate::waiter::blocked_threads(),
+            0,
+            "blocked-thread count unbalanced"
+        );
     }
 
     /// Symptom: a result nobody joins leaks, or is dropped twice.

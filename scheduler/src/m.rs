@@ -128,6 +128,8 @@ pub struct M {
     /// `preempt.rs`) and the state word it was left in.
     pub(crate) oldp: AtomicPtr<P>,
     pub(crate) oldp_word: core::sync::atomic::AtomicU64,
+    /// This M's claim on the P it lent (`P::take_back_lent`).
+    pub(crate) claim: crate::p::LentClaim,
     /// A word owned by the crash-tracing layer (the signals crate): its
     /// per-M state (signal stack, dump progress), set in the M start hook.
     /// The scheduler never reads it.
@@ -171,6 +173,7 @@ impl M {
             cb_g: AtomicPtr::new(core::ptr::null_mut()),
             oldp: AtomicPtr::new(core::ptr::null_mut()),
             oldp_word: core::sync::atomic::AtomicU64::new(0),
+            claim: crate::p::LentClaim::default(),
             sig_slot: AtomicPtr::new(core::ptr::null_mut()),
             status: AtomicU32::new(MStatus::New as u32),
             g0_sp: AtomicUsize::new(0),

@@ -66,6 +66,16 @@ pub enum PStatus {
     Retaking = 4,
 }
 
+/// An M's claim on the P it lent (see [`P::take_back_lent`]): which P and
+/// which `Lent` word. Each M has its own and only that M writes it, so an M
+/// that comes back late to a P retaken long ago cannot overwrite the claim
+/// of the M that holds the P now.
+#[derive(Debug, Default)]
+pub struct LentClaim {
+    p: AtomicPtr<P>,
+    word: AtomicU64,
+}
+
 /// Most Gs a P keeps on its own free list before moving half to the global
 /// list.
 pub(crate) const GFREE_MAX: usize = 64;
@@ -79,9 +89,6 @@ pub struct P {
     /// entry, so an M returning from a syscall cannot take back a P that was
     /// retaken, used and put in a syscall again in between (ABA).
     state: AtomicU64,
-    /// The `Lent` state word the lending M is taking back (its claim, see
-    /// [`P::take_back_lent`]); a stale value names an older lend.
-    claim: AtomicU64,
     /// The M holding this P, or null.
     pub(crate) m: AtomicPtr<M>,
     /// The next G to run, ahead of the queue (see the module docs for who
@@ -135,7 +142,6 @@ impl P {
         P {
             id,
             state: AtomicU64::new(PStatus::Idle as u64),
-            claim: AtomicU64::new(0),
             m: AtomicPtr::new(core::ptr::null_mut()),
             runnext: AtomicPtr::new(core::ptr::null_mut()),
             runnext_owner: AtomicBool::new(false),
@@ -207,37 +213,41 @@ impl P {
     ///
     /// ```text
     /// M (hot)                           sysmon (after a 10 ms slice)
-    /// claim = word                      CAS state: word -> Retaking
+    /// claim = (this P, word)            CAS state: word -> Retaking
     /// barrier::light()                  barrier::heavy()
-    /// if state == word:                 if claim >= word (same or later lend):
+    /// if state == word:                 if the lender's claim is (P, word):
     ///     state = Running (ours)            CAS state: Retaking -> word
     /// else: wait out Retaking, then         (the M keeps it)
-    ///     CAS word -> Running           else: state = Idle (retaken)
+    ///     CAS word -> Running           else CAS Retaking -> Idle; if that
+    ///                                       fails the M took it (it claimed,
+    ///                                       wrote Running and moved on)
     /// ```
     ///
     /// Either the M sees `Retaking` (and waits for the verdict) or sysmon
     /// sees the claim (and backs off): never both miss. A P that sysmon
     /// backs off from may show `Running` before sysmon's restoring CAS,
-    /// which then fails and changes nothing.
+    /// which then fails and changes nothing. `claim` is the lending M's own
+    /// [`LentClaim`].
     #[inline]
-    pub(crate) fn take_back_lent(&self, word: u64) -> bool {
-        self.claim.store(word, Ordering::Relaxed);
+    pub(crate) fn take_back_lent(&self, word: u64, claim: &LentClaim) -> bool {
+        claim.p.store(self as *const P as *mut P, Ordering::Relaxed);
+        claim.word.store(word, Ordering::Relaxed);
         crate::barrier::light();
         if self.state.load(Ordering::Acquire) == word {
             self.state
                 .store((word & !0xff) | PStatus::Running as u64, Ordering::Release);
             return true;
         }
-        self.take_back_contended(word)
+        self.take_back_contended(word, claim)
     }
 
     #[cold]
     #[inline(never)]
-    fn take_back_contended(&self, word: u64) -> bool {
+    fn take_back_contended(&self, word: u64, claim: &LentClaim) -> bool {
         // Withdraw the claim: from here on, only the compare-and-swap below
         // takes the P, so sysmon's verdict (made with or without having
         // seen the claim) stands either way.
-        self.claim.store(0, Ordering::Relaxed);
+        claim.word.store(0, Ordering::Relaxed);
         let retaking = (word & !0xff) | PStatus::Retaking as u64;
         loop {
             let w = self.state.load(Ordering::Acquire);
@@ -267,8 +277,9 @@ impl P {
     /// `sysmon`: takes a P from an M in a syscall (or lending it) if the
     /// state is still `word` (a `Syscall` or `Lent` state). On success the P
     /// is `Idle` and unowned. A `Lent` P goes through `Retaking` (see
-    /// [`P::take_back_lent`]).
-    pub(crate) fn retake(&self, word: u64) -> bool {
+    /// [`P::take_back_lent`]), checking `claim`, that of the M that lent it
+    /// (`p.m`, read while the word was `word`); without one it is left alone.
+    pub(crate) fn retake(&self, word: u64, claim: Option<&LentClaim>) -> bool {
         let idle = (word & !0xff) | PStatus::Idle as u64;
         match Self::status_of(word) {
             PStatus::Syscall => {
@@ -281,6 +292,7 @@ impl P {
                 }
             }
             PStatus::Lent => {
+                let Some(claim) = claim else { return false };
                 let retaking = (word & !0xff) | PStatus::Retaking as u64;
                 if self
                     .state
@@ -290,10 +302,9 @@ impl P {
                     return false;
                 }
                 crate::barrier::heavy();
-                // The M may already have taken it back, lent it again and
-                // claimed that newer lend: a claim of this lend or a later
-                // one (sequence numbers only grow) means it got here first.
-                if self.claim.load(Ordering::Acquire) >> 8 >= word >> 8 {
+                if core::ptr::eq(claim.p.load(Ordering::Acquire), self)
+                    && claim.word.load(Ordering::Acquire) == word
+                {
                     // The M is taking it back: it keeps it. If it already
                     // wrote `Running`, this fails and changes nothing.
                     let _ = self.state.compare_exchange(
@@ -304,14 +315,16 @@ impl P {
                     );
                     return false;
                 }
-                // Without a claim the M writes nothing until it sees the
-                // verdict, so the state is still ours.
+                // No claim seen: the M either saw `Retaking` (and writes
+                // nothing until our verdict), or claimed, wrote `Running`
+                // and has since claimed something newer. Only in the second
+                // case does this fail, and then the P is the M's.
                 if self
                     .state
                     .compare_exchange(retaking, idle, Ordering::AcqRel, Ordering::Relaxed)
                     .is_err()
                 {
-                    crate::throw!("retake: a retaking P changed under sysmon");
+                    return false;
                 }
             }
             _ => return false,
@@ -594,7 +607,10 @@ mod tests {
     }
 
     /// Symptom guarded: an M claiming its lent P back and sysmon retaking it
-    /// both succeed (two Ms run Gs on one P) or both fail (a P is lost).
+    /// both succeed (two Ms run Gs on one P: heap corruption) or both fail
+    /// (a P is lost). A second M that comes back late to the same P, long
+    /// retaken, claims and fails all the while: its claim must not hide the
+    /// real lender's.
     #[test]
     fn lent_p_goes_to_exactly_one_of_its_m_and_sysmon() {
         crate::barrier::init();
@@ -604,9 +620,16 @@ mod tests {
         let word = Arc::new(AtomicU64::new(0));
         let round = Arc::new(AtomicUsize::new(0));
         let sysmon_won = Arc::new(AtomicUsize::new(0));
+        let lender = Arc::new(LentClaim::default());
+        let done = Arc::new(AtomicBool::new(false));
         let sysmon = {
-            let (p, word, round, won) =
-                (p.clone(), word.clone(), round.clone(), sysmon_won.clone());
+            let (p, word, round, won, lender) = (
+                p.clone(),
+                word.clone(),
+                round.clone(),
+                sysmon_won.clone(),
+                lender.clone(),
+            );
             std::thread::spawn(move || {
                 let mut seen = 0;
                 while seen < ROUNDS {
@@ -616,9 +639,20 @@ mod tests {
                         continue;
                     }
                     seen = r;
-                    if p.retake(word.load(Ordering::Acquire)) {
+                    if p.retake(word.load(Ordering::Acquire), Some(&lender)) {
                         won.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+            })
+        };
+        let stale = {
+            let (p, done) = (p.clone(), done.clone());
+            std::thread::spawn(move || {
+                // An M whose lend (sequence 0) was retaken before the test.
+                let mine = LentClaim::default();
+                let old = PStatus::Lent as u64;
+                while !done.load(Ordering::Acquire) {
+                    assert!(!p.take_back_lent(old, &mine), "a stale lend won the P");
                 }
             })
         };
@@ -635,7 +669,7 @@ mod tests {
             for _ in 0..(r % 7) * 40 {
                 core::hint::spin_loop();
             }
-            if p.take_back_lent(w) {
+            if p.take_back_lent(w, &lender) {
                 m_won += 1;
                 assert_eq!(p.status(), PStatus::Running);
             }
@@ -645,6 +679,8 @@ mod tests {
             }
         }
         sysmon.join().unwrap();
+        done.store(true, Ordering::Release);
+        stale.join().unwrap();
         let s = sysmon_won.load(Ordering::Relaxed);
         assert_eq!(m_won + s, ROUNDS, "M won {m_won}, sysmon {s}");
         eprintln!("M kept the P {m_won} times, sysmon retook it {s} times");

@@ -80,7 +80,7 @@ pub(crate) fn enter(m: MRef) -> bool {
         return false;
     };
     m.oldp.store(core::ptr::null_mut(), Ordering::Relaxed);
-    if p.take_back_lent(m.oldp_word.load(Ordering::Relaxed)) {
+    if p.take_back_lent(m.oldp_word.load(Ordering::Relaxed), &m.claim) {
         m.p.store(p as *const P as *mut P, Ordering::Release);
     } else {
         lost_p(m);

@@ -137,7 +137,9 @@ fn run() {
             // the P stays with this M (the sequence number changes at every
             // lend and syscall), so the CAS confirms it.
             let m = p.m.load(Ordering::Relaxed);
-            if p.retake(word) {
+            // SAFETY: p.m holds null or a 'static M.
+            let claim = unsafe { m.as_ref() }.map(|m| &m.claim);
+            if p.retake(word, claim) {
                 retook = true;
                 if lent {
                     // SAFETY: p.m holds null or a 'static M.
