@@ -11,7 +11,7 @@
 //!
 //! | protocol | hot side ([`light`]) | rare side ([`heavy`]) |
 //! |---|---|---|
-//! | no lost wake-up | a producer readies a G, then looks for idle Ps | an M stops spinning, then re-checks every queue |
+//! | no lost wake-up | a producer readies a G, then looks for idle Ps | the last spinning M stops, then re-checks every queue |
 //! | lent P (`preempt.rs`) | a G's M claims its P back at a runtime call | `sysmon` retakes a P after a 10 ms slice |
 //! | `runnext` (`p.rs`) | the owner puts or takes its next G | a thief takes another P's `runnext` |
 //!

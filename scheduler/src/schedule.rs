@@ -21,9 +21,11 @@
 //! most about half the busy Ps have a spinning M. Work producers (spawn,
 //! `ready`) push the G and then, after a StoreLoad barrier, wake an M only
 //! if a P is idle and nobody spins. An M that stops spinning decrements
-//! `nmspinning`, runs a StoreLoad barrier, and re-checks every queue before
-//! it sleeps. Either the producer sees `nmspinning == 0` and wakes someone,
-//! or the M sees the work: the two barriers forbid both missing each other
+//! `nmspinning`; if it was the last spinner, it runs a StoreLoad barrier and
+//! re-checks every queue before it sleeps (a producer that saw another
+//! spinner relies on that one, which is last in its turn). Either the
+//! producer sees `nmspinning == 0` and wakes someone, or the last spinner
+//! sees the work: the two barriers forbid both missing each other
 //! (the StoreLoad pattern Go uses in `findRunnable`/`wakep`). Producers are
 //! the hot side and pay a compiler barrier; the M about to sleep pays
 //! `membarrier` (`barrier.rs`). A spinning M that
@@ -653,11 +655,19 @@ fn find_runnable(m: MRef) -> GRef {
         }
         if m.spinning.load(Ordering::Relaxed) {
             m.spinning.store(false, Ordering::Relaxed);
-            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            // Only the last spinner to stop must re-check (Go's rule): a
+            // producer that saw another spinner counted relies on that one,
+            // which re-checks when it stops in turn, being last. So the
+            // heavy barrier runs once per "no M spins any more", not once
+            // per M that gives up, which keeps `membarrier`'s IPIs rare on
+            // machines with many Ps.
+            let last = s.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1;
             // StoreLoad with `wakep_if_idle`: see the module docs. We are
             // the rare side: producers pay only a compiler barrier.
-            crate::barrier::heavy();
-            if work_anywhere() && take_idle_p(m) {
+            if last {
+                crate::barrier::heavy();
+            }
+            if last && work_anywhere() && take_idle_p(m) {
                 m.spinning.store(true, Ordering::Relaxed);
                 s.nmspinning.fetch_add(1, Ordering::SeqCst);
                 continue;
