@@ -10,28 +10,34 @@
 //!    state `Lent` with a fresh sequence number, `m.p` is cleared and the P
 //!    is remembered in `m.oldp` — exactly what `enter_syscall` does.
 //! 2. At the G's next runtime call that needs the P ([`enter`]: spawn,
-//!    ready, park, yield, syscall, exit, `preempt_point`), the M takes the
-//!    P back with one compare-and-swap from that exact `Lent` word to
-//!    `Running` — exactly `exit_syscall_fast`.
+//!    ready, park, yield, syscall, exit, `preempt_point`), the M claims the
+//!    P back (`P::take_back_lent`): it records its claim on that exact
+//!    `Lent` word, issues the light barrier (`barrier.rs`) and, finding the
+//!    word unchanged, marks the P `Running`. No locked instruction: this
+//!    runs at every runtime call.
 //! 3. `sysmon` sees a P whose `Lent` word has not changed for a whole slice
 //!    ([`SLICE_NS`], ~10 ms: the G has not made one runtime call) while
 //!    other work waits for that P (its queue, the global queue, a due
-//!    timer). It compare-and-swaps the word to `Idle` (`P::retake`), sets
-//!    the M's `preempt` flag and hands the P to another M (`hand_off_p`),
-//!    which runs the other Gs. The stuck M now runs its G without a P, like
-//!    an M in a syscall; the number of Ms stays under `GORT_MAX_THREADS`.
-//! 4. When the stuck G reaches its next runtime call, the compare-and-swap
-//!    of step 2 fails: the M takes any idle P, or queues the G on the global
-//!    queue and sleeps (`exit_syscall_slow`). [`preempt_point`] is a cheap
-//!    runtime call for long loops: one load of the M's `preempt` flag.
+//!    timer). It swaps the word to `Retaking`, issues the heavy barrier,
+//!    and takes the P (`Idle`) unless the lending M has claimed it
+//!    (`P::retake`); then it sets the M's `preempt` flag and hands the P to
+//!    another M (`hand_off_p`), which runs the other Gs. The stuck M now runs
+//!    its G without a P, like an M in a syscall; the number of Ms stays
+//!    under `GORT_MAX_THREADS`.
+//! 4. When the stuck G reaches its next runtime call, the claim of step 2
+//!    finds the word changed: the M takes any idle P, or queues the G on the
+//!    global queue and sleeps (`exit_syscall_slow`). [`preempt_point`] is a
+//!    cheap runtime call for long loops: one load of the M's `preempt` flag.
 //!
 //! # Races
 //!
-//! - M takes back vs sysmon retakes: both compare-and-swap the same state
-//!   word; exactly one wins. The sequence number changes at every lend, so a
-//!   P that was retaken, used elsewhere and lent again cannot be taken back
-//!   by the old M (ABA), and sysmon never retakes a P whose G has made a
-//!   runtime call since it last looked.
+//! - M takes back vs sysmon retakes: a Dekker hand-shake on the state word
+//!   and the M's own claim, with asymmetric barriers; exactly one wins
+//!   (`P::take_back_lent` has the table, `p.rs` a test that races them).
+//!   The sequence number changes at every lend, so a P that was retaken,
+//!   used elsewhere and lent again cannot be taken back by the old M (ABA),
+//!   and sysmon never retakes a P whose G has made a runtime call since it
+//!   last looked.
 //! - Owner fields of a P (its queue, caches, free lists) are touched only
 //!   between [`enter`] and [`leave`], i.e. while the P is `Running`, never
 //!   while `Lent`, so sysmon's hand-off cannot race with them. Code that
@@ -44,8 +50,8 @@
 //! and Gs in a syscall (their P is already set aside as `Syscall`).
 //!
 //! Rejected: a "preempt me" flag alone (a G inside `std::thread::sleep`
-//! never looks at it); a fence-based in-runtime flag per M (the same cost
-//! as the compare-and-swap, and a second protocol next to the syscall one).
+//! never looks at it); taking the P back with a compare-and-swap, as from a
+//! syscall (what this did first: ~9 ns of every runtime call).
 
 use crate::g::GStatus;
 use crate::m::{MRef, current_m};
