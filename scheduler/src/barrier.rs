@@ -9,7 +9,7 @@
 //!
 //! But each of these protocols has a hot side and a rare side:
 //!
-//! | protocol | hot side ([`light`]) | rare side ([`heavy`]) |
+//! | protocol | hot side (`light`) | rare side (`heavy`) |
 //! |---|---|---|
 //! | no lost wake-up | a producer readies a G, then looks for idle Ps | the last spinning M stops, then re-checks every queue |
 //! | lent P (`preempt.rs`) | a G's M claims its P back at a runtime call | `sysmon` retakes a P after a 10 ms slice |
@@ -26,7 +26,7 @@
 //! here: ~180 ns per call, ~380 ns with a busy thread on the other CPU.
 //!
 //! Where `membarrier` is missing (old kernels, seccomp filters, emulators),
-//! [`init`] chooses plain `SeqCst` fences on both sides, the symmetric
+//! `init` chooses plain `SeqCst` fences on both sides, the symmetric
 //! version of the same protocols. The choice is made once, before the first
 //! M starts, and never changes: a hot side that used a compiler barrier must
 //! always meet a rare side that uses `membarrier`.
@@ -42,7 +42,7 @@ const UNSET: u8 = 0;
 const MEMBARRIER: u8 = 1;
 const FENCES: u8 = 2;
 
-/// How the barriers are made; set once by [`init`].
+/// How the barriers are made; set once by `init`.
 static MODE: AtomicU8 = AtomicU8::new(UNSET);
 
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
@@ -107,7 +107,7 @@ pub(crate) fn light() {
 }
 
 /// The rare side's StoreLoad barrier: every thread of the process that ran
-/// [`light`] before this call is ordered as if it had run a full fence there.
+/// `light` before this call is ordered as if it had run a full fence there.
 #[inline(never)]
 pub(crate) fn heavy() {
     fence(Ordering::SeqCst);
