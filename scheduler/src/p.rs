@@ -66,6 +66,21 @@ pub enum PStatus {
     Retaking = 4,
 }
 
+/// Spins until `flag` is clear: the other side of the `runnext` hand-shake
+/// is a few instructions from clearing it, unless its thread was
+/// descheduled mid-way (then give the CPU up).
+fn wait_while(flag: &AtomicBool) {
+    let mut spins = 0u32;
+    while flag.load(Ordering::Acquire) {
+        spins += 1;
+        if spins < 1_000 {
+            core::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 /// An M's claim on the P it lent (see [`P::take_back_lent`]): which P and
 /// which `Lent` word. Each M has its own and only that M writes it, so an M
 /// that comes back late to a P retaken long ago cannot overwrite the claim
@@ -438,16 +453,7 @@ impl P {
     #[cold]
     #[inline(never)]
     fn wait_for_thief(&self) {
-        let mut spins = 0u32;
-        while self.runnext_thief.load(Ordering::Acquire) {
-            spins += 1;
-            if spins < 1_000 {
-                core::hint::spin_loop();
-            } else {
-                // The thief's thread was descheduled mid-way.
-                std::thread::yield_now();
-            }
-        }
+        wait_while(&self.runnext_thief);
     }
 
     /// How many Gs the owner has put in `runnext` so far (for
@@ -474,15 +480,7 @@ impl P {
             return core::ptr::null_mut();
         }
         crate::barrier::heavy();
-        let mut spins = 0u32;
-        while self.runnext_owner.load(Ordering::Acquire) {
-            spins += 1;
-            if spins < 1_000 {
-                core::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        wait_while(&self.runnext_owner);
         let fresh = since.is_some_and(|n| n != self.runnext_puts.load(Ordering::Relaxed));
         let mut g = self.runnext.load(Ordering::Acquire);
         if fresh {
