@@ -216,9 +216,7 @@ impl P {
     /// Takes the P back after a syscall if nobody retook it meanwhile.
     pub(crate) fn exit_syscall_fast(&self, word: u64) -> bool {
         let running = (word & !0xff) | PStatus::Running as u64;
-        self.state
-            .compare_exchange(word, running, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        self.cas_state(word, running)
     }
 
     /// The M that lent the P (state `word`) takes it back at a runtime call
@@ -274,14 +272,17 @@ impl P {
                 return false;
             }
             let running = (word & !0xff) | PStatus::Running as u64;
-            if self
-                .state
-                .compare_exchange(word, running, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if self.cas_state(word, running) {
                 return true;
             }
         }
+    }
+
+    /// Compare-and-swap of the state word (acquire-release on success).
+    fn cas_state(&self, from: u64, to: u64) -> bool {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// The raw state word, for `sysmon`.
@@ -298,22 +299,14 @@ impl P {
         let idle = (word & !0xff) | PStatus::Idle as u64;
         match Self::status_of(word) {
             PStatus::Syscall => {
-                if self
-                    .state
-                    .compare_exchange(word, idle, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-                {
+                if !self.cas_state(word, idle) {
                     return false;
                 }
             }
             PStatus::Lent => {
                 let Some(claim) = claim else { return false };
                 let retaking = (word & !0xff) | PStatus::Retaking as u64;
-                if self
-                    .state
-                    .compare_exchange(word, retaking, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-                {
+                if !self.cas_state(word, retaking) {
                     return false;
                 }
                 crate::barrier::heavy();
@@ -322,23 +315,14 @@ impl P {
                 {
                     // The M is taking it back: it keeps it. If it already
                     // wrote `Running`, this fails and changes nothing.
-                    let _ = self.state.compare_exchange(
-                        retaking,
-                        word,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
+                    let _ = self.cas_state(retaking, word);
                     return false;
                 }
                 // No claim seen: the M either saw `Retaking` (and writes
                 // nothing until our verdict), or claimed, wrote `Running`
                 // and has since claimed something newer. Only in the second
                 // case does this fail, and then the P is the M's.
-                if self
-                    .state
-                    .compare_exchange(retaking, idle, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-                {
+                if !self.cas_state(retaking, idle) {
                     return false;
                 }
             }
