@@ -258,7 +258,7 @@ pub fn report_parked(imp: &str, n: usize, p: Parked) -> Line {
 pub const SKYNET_FANOUT: u64 = 10;
 
 fn is_power_of_10(mut n: usize) -> bool {
-    while n >= 10 && n % 10 == 0 {
+    while n >= 10 && n.is_multiple_of(10) {
         n /= 10;
     }
     n == 1
@@ -327,6 +327,30 @@ pub fn report_mpmc(imp: &str, n: usize, rep: usize, d: Duration) -> Line {
 pub const ECHO_REQUESTS: usize = 100;
 /// `tcp_echo`: bytes per request (the response echoes them).
 pub const ECHO_BYTES: usize = 64;
+
+/// `tcp_echo`, server side of one connection on a blocking-style stream
+/// (gort, may, OS threads): echo `ECHO_BYTES`-byte requests until the
+/// client goes away.
+pub fn echo_serve(s: &mut (impl std::io::Read + std::io::Write)) {
+    let mut buf = [0u8; ECHO_BYTES];
+    while s.read_exact(&mut buf).is_ok() {
+        if s.write_all(&buf).is_err() {
+            return;
+        }
+    }
+}
+
+/// `tcp_echo`, client side of one connection on a blocking-style stream:
+/// `ECHO_REQUESTS` request/response exchanges.
+pub fn echo_client(c: &mut (impl std::io::Read + std::io::Write)) {
+    let msg = [7u8; ECHO_BYTES];
+    let mut buf = [0u8; ECHO_BYTES];
+    for _ in 0..ECHO_REQUESTS {
+        c.write_all(&msg).unwrap();
+        c.read_exact(&mut buf).unwrap();
+    }
+    std::hint::black_box(buf[0]);
+}
 
 /// The `result` line of a `tcp_echo` repetition with `conns` connections.
 pub fn report_tcp_echo(imp: &str, conns: usize, rep: usize, d: Duration) -> Line {

@@ -110,13 +110,13 @@ pub(crate) fn light() {
 /// `light` before this call is ordered as if it had run a full fence there.
 #[inline(never)]
 pub(crate) fn heavy() {
-    fence(Ordering::SeqCst);
-    if MODE.load(Ordering::Relaxed) == MEMBARRIER
-        && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0
-    {
+    if MODE.load(Ordering::Relaxed) != MEMBARRIER {
+        fence(Ordering::SeqCst);
+    } else if membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 {
         // Registered at init, so this cannot fail short of a kernel bug; a
         // hot side may have used a compiler barrier only, so going on would
-        // risk a lost wake-up.
+        // risk a lost wake-up. (The call is a full barrier for this thread
+        // too.)
         crate::throw!("barrier::heavy: membarrier failed after registration");
     }
 }

@@ -464,6 +464,17 @@ impl Stack {
         self.untouched
     }
 
+    /// The stack as given back after a G ran on it: its pages may be
+    /// resident. (A stack moved between caches and the pool without having
+    /// been used keeps its flag: a trade puts untouched stacks back.)
+    #[inline]
+    fn used(self) -> Stack {
+        Stack {
+            untouched: false,
+            ..self
+        }
+    }
+
     /// One past the highest usable address: the initial stack pointer
     /// (stacks grow down from here). Aligned to the page size.
     #[inline]
@@ -794,15 +805,14 @@ impl StackPool {
     pub fn free(&self, st: Stack) {
         debug_assert!(self.owns(&st), "StackPool::free: stack of another pool");
         self.live.fetch_sub(1, Ordering::Relaxed);
-        self.put(core::iter::once(st));
+        self.put(core::iter::once(st.used()));
     }
 
     /// Puts stacks on their free lists (they are not counted as live).
     fn put(&self, stacks: impl Iterator<Item = Stack>) {
         let mut s = self.synced.lock();
         let mut n = 0;
-        for mut st in stacks {
-            st.untouched = false;
+        for st in stacks {
             s.class(st.size, self.guard).resident.push(st);
             n += 1;
         }
@@ -1315,10 +1325,7 @@ impl StackCache {
         if self.stacks.len() >= CACHE_MAX {
             self.spill(pool);
         }
-        self.stacks.push_back(Stack {
-            untouched: false,
-            ..st
-        });
+        self.stacks.push_back(st.used());
     }
 
     /// Trades `st` — a default-size stack handed out but never used (its G

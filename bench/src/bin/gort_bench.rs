@@ -295,37 +295,24 @@ fn bench_mpmc(a: Args, procs: usize) {
 /// Accepts forever on `l`, echoing `ECHO_BYTES`-byte requests, one G per
 /// connection.
 fn echo_server(l: runtime::net::TcpListener) {
-    use std::io::{Read, Write};
     for s in l.incoming() {
         let Ok(mut s) = s else { continue };
         runtime::go(move || {
             s.set_nodelay(true).ok();
-            let mut buf = [0u8; harness::ECHO_BYTES];
-            while s.read_exact(&mut buf).is_ok() {
-                if s.write_all(&buf).is_err() {
-                    return;
-                }
-            }
+            harness::echo_serve(&mut s);
         });
     }
 }
 
 /// `conns` client Gs, each connecting and doing `ECHO_REQUESTS` exchanges.
 fn tcp_echo_once(addr: std::net::SocketAddr, conns: usize) -> Duration {
-    use std::io::{Read, Write};
     let t = Instant::now();
     let clients: Vec<_> = (0..conns)
         .map(|_| {
             runtime::go(move || {
                 let mut c = runtime::net::TcpStream::connect(addr).expect("connect");
                 c.set_nodelay(true).unwrap();
-                let msg = [7u8; harness::ECHO_BYTES];
-                let mut buf = [0u8; harness::ECHO_BYTES];
-                for _ in 0..harness::ECHO_REQUESTS {
-                    c.write_all(&msg).unwrap();
-                    c.read_exact(&mut buf).unwrap();
-                }
-                black_box(buf[0]);
+                harness::echo_client(&mut c);
             })
         })
         .collect();

@@ -327,37 +327,24 @@ fn bench_mpmc(a: Args, workers: usize) {
 
 /// Accepts forever on `l`, echoing, one coroutine per connection.
 fn echo_server(l: may::net::TcpListener) {
-    use std::io::{Read, Write};
     for s in l.incoming() {
         let Ok(mut s) = s else { continue };
         spawn(move || {
             s.set_nodelay(true).ok();
-            let mut buf = [0u8; harness::ECHO_BYTES];
-            while s.read_exact(&mut buf).is_ok() {
-                if s.write_all(&buf).is_err() {
-                    return;
-                }
-            }
+            harness::echo_serve(&mut s);
         })
         .expect("may_bench: spawn a connection coroutine");
     }
 }
 
 fn tcp_echo_once(addr: std::net::SocketAddr, conns: usize) -> Duration {
-    use std::io::{Read, Write};
     let t = Instant::now();
     let clients: Vec<_> = (0..conns)
         .map(|_| {
             spawn(move || {
                 let mut c = may::net::TcpStream::connect(addr).expect("connect");
                 c.set_nodelay(true).unwrap();
-                let msg = [7u8; harness::ECHO_BYTES];
-                let mut buf = [0u8; harness::ECHO_BYTES];
-                for _ in 0..harness::ECHO_REQUESTS {
-                    c.write_all(&msg).unwrap();
-                    c.read_exact(&mut buf).unwrap();
-                }
-                black_box(buf[0]);
+                harness::echo_client(&mut c);
             })
             .expect("may_bench: spawn a client coroutine")
         })

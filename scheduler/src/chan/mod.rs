@@ -82,6 +82,17 @@ pub(crate) struct Inner<T> {
     pub(crate) sendq: WaitQ<T>,
 }
 
+impl<T> Inner<T> {
+    /// The senders' queue if `sending`, else the receivers'.
+    fn waitq(&mut self, sending: bool) -> &mut WaitQ<T> {
+        if sending {
+            &mut self.sendq
+        } else {
+            &mut self.recvq
+        }
+    }
+}
+
 /// A channel: see the module docs.
 pub(crate) struct Chan<T> {
     lock: ChanLock,
@@ -358,12 +369,7 @@ impl<T> Chan<T> {
                 let sel = SelState::new(false);
                 let sg = Sudog::new(&sel, 0, elem);
                 let mut st = st;
-                let q = if sending {
-                    &mut st.sendq
-                } else {
-                    &mut st.recvq
-                };
-                q.push(&sg);
+                st.waitq(sending).push(&sg);
                 st.keep();
                 let fired = block(&sel, &locks, None, reason, &timer);
                 (SudogBox::from(sg), fired)
@@ -372,25 +378,13 @@ impl<T> Chan<T> {
                 let sel = Arc::new(SelState::new(true));
                 let sg = Sudog::new(&sel, 0, elem);
                 let mut st = st;
-                let q = if sending {
-                    &mut st.sendq
-                } else {
-                    &mut st.recvq
-                };
-                q.push(&sg);
+                st.waitq(sending).push(&sg);
                 st.keep();
                 let fired = block(&sel, &locks, Some((nanotime_of(d), &sel)), reason, &timer);
                 if fired == TIMED_OUT {
                     // Leave the queue; the lock also orders us after the
                     // park callback's write of `timer`.
-                    let mut st = self.lock();
-                    let q = if sending {
-                        &mut st.sendq
-                    } else {
-                        &mut st.recvq
-                    };
-                    q.remove(&sg);
-                    drop(st);
+                    self.lock().waitq(sending).remove(&sg);
                     drop(timer.take());
                 } else if let Some(t) = timer.take() {
                     t.stop();
