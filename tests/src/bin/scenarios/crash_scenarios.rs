@@ -87,22 +87,23 @@ pub fn seed_extra_ms_then_crash() {
     for t in ts {
         t.join().unwrap();
     }
-    // The faulting G starts now and waits, so that no M starts or stops
-    // between the counts below and the fault.
+    // The faulting G takes the counts itself, right before the fault, so
+    // that no M starts or stops in between (a count taken elsewhere, then
+    // the G's timer sleeps, left room for a wake-up to start one more M).
     let go_on = Arc::new(AtomicUsize::new(0));
     let g = go_on.clone();
     let h = runtime::go(move || {
         while g.load(Ordering::Acquire) == 0 {
             runtime::sleep(Duration::from_millis(1));
         }
+        let s = runtime::stats();
+        println!("extra_m_count={}", s.extra_m_count);
+        println!("mcount={}", s.mcount);
+        crate::crash_relay::print_extra_m_ids();
         crate::crash_relay::print_mono("crash_at_ns");
         crash_here_with_null_read()
     });
     std::thread::sleep(Duration::from_millis(50));
-    let s = runtime::stats();
-    println!("extra_m_count={}", s.extra_m_count);
-    println!("mcount={}", s.mcount);
-    crate::crash_relay::print_extra_m_ids();
     go_on.store(1, Ordering::Release);
     h.join().ok();
 }

@@ -16,16 +16,31 @@ mod sysmon_scenarios;
 // The C fixtures are bundled into the `tests` library by its build script.
 extern crate tests as _;
 
-/// Counts every allocation, so crash scenarios can prove the signal
-/// handler allocates nothing.
+/// Counts every allocation, per thread, so crash scenarios can prove the
+/// signal handler allocates nothing: the faulting thread's own count, since
+/// other threads of the runtime (an M starting another M, sysmon) may
+/// allocate while the dump runs, which says nothing about the handler.
 struct Counting;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Allocations made by this thread (const-initialised, no destructor:
+    /// safe to touch from the allocator).
+    static ALLOCS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+fn count_alloc() {
+    // `try_with`: a thread being torn down may still allocate.
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocs_here() -> usize {
+    ALLOCS.try_with(|c| c.get()).unwrap_or(0)
+}
 
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count_alloc();
         // SAFETY: same contract as ours.
         unsafe { std::alloc::System.alloc(l) }
     }
@@ -34,7 +49,7 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
         unsafe { std::alloc::System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count_alloc();
         // SAFETY: same contract as ours.
         unsafe { std::alloc::System.realloc(p, l, n) }
     }
@@ -43,15 +58,13 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Allocation count when the fault happened.
+/// The faulting thread's allocation count when the fault happened.
 static ALLOCS_AT_FAULT: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Installed before gort, so gort chains to it after its dump: prints how
 /// many allocations happened since the fault (the dump's).
 extern "C" fn report_allocs(_: libc::c_int) {
-    let mut n = ALLOCS
-        .load(Ordering::Relaxed)
-        .wrapping_sub(ALLOCS_AT_FAULT.load(Ordering::Relaxed));
+    let mut n = allocs_here().wrapping_sub(ALLOCS_AT_FAULT.load(Ordering::Relaxed));
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -90,7 +103,8 @@ fn crash_noalloc() {
     let h = runtime::go(|| {
         // Let the main thread reach its park in join first.
         runtime::sleep(Duration::from_millis(100));
-        ALLOCS_AT_FAULT.store(ALLOCS.load(Ordering::Relaxed), Ordering::SeqCst);
+        // No park between here and the fault: the same thread faults.
+        ALLOCS_AT_FAULT.store(allocs_here(), Ordering::SeqCst);
         let p = std::hint::black_box(std::ptr::null::<u8>());
         // SAFETY: not safe: the fault is the point.
         unsafe { std::ptr::read_volatile(p) }
