@@ -82,6 +82,10 @@ pub(crate) enum Pending {
     /// The G yielded: make it runnable at the back of the local queue, or
     /// of the global queue if the flag is set.
     Yield(GRef, bool),
+    /// The G yielded into its P's `runnext` for the G that was there
+    /// ([`P::runnext_swap_begin`](crate::p::P::runnext_swap_begin)): mark
+    /// it runnable and end the hand-shake that kept thieves off it.
+    Swapped(GRef),
     /// The G parks; then run `unlock(data)`, and if it returns false, make
     /// the G runnable again at once (the wait was cancelled).
     Park(GRef, Option<Unlock>),
@@ -252,6 +256,21 @@ impl M {
     /// Owner only.
     pub(crate) fn take_pending(&self) -> Pending {
         self.pending.replace(Pending::None)
+    }
+
+    /// Owner only: takes the pending work if it is [`Pending::Swapped`]
+    /// (the hot case, without copying the whole value out first).
+    #[inline]
+    pub(crate) fn take_swapped(&self) -> Option<GRef> {
+        // SAFETY: owner only, and no reference into the cell outlives this.
+        let pending = unsafe { &mut *self.pending.as_ptr() };
+        match *pending {
+            Pending::Swapped(g) => {
+                *pending = Pending::None;
+                Some(g)
+            }
+            _ => None,
+        }
     }
 
     /// Owner only: a fast xorshift for victim selection.

@@ -414,24 +414,70 @@ impl P {
     /// The caller's M holds this P.
     #[inline]
     unsafe fn runnext_exchange(&self, new: *mut G) -> *mut G {
+        self.runnext_owner_begin();
+        let old = self.runnext.load(Ordering::Acquire);
+        if !new.is_null() {
+            self.count_runnext_put();
+        }
+        self.runnext.store(new, Ordering::Release);
+        // Release: a thief that sees `false` then sees our store.
+        self.runnext_owner.store(false, Ordering::Release);
+        old
+    }
+
+    /// The owner's side of the hand-shake: returns once no thief is at
+    /// `runnext`, with `runnext_owner` set (cleared by the caller).
+    #[inline]
+    fn runnext_owner_begin(&self) {
         loop {
             self.runnext_owner.store(true, Ordering::Relaxed);
             crate::barrier::light();
             if !self.runnext_thief.load(Ordering::Relaxed) {
-                let old = self.runnext.load(Ordering::Acquire);
-                if !new.is_null() {
-                    let n = self.runnext_puts.load(Ordering::Relaxed);
-                    self.runnext_puts
-                        .store(n.wrapping_add(1), Ordering::Relaxed);
-                }
-                self.runnext.store(new, Ordering::Release);
-                // Release: a thief that sees `false` then sees our store.
-                self.runnext_owner.store(false, Ordering::Release);
-                return old;
+                return;
             }
             self.runnext_owner.store(false, Ordering::Release);
             self.wait_for_thief();
         }
+    }
+
+    /// Owner: one more G put in `runnext` (see [`P::runnext_steal`]).
+    #[inline]
+    fn count_runnext_put(&self) {
+        let n = self.runnext_puts.load(Ordering::Relaxed);
+        self.runnext_puts
+            .store(n.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Owner, for a yield between two Gs: swaps the yielding `g` into
+    /// `runnext` for the G there, if that G may run here (not locked to an
+    /// M). Returns that G with the owner's side of the hand-shake still
+    /// *held*: `g`'s registers are not saved yet, so no thief may take it
+    /// before [`P::runnext_swap_done`], which the context that runs next on
+    /// this M calls right after the switch. A thief meanwhile waits a few
+    /// instructions, as for any owner access. Returns `None` (flag released,
+    /// nothing changed) when `runnext` is empty or its G is locked.
+    ///
+    /// # Safety
+    ///
+    /// The caller's M holds this P, and switches away from `g` next.
+    #[inline]
+    pub(crate) unsafe fn runnext_swap_begin(&self, g: GRef) -> Option<GRef> {
+        self.runnext_owner_begin();
+        // SAFETY: runnext holds null or pointers from GRef::as_ptr.
+        let next = unsafe { GRef::from_ptr(self.runnext.load(Ordering::Acquire)) };
+        let Some(next) = next.filter(|n| n.locked_m.load(Ordering::Relaxed).is_null()) else {
+            self.runnext_owner.store(false, Ordering::Release);
+            return None;
+        };
+        self.count_runnext_put();
+        self.runnext.store(g.as_ptr(), Ordering::Relaxed);
+        Some(next)
+    }
+
+    /// Ends [`P::runnext_swap_begin`]: the yielded G's context is saved.
+    pub(crate) fn runnext_swap_done(&self) {
+        // Release: a thief that sees `false` sees the G's saved context.
+        self.runnext_owner.store(false, Ordering::Release);
     }
 
     #[cold]
@@ -593,6 +639,42 @@ mod tests {
     /// (a P is lost). A second M that comes back late to the same P, long
     /// retaken, claims and fails all the while: its claim must not hide the
     /// real lender's.
+    /// Symptom guarded: a thief takes the G that a yield swapped into
+    /// `runnext` while the owner is still switching away from it (its
+    /// registers not saved), as when the owner's thread is descheduled
+    /// right after the swap. The thief must wait for the owner's
+    /// `runnext_swap_done`, however long that takes.
+    #[test]
+    fn runnext_swap_keeps_thieves_off_until_done() {
+        crate::barrier::init();
+        let yielder = GRef(crate::g::ALLGS.push_with(G::new));
+        let waiting = GRef(crate::g::ALLGS.push_with(G::new));
+        let p = Arc::new(P::new(0));
+        // SAFETY: this thread acts as the P's only owner.
+        unsafe { p.runq_put(waiting, true) };
+        // SAFETY: as above; nothing is switched, the test only plays the
+        // owner's part.
+        let next = unsafe { p.runnext_swap_begin(yielder) };
+        assert_eq!(next.map(GRef::as_ptr), Some(waiting.as_ptr()));
+        let taken = Arc::new(AtomicBool::new(false));
+        let thief = {
+            let (p, taken) = (p.clone(), taken.clone());
+            std::thread::spawn(move || {
+                let g = p.runnext_steal(None);
+                taken.store(true, Ordering::Release);
+                g as usize
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(
+            !taken.load(Ordering::Acquire),
+            "a thief took runnext in the middle of a swap"
+        );
+        p.runnext_swap_done();
+        let got = thief.join().unwrap();
+        assert_eq!(got, yielder.as_ptr() as usize);
+    }
+
     #[test]
     fn lent_p_goes_to_exactly_one_of_its_m_and_sysmon() {
         crate::barrier::init();

@@ -109,10 +109,17 @@ fn lost_p(m: MRef) {
 #[inline]
 pub(crate) fn enter_or_wait(m: MRef) -> (MRef, bool) {
     let lent = enter(m);
-    if !m.p.load(Ordering::Relaxed).is_null() || m.curg().is_none() {
+    if !m.p.load(Ordering::Relaxed).is_null() {
         return (m, lent);
     }
-    if m.curg().is_some_and(|g| g.status() != GStatus::Running) {
+    wait_for_p(m, lent)
+}
+
+/// [`enter_or_wait`] found no P to take.
+#[cold]
+#[inline(never)]
+fn wait_for_p(m: MRef, lent: bool) -> (MRef, bool) {
+    if m.curg().is_none_or(|g| g.status() != GStatus::Running) {
         return (m, lent);
     }
     crate::syscall::exit_syscall_slow(m);

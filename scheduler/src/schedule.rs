@@ -151,6 +151,17 @@ pub fn yield_now() {
     let (m, lent) = crate::preempt::enter_or_wait(m);
     let Some(g) = m.curg() else { return };
     let Some(p) = m.p() else { return };
+    match yield_swap(m, g, p) {
+        Some(m) if lent => crate::preempt::leave_on(m),
+        Some(_) => {}
+        None => yield_queued(m, g, p, lent),
+    }
+}
+
+/// [`yield_now`] when [`yield_swap`] does not apply: behind the deque, or
+/// behind the global queue, or not at all when nothing else is runnable.
+#[inline(never)]
+fn yield_queued(m: MRef, g: GRef, p: &'static P, lent: bool) {
     // SAFETY: m holds p.
     let local_empty = unsafe { p.runq_is_empty_owner() };
     if local_empty && sched().global.is_empty() && !timers_due(p) {
@@ -166,6 +177,39 @@ pub fn yield_now() {
     if lent {
         crate::preempt::leave_on(m);
     }
+}
+
+/// The common yield: two Gs taking turns on one P. With nothing in the
+/// deque, the other G sits in `runnext` (where [`P::runq_put_back`] put
+/// it), so `g` swaps places with it in one hand-shake and switches straight
+/// to it; the hand-shake ends once `g` is saved ([`Pending::Swapped`]).
+/// Returns the M `g` runs on afterwards, or `None` (nothing done) when
+/// anything else applies: a deque to go behind, the global queue's or a
+/// timer's turn, a locked G or M, an M about to exit.
+#[inline]
+fn yield_swap(m: MRef, g: GRef, p: &'static P) -> Option<MRef> {
+    if !m.locked_g.load(Ordering::Relaxed).is_null()
+        || m.exit_requested.load(Ordering::Relaxed)
+        || (global_turn(p) && !sched().global.is_empty())
+        || timers_due(p)
+    {
+        return None;
+    }
+    // SAFETY: m holds p.
+    if !unsafe { p.runq() }.is_empty() {
+        return None;
+    }
+    // SAFETY: m holds p, and we switch away from g next.
+    let next = unsafe { p.runnext_swap_begin(g) }?;
+    next.on_dequeue();
+    p.schedtick.set(p.schedtick.get().wrapping_add(1));
+    next.set_status(GStatus::Running);
+    m.curg.store(next.as_ptr(), Ordering::Release);
+    m.set_pending(Pending::Swapped(g));
+    // SAFETY: as in `switch_from_g`: `g` runs on this stack and `next`,
+    // which we took, has a valid saved sp that nobody else resumes.
+    unsafe { context::switch(g.sp.as_ptr(), resume_sp(next, Some(p)), 0) };
+    Some(resumed())
 }
 
 /// Locks the running G to its M's thread until [`unlock_os_thread`] (calls
@@ -237,8 +281,24 @@ pub(crate) fn resumed() -> MRef {
     let Some(m) = current_m() else {
         crate::throw!("resumed: no M")
     };
-    finish_switch(m);
+    // The common case of a yield, inline: no call into the whole of
+    // `finish_switch`.
+    match m.take_swapped() {
+        Some(g) => finish_swap(m, g),
+        None => finish_switch(m),
+    }
     m
+}
+
+/// Completes [`Pending::Swapped`].
+#[inline]
+fn finish_swap(m: MRef, g: GRef) {
+    g.set_status(GStatus::Runnable);
+    g.on_enqueue();
+    let Some(p) = m.p() else {
+        crate::throw!("finish_switch: swapped without a p")
+    };
+    p.runnext_swap_done();
 }
 
 /// The next local G, if the fast G-to-G switch may take it: not when the
@@ -287,6 +347,7 @@ pub(crate) fn finish_switch(m: MRef) {
                 unsafe { p.runq_put_back(g) };
             }
         }
+        Pending::Swapped(g) => finish_swap(m, g),
         Pending::Park(g, unlock) => {
             g.set_status(GStatus::Waiting);
             if let Some((f, data)) = unlock {

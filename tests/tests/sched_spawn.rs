@@ -240,3 +240,30 @@ fn stats_count_gs_by_status() {
         h.join().unwrap();
     }
 }
+
+/// Symptom guarded: a G that yields by swapping into `runnext` is taken by
+/// another M's steal before its registers are saved, and runs twice or on a
+/// stale stack (wrong sums, a crash or a hang). Each G blocks its M now and
+/// then, so the other M steals the G waiting in that P's `runnext`.
+#[test]
+fn yielding_gs_survive_runnext_thieves() {
+    const ROUNDS: u64 = 50_000;
+    let hs: Vec<_> = (0..4u64)
+        .map(|k| {
+            runtime::go(move || {
+                let mut local = [k; 16];
+                for i in 0..ROUNDS {
+                    local[(i % 16) as usize] += 1;
+                    runtime::yield_now();
+                    if i % 2_000 == 0 {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+                local.iter().sum::<u64>()
+            })
+        })
+        .collect();
+    for (k, h) in (0..4u64).zip(hs) {
+        assert_eq!(h.join().unwrap(), 16 * k + ROUNDS);
+    }
+}
