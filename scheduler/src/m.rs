@@ -98,6 +98,11 @@ pub(crate) enum Pending {
 
 /// An OS thread that runs Gs. Fields marked *owner* are touched only by the
 /// M's own thread.
+///
+/// Aligned to 128 bytes (a cache line and the adjacent line the prefetcher
+/// pulls with it): Ms live side by side in one array, and each is written
+/// all the time by its own thread, so unaligned neighbours would share lines.
+#[repr(align(128))]
 pub struct M {
     /// Index in [`ALLMS`]; also the M's id (`m=N` in dumps).
     pub id: usize,

@@ -97,6 +97,11 @@ pub(crate) const GFREE_MAX: usize = 64;
 
 /// The right to run Gs. Fields marked *owner* are touched only by the M
 /// holding the P.
+///
+/// Aligned to 128 bytes (a cache line and the adjacent line the prefetcher
+/// pulls with it): Ps live side by side in one array, and each is written
+/// all the time by its own M, so unaligned neighbours would share lines.
+#[repr(align(128))]
 pub struct P {
     /// Index in the Ps array.
     pub id: usize,
