@@ -41,7 +41,7 @@ use crate::p::{GFREE_MAX, P, PStatus};
 use crate::sched::{m_exited, sched, start_m, wakep, wakep_if_idle};
 use crate::timer::{NEVER, nanotime};
 use arch::context;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The global queue goes first once every this many schedules on a P, so
 /// Gs there cannot starve behind a busy local queue (Go uses 61 too: prime,
@@ -51,8 +51,49 @@ const GLOBAL_QUEUE_PERIOD: u32 = 61;
 /// Rounds of stealing over all Ps before a spinning M gives up.
 const STEAL_ROUNDS: usize = 4;
 
-/// How long a spinning M keeps looking before it releases its P and sleeps.
+/// How long a spinning M keeps looking before it releases its P and sleeps,
+/// at first (see [`spin_budget`]).
 const SPIN_NS: u64 = 50_000;
+
+/// The longest spin [`spin_budget`] grows to: 16 × [`SPIN_NS`].
+const SPIN_MAX_NS: u64 = 800_000;
+
+/// A spinner starting this soon after the last one gave up counts as woken
+/// again at once (see [`spin_budget`]).
+const REWAKE_NS: u64 = 200_000;
+
+/// The current spin length, in ns (see [`spin_budget`]).
+static SPIN_BUDGET_NS: AtomicU64 = AtomicU64::new(SPIN_NS);
+
+/// When a spinner last gave up (runtime clock, ns; 0: never).
+static SPIN_GAVE_UP_AT: AtomicU64 = AtomicU64::new(0);
+
+/// How long a spinner that starts at `now` spins. Normally [`SPIN_NS`]; but
+/// when spinners keep being woken again right after giving up, the spin
+/// doubles at each such start, up to [`SPIN_MAX_NS`]. That is the pattern
+/// of two Gs handing off to each other on one P (a channel ping-pong):
+/// every hand-off readies a G, finds a P idle and no M spinning, and wakes
+/// one, which spins, finds nothing (the other G runs on its own P next),
+/// gives up and is woken again a microsecond later. Each round costs the
+/// busy P a futex wake and the spinner's `membarrier` (a third of a
+/// ping-pong round trip, measured). Spinning longer breaks the cycle; the
+/// spinner's CPU was already nearly always busy. Any start longer than
+/// [`REWAKE_NS`] after the last give-up goes back to [`SPIN_NS`], so an
+/// idle runtime still sleeps within 50 µs, and a lightly loaded one never
+/// spins long.
+fn spin_budget(now: u64) -> u64 {
+    let gave_up = SPIN_GAVE_UP_AT.load(Ordering::Relaxed);
+    let budget = SPIN_BUDGET_NS.load(Ordering::Relaxed);
+    let next = if gave_up != 0 && now.saturating_sub(gave_up) < REWAKE_NS {
+        (budget * 2).min(SPIN_MAX_NS)
+    } else {
+        SPIN_NS
+    };
+    if next != budget {
+        SPIN_BUDGET_NS.store(next, Ordering::Relaxed);
+    }
+    next
+}
 
 // ---------------------------------------------------------------------------
 // Entry points for Gs
@@ -677,8 +718,10 @@ fn find_runnable(m: MRef) -> GRef {
             // Before giving up the P, spin a little longer: work often
             // arrives a microsecond later (a plain thread spawning in a
             // loop), and sleeping now would cost a futex wake per G. Bounded
-            // (about SPIN_NS), so an idle runtime still sleeps at once after.
-            let spin_until = nanotime() + SPIN_NS;
+            // (`spin_budget`), so an idle runtime still sleeps soon after.
+            let now = nanotime();
+            let spin_until = now + spin_budget(now);
+            let mut gave_up = true;
             while nanotime() < spin_until {
                 for _ in 0..64 {
                     core::hint::spin_loop();
@@ -698,8 +741,12 @@ fn find_runnable(m: MRef) -> GRef {
                     return g;
                 }
                 if timers_due(p) {
+                    gave_up = false;
                     break;
                 }
+            }
+            if gave_up {
+                SPIN_GAVE_UP_AT.store(nanotime(), Ordering::Relaxed);
             }
         }
 

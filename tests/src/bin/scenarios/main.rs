@@ -326,6 +326,24 @@ fn idle_cpu() {
     for _ in 0..1000 {
         runtime::go(|| ()).join().unwrap();
     }
+    // A ping-pong between two Gs first: it makes spinners spin longer
+    // (`spin_budget`), which must end once the runtime goes idle.
+    let (ping_tx, ping_rx) = runtime::chan::bounded::<u32>(0);
+    let (pong_tx, pong_rx) = runtime::chan::bounded::<u32>(0);
+    let echo = runtime::go(move || {
+        for v in &ping_rx {
+            pong_tx.send(v).unwrap();
+        }
+    });
+    runtime::go(move || {
+        for i in 0..200_000 {
+            ping_tx.send(i).unwrap();
+            assert_eq!(pong_rx.recv().unwrap(), i);
+        }
+    })
+    .join()
+    .unwrap();
+    echo.join().unwrap();
     // Start-up work (the symbol table, built on a helper thread) is not
     // idling: let it finish first.
     while !signals_ready() {
