@@ -2,6 +2,7 @@
 
 use crate::g::{Entry, GStatus};
 use crate::m::current_m;
+use crate::p::P;
 use crate::sched::{sched, wakep_if_idle};
 use crate::schedule::gfget;
 use crate::stack::StackError;
@@ -120,10 +121,11 @@ fn spawn_on(
     // spawner and the runners rather than queueing behind the runners
     // (1,000,000 parked Gs: the runners' faults alone took ~2.5 s, for
     // ~1.2 s on the spawning side). Where Gs exit, the runners reuse warm
-    // stacks and nobody faults.
+    // stacks and nobody faults. A plain-thread spawner looks at the global
+    // queue, where its Gs go.
     if untouched
         && crate::schedule::no_warm_stacks()
-        && p.is_some_and(|p| p.runq_len() >= HELP_RUNQ_LEN)
+        && p.map_or_else(|| s.global.len(), P::runq_len) >= HELP_RUNQ_LEN
     {
         crate::schedule::first_frame(g, None);
     }
