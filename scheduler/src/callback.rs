@@ -148,7 +148,7 @@ fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
     // up sees it is locked to us and hands us its P.
     g.on_enqueue();
     if !crate::schedule::take_idle_p(m) {
-        s.global.push(g);
+        s.push_global(g);
         wakep_if_idle();
         stop_locked_m(m);
     }

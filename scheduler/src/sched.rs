@@ -151,6 +151,15 @@ impl Sched {
         Some(p)
     }
 
+    /// Queues `g` on the global queue, then a full fence: the StoreLoad
+    /// half of the hand-shake with a P going idle (`recheck_after_idle` in
+    /// `schedule.rs`), which a lock-free queue does not give by itself.
+    /// Every push to the global queue goes through here.
+    pub(crate) fn push_global(&self, g: crate::g::GRef) {
+        self.global.push(g);
+        core::sync::atomic::fence(Ordering::SeqCst);
+    }
+
     /// Puts a P on the idle list. Caller holds `synced`; the P's run queue
     /// is empty.
     pub(crate) fn pidle_put(&self, s: &mut SchedSynced, p: &'static P) {

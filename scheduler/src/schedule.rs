@@ -153,7 +153,7 @@ pub fn ready(g: GRef) {
     match m.and_then(|m| m.p()) {
         // SAFETY: the current M holds p.
         Some(p) => unsafe { p.runq_put(g, true) },
-        None => sched().global.push(g),
+        None => sched().push_global(g),
     }
     wakep_if_idle();
     if lent && let Some(m) = m {
@@ -175,7 +175,7 @@ fn ready_in_order(g: GRef) {
     match current_m().and_then(|m| m.p()) {
         // SAFETY: the current M holds p.
         Some(p) => unsafe { p.runq_put(g, false) },
-        None => sched().global.push(g),
+        None => sched().push_global(g),
     }
     wakep_if_idle();
 }
@@ -379,7 +379,7 @@ pub(crate) fn finish_switch(m: MRef) {
             g.set_status(GStatus::Runnable);
             g.on_enqueue();
             if global {
-                sched().global.push(g);
+                sched().push_global(g);
             } else {
                 let Some(p) = m.p() else {
                     crate::throw!("finish_switch: yield without a p")
@@ -403,7 +403,7 @@ pub(crate) fn finish_switch(m: MRef) {
                         Some(p) => unsafe { p.runq_put(g, true) },
                         // The G lost its P to sysmon before it parked.
                         None => {
-                            sched().global.push(g);
+                            sched().push_global(g);
                             wakep_if_idle();
                         }
                     }
@@ -413,7 +413,7 @@ pub(crate) fn finish_switch(m: MRef) {
         Pending::SyscallNoP(g) => {
             g.set_status(GStatus::Runnable);
             g.on_enqueue();
-            sched().global.push(g);
+            sched().push_global(g);
             wakep_if_idle();
         }
         Pending::Exit(g) => {
@@ -740,7 +740,10 @@ fn find_runnable(m: MRef) -> GRef {
                 if let Some(g) = netpoll_get(p) {
                     return g;
                 }
-                if timers_due(p) {
+                // Any P's timer, not just ours: a long spin must not hold
+                // back the timers of idle Ps, which only Ms looking for
+                // work run.
+                if earliest_timer() <= nanotime() {
                     gave_up = false;
                     break;
                 }
@@ -780,6 +783,8 @@ fn find_runnable(m: MRef) -> GRef {
                 s.nmspinning.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
+        } else if recheck_after_idle() && take_idle_p(m) {
+            continue;
         }
         let next = earliest_timer();
         if next <= nanotime() && take_idle_p(m) {
@@ -797,7 +802,7 @@ fn find_runnable(m: MRef) -> GRef {
             // looks at the global queue under the same lock (no lost G).
             let n = woken.len();
             for &g in &woken {
-                s.global.push(g);
+                s.push_global(g);
             }
             crate::netpoll::put_buf(woken);
             if take_idle_p(m) {
@@ -1073,10 +1078,28 @@ pub(crate) fn hand_off_p(p: &'static P) {
         let mut synced = s.synced.lock();
         s.pidle_put(&mut synced, p);
     }
+    if recheck_after_idle() {
+        wakep();
+        return;
+    }
     // Its timers still need an M.
     if p.timers.next_when() != NEVER {
         wakep_if_idle();
     }
+}
+
+/// After a P went on the idle list without a spinning M's re-check: whether
+/// a G arrived on the global queue that nobody will run. The queue is
+/// lock-free, so a producer can push after the caller's last look and then,
+/// reading `npidle` before the caller's increment, see no idle P and wake
+/// nobody (seen under qemu: 100 foreign threads queued their callback Gs
+/// while the callbacks before them ended, and every M went to sleep). The
+/// fence pairs with the one in `Sched::push_global`: either the producer
+/// sees the idle P, or this sees its G. (Local queues need no such look:
+/// only the M holding a P pushes to its queue, and it runs what it pushed.)
+fn recheck_after_idle() -> bool {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    !sched().global.is_empty()
 }
 
 /// Puts `m` (which has released its P) to sleep until another M hands it a

@@ -134,7 +134,7 @@ fn spawn_on(
     match p {
         // SAFETY: the current M holds p.
         Some(p) => unsafe { p.runq_put(g, true) },
-        None => s.global.push(g),
+        None => s.push_global(g),
     }
     wakep_if_idle();
     Ok(goid)

@@ -160,7 +160,7 @@ fn run() {
             woken.clear();
             crate::netpoll::poll_ready(&mut woken);
             for &g in &woken {
-                s.global.push(g);
+                s.push_global(g);
             }
             if !woken.is_empty() {
                 crate::sched::wakep_if_idle();
