@@ -79,8 +79,8 @@ static SPIN_GAVE_UP_AT: AtomicU64 = AtomicU64::new(0);
 /// ping-pong round trip, measured). Spinning longer breaks the cycle; the
 /// spinner's CPU was already nearly always busy. Any start longer than
 /// [`REWAKE_NS`] after the last give-up goes back to [`SPIN_NS`], so an
-/// idle runtime still sleeps within 50 µs, and a lightly loaded one never
-/// spins long.
+/// idle runtime stops spinning within one budget (at most 800 µs), and a
+/// lightly loaded one never spins long.
 fn spin_budget(now: u64) -> u64 {
     let gave_up = SPIN_GAVE_UP_AT.load(Ordering::Relaxed);
     let budget = SPIN_BUDGET_NS.load(Ordering::Relaxed);
