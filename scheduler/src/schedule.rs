@@ -242,15 +242,24 @@ fn yield_swap(m: MRef, g: GRef, p: &'static P) -> Option<MRef> {
     }
     // SAFETY: m holds p, and we switch away from g next.
     let next = unsafe { p.runnext_swap_begin(g) }?;
+    m.set_pending(Pending::Swapped(g));
+    Some(switch_to(m, p, g, next))
+}
+
+/// Switches from the running `g` (its pending work set) straight to `next`,
+/// which the caller took off `p`'s queue, and returns the M `g` runs on
+/// once it is resumed.
+#[inline]
+fn switch_to(m: MRef, p: &'static P, g: GRef, next: GRef) -> MRef {
     next.on_dequeue();
     p.schedtick.set(p.schedtick.get().wrapping_add(1));
     next.set_status(GStatus::Running);
     m.curg.store(next.as_ptr(), Ordering::Release);
-    m.set_pending(Pending::Swapped(g));
-    // SAFETY: as in `switch_from_g`: `g` runs on this stack and `next`,
-    // which we took, has a valid saved sp that nobody else resumes.
+    // SAFETY: `g` is running on this stack, so its `sp` slot is ours to
+    // write; `next` was Runnable and the caller took it off the queue, so
+    // its saved sp is valid and nobody else resumes it.
     unsafe { context::switch(g.sp.as_ptr(), resume_sp(next, Some(p)), 0) };
-    Some(resumed())
+    resumed()
 }
 
 /// Locks the running G to its M's thread until [`unlock_os_thread`] (calls
@@ -295,15 +304,7 @@ pub(crate) fn switch_from_g(m: MRef, g: GRef) -> MRef {
         && let Some(next) = next_fast(p)
     {
         if next.locked_m.load(Ordering::Relaxed).is_null() {
-            next.on_dequeue();
-            p.schedtick.set(p.schedtick.get().wrapping_add(1));
-            next.set_status(GStatus::Running);
-            m.curg.store(next.as_ptr(), Ordering::Release);
-            // SAFETY: `g` is running on this stack, so its `sp` slot is
-            // ours to write; `next` was Runnable and we took it off the
-            // queue, so its saved sp is valid and nobody else resumes it.
-            unsafe { context::switch(g.sp.as_ptr(), resume_sp(next, Some(p)), 0) };
-            return resumed();
+            return switch_to(m, p, g, next);
         }
         // A G locked to another M: g0 hands our P over.
         to_g0_arg = next.as_ptr() as usize;
@@ -337,7 +338,7 @@ fn finish_swap(m: MRef, g: GRef) {
     g.set_status(GStatus::Runnable);
     g.on_enqueue();
     let Some(p) = m.p() else {
-        crate::throw!("finish_switch: swapped without a p")
+        crate::throw!("finish_swap: swapped without a p")
     };
     p.runnext_swap_done();
 }
@@ -480,19 +481,18 @@ pub(crate) fn no_warm_stacks() -> bool {
 /// on the M that runs the G — in a burst, the Ms that steal the new Gs —
 /// instead of serialising every fault on the spawning G. Rejected: writing
 /// the frame in `spawn` (what Go does, but Go's stacks come from already
-/// faulted heap spans).
-///
-/// First, the G trades its stack for the warmest one of `p`'s cache
-/// (`StackCache::trade_for_warm`), `p` being the P of the M that runs it.
+/// faulted heap spans). `p` is the P of the M that runs the G, whose cache
+/// it trades stacks with ([`first_frame`]).
 #[inline]
 fn resume_sp(g: GRef, p: Option<&'static P>) -> usize {
     let sp = g.sp.load(Ordering::Relaxed);
     if sp != 0 { sp } else { first_frame(g, p) }
 }
 
-///
-/// Also called by `spawn` (with no P: no trade) when the spawner writes a
-/// G's first frame itself.
+/// Writes the first frame of `g`, which has never run, and returns its sp
+/// (see [`resume_sp`]). With `p`, the G first trades its untouched stack
+/// for the warmest one of `p`'s cache. Also called by `spawn` (with no P:
+/// no trade) when the spawner writes a G's first frame itself.
 #[cold]
 pub(crate) fn first_frame(g: GRef, p: Option<&'static P>) -> usize {
     if let Some(p) = p {
