@@ -157,6 +157,17 @@ pub fn run_signalled(
             break st;
         }
         if start.elapsed() > limit {
+            // SIGQUIT first: gort dumps every G and M to stderr and exits,
+            // so the failure shows where the child hung. SIGKILL if it
+            // does not end within 10 s.
+            // SAFETY: kill(2) to our own child.
+            unsafe { libc::kill(pid, libc::SIGQUIT) };
+            let quit_at = Instant::now();
+            while child.try_wait().expect("wait for child").is_none()
+                && quit_at.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             child.kill().ok();
             let st = child.wait().expect("wait for killed child");
             let o = Outcome {
@@ -167,7 +178,9 @@ pub fn run_signalled(
                 stderr: t_err.join().unwrap(),
                 elapsed: start.elapsed(),
             };
-            panic!("{program} {args:?} exceeded its {limit:?} limit and was killed:\n{o}");
+            panic!(
+                "{program} {args:?} exceeded its {limit:?} limit (sent SIGQUIT for a dump, then SIGKILL):\n{o}"
+            );
         }
         // A 5 ms poll: crash latencies are asserted in hundreds of ms.
         std::thread::sleep(Duration::from_millis(5));
