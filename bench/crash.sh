@@ -21,13 +21,8 @@ for a in "$@"; do
     esac
 done
 
-if ! command -v go >/dev/null 2>&1; then
-    echo "crash.sh: go not found; installing Debian's golang-go" >&2
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update >&2
-    $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y golang-go >&2
-fi
+# shellcheck source=need-go.sh
+. ./need-go.sh crash.sh
 
 cargo build --release --locked --bin crash_bench >&2 || cargo build --release --bin crash_bench >&2
 mkdir -p target

@@ -5,7 +5,8 @@ Called by bench/run.sh after it has built the binaries (target/release/
 *_bench and target/go_bench). Every process runs one workload of one
 implementation. `yield` and `spawn_join` repeat in-process after a warm-up;
 `parked` measures once per process (after one warm-up process at a tenth of
-the size). Full mode runs 5 rounds, each round one process per
+the size), each process started right after `prefault` has touched and freed
+as much memory as it needs (see there). Full mode runs 5 rounds, each round one process per
 implementation in turn, so that a slow spell of the (shared, virtual)
 machine hits every implementation alike; the table shows the median, min and
 max over all repetitions of all rounds.
@@ -112,10 +113,38 @@ def own_cpu():
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
+# First-touch costs (ns per page) seen by `prefault`, for the header.
+PREFAULT_NS = []
+
+
+def prefault(n):
+    """Touches and frees about as much memory as `parked` with n units needs
+    (6 KiB a unit, at most 60% of the available memory) just before such a
+    process starts. On a virtual machine whose host backs guest memory
+    lazily and takes freed pages back (virtio-balloon free page reporting),
+    the first touch of a page the host no longer backs costs several times a
+    warm one, and which process meets such pages depended on which ran
+    before it. Starting every `parked` process right after this, each finds
+    the kernel's free pages backed alike."""
+    try:
+        avail = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return
+    mib = min(n * 6 // 1024, avail * 6 // 10 // 1024)
+    if mib < 64:
+        return
+    out = cmd_out([os.path.join(REL, "calibrate"), str(mib)], timeout=300)
+    m = re.search(r"page_fault_ns=(\d+)", out)
+    if m:
+        PREFAULT_NS.append(int(m.group(1)))
+
+
 def run(impl, workload, n, reps, timeout):
     """Runs one process. Returns (results, error): results is a list of
     dicts (one per `result` line); error is None or (reached, message)."""
     cmd = [binary(impl), workload, str(n), str(reps)]
+    if workload == "parked" and timeout > 120:
+        prefault(n)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env())
     except subprocess.TimeoutExpired:
@@ -176,9 +205,9 @@ def measure(impl, workload, n, reps, timeout):
     return {"n": None, "values": [], "failures": failures}
 
 
-def cmd_out(args):
+def cmd_out(args, timeout=30):
     try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "?"
 
@@ -380,6 +409,10 @@ def main():
                     row["failures"].append((n, err))
     sweep_note = sweep(quick, timeout)
     tab, notes = table(runs, quick)
+    if PREFAULT_NS:
+        head += (f"\n- first touch just before each `parked` process, while `prefault` warms the "
+                 f"kernel's free pages: median {statistics.median(PREFAULT_NS):,.0f} ns "
+                 f"({min(PREFAULT_NS):,}–{max(PREFAULT_NS):,} ns over {len(PREFAULT_NS)} warm-ups)")
     print(head)
     print()
     print(tab)

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 reps="${1:-5}"
-command -v go >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq golang-go >/dev/null; }
+# shellcheck source=need-go.sh
+. ./need-go.sh ffi.sh
 cargo build --release --quiet --bin ffi_bench
 (cd cgo && GOFLAGS=-mod=mod go build -o ../target/gocgo .)
 { target/release/ffi_bench "$reps"; target/gocgo "$reps"; } | python3 -c '
