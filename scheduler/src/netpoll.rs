@@ -25,6 +25,23 @@
 //! descriptor's lock). A wake-up may be spurious (another G took the data):
 //! the caller just retries its syscall and waits again.
 //!
+//! # Calls that know they drained the socket
+//!
+//! A request/response exchange reads what arrived, then reads again and
+//! finds `EAGAIN` before it parks: one wasted syscall per message and side.
+//! Some calls can tell that the next one would block: a TCP read that asks
+//! the kernel how much is left (`TCP_INQ`) and hears 0; a TCP write that
+//! took fewer bytes than offered (the send buffer is full). Every later
+//! arrival (or freed space) is a new epoll edge. So such a call, made
+//! through [`Registration::io_drain`], notes that (`DRAINED`) together with
+//! the number of edges seen before the call, and the next call on that side
+//! parks first instead of trying the syscall, unless an edge came in since
+//! (which clears the note: the count it was taken with no longer matches).
+//! Edges counted before the call were for data the call consumed, so the
+//! `ready` flag they left is stale and is dropped. A hang-up, error or
+//! urgent data ever reported on the socket (`STICKY`) turns this off for
+//! good: the next call may not block (end of stream, a pending error).
+//!
 //! Descriptors are never freed: they live in an append-only registry and are
 //! reused through a free list. The epoll event carries the index and a
 //! sequence number that changes at every reuse, so an event for a closed
@@ -69,7 +86,7 @@ use crate::m::current_g;
 use crate::registry::Registry;
 use crate::sched::sched;
 use crate::timer::{NEVER, nanotime};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -117,11 +134,23 @@ struct PdState {
     sides: [Side; 2],
 }
 
+/// In [`PollDesc::edges`]: the last call on this side drained it, and no
+/// edge came in since (see "Calls that know they drained the socket").
+const DRAINED: u32 = 1;
+/// In [`PollDesc::edges`]: hang-up, error or urgent data was reported once.
+const STICKY: u32 = 2;
+/// In [`PollDesc::edges`]: one edge (the count lives above the two flags).
+const EDGE: u32 = 4;
+
 /// Go's `pollDesc`: the readiness and waiters of one registered socket. See
 /// the module docs for the protocol.
 pub struct PollDesc {
     index: u32,
     state: Mutex<PdState>,
+    /// Per direction: edges seen (a wrapping count in units of [`EDGE`]),
+    /// [`DRAINED`] and [`STICKY`]. Changed by the poller under `state`'s
+    /// lock and by a draining call with a compare-exchange, without it.
+    edges: [AtomicU32; 2],
 }
 
 impl core::fmt::Debug for PollDesc {
@@ -227,6 +256,7 @@ pub fn register(fd: RawFd) -> io::Result<Registration> {
                 seq: 0,
                 sides: Default::default(),
             }),
+            edges: [AtomicU32::new(0), AtomicU32::new(0)],
         }),
     };
     let seq = {
@@ -235,10 +265,14 @@ pub fn register(fd: RawFd) -> io::Result<Registration> {
         for side in &mut st.sides {
             side.ready = false;
         }
+        for e in &pd.edges {
+            e.store(0, Ordering::Release);
+        }
         st.seq
     };
     let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET)
+            as u32,
         u64: u64::from(pd.index) | (u64::from(seq) << 32),
     };
     // SAFETY: the poller's epfd is open; fd is the caller's open socket; ev
@@ -306,11 +340,50 @@ impl Registration {
         }
     }
 
+    /// As [`io`](Self::io) for a call that also says whether it left this
+    /// side drained, so that the next call would find `EAGAIN` (`true` only
+    /// when the kernel said so: see "Calls that know they drained the
+    /// socket"). The next call then parks first, unless an edge came in.
+    pub fn io_drain<R>(
+        &self,
+        mode: Mode,
+        deadline: Option<u64>,
+        mut op: impl FnMut() -> io::Result<(R, bool)>,
+    ) -> io::Result<R> {
+        let edges = &self.pd.edges[mode as usize];
+        if drained_now(edges) {
+            self.wait_inner(mode, deadline, true)?;
+        }
+        loop {
+            let seen = edges.load(Ordering::Acquire);
+            match op() {
+                Ok((r, drained)) => {
+                    if drained {
+                        note_drained(edges, seen);
+                    }
+                    return Ok(r);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_inner(mode, deadline, false)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Waits until the socket may be ready for `mode` (a wake-up may be
     /// spurious: retry the call), or fails with `TimedOut` at `deadline`.
     pub fn wait(&self, mode: Mode, deadline: Option<u64>) -> io::Result<()> {
+        self.wait_inner(mode, deadline, false)
+    }
+
+    /// [`wait`](Self::wait); `drained`: the caller saw [`DRAINED`], so a
+    /// `ready` flag left by edges from before the draining call is stale if
+    /// no edge came in since.
+    fn wait_inner(&self, mode: Mode, deadline: Option<u64>, drained: bool) -> io::Result<()> {
         match current_g() {
-            Some(g) => self.park(g, mode, deadline),
+            Some(g) => self.park(g, mode, deadline, drained),
             None => self.block_thread(mode, deadline),
         }
     }
@@ -337,7 +410,7 @@ impl Registration {
         }
     }
 
-    fn park(&self, g: GRef, mode: Mode, deadline: Option<u64>) -> io::Result<()> {
+    fn park(&self, g: GRef, mode: Mode, deadline: Option<u64>, drained: bool) -> io::Result<()> {
         let outcome = AtomicU8::new(0);
         let token = TOKENS.fetch_add(1, Ordering::Relaxed);
         let pd = self.pd;
@@ -345,10 +418,15 @@ impl Registration {
         if st.seq != self.seq {
             crate::throw!("netpoll: wait on a stale registration");
         }
+        // Edges change only under this lock, so DRAINED still set here
+        // means none came in since the draining call.
+        let stale = drained && drained_now(&pd.edges[mode as usize]);
         let side = &mut st.sides[mode as usize];
         if side.ready {
             side.ready = false;
-            return Ok(());
+            if !stale {
+                return Ok(());
+            }
         }
         if let Some(d) = deadline
             && d <= nanotime()
@@ -417,6 +495,33 @@ pub(crate) fn deadline(pd: u32, mode: u8, token: u64) -> Option<GRef> {
     Some(w.g)
 }
 
+/// Counts an edge on one side's word, clearing [`DRAINED`] (and setting
+/// [`STICKY`] for a hang-up, error or urgent data). Caller holds the
+/// descriptor's lock; a draining call's compare-exchange may race with it.
+fn note_edge(edges: &AtomicU32, sticky: bool) {
+    let set = if sticky { STICKY } else { 0 };
+    let _ = edges.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+        Some((w & !DRAINED).wrapping_add(EDGE) | set)
+    });
+}
+
+/// A call that loaded `edges` as `seen` before it ran says it drained its
+/// side: sets [`DRAINED`] unless an edge came in since (data or space may
+/// have arrived after the call looked) or [`STICKY`] is set. Returns
+/// whether it set it.
+fn note_drained(edges: &AtomicU32, seen: u32) -> bool {
+    seen & STICKY == 0
+        && edges
+            .compare_exchange(seen, seen | DRAINED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+}
+
+/// Whether the last draining call's note still holds (no edge since).
+#[inline]
+fn drained_now(edges: &AtomicU32) -> bool {
+    edges.load(Ordering::Acquire) & DRAINED != 0
+}
+
 /// Marks `side` ready: hands back its waiters, or sets the flag.
 fn wake_side(side: &mut Side, out: &mut Vec<GRef>) {
     if side.waiters.is_empty() {
@@ -468,10 +573,13 @@ fn poll(timeout_ms: libc::c_int, out: &mut Vec<GRef>) {
             continue;
         }
         let err = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
-        if bits & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | err) != 0 {
+        let sticky = bits & (err | (libc::EPOLLRDHUP | libc::EPOLLPRI) as u32) != 0;
+        if bits & ((libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) as u32 | err) != 0 {
+            note_edge(&pd.edges[Mode::Read as usize], sticky);
             wake_side(&mut st.sides[Mode::Read as usize], out);
         }
         if bits & (libc::EPOLLOUT as u32 | err) != 0 {
+            note_edge(&pd.edges[Mode::Write as usize], sticky);
             wake_side(&mut st.sides[Mode::Write as usize], out);
         }
     }
@@ -584,4 +692,63 @@ pub(crate) fn netpoll_break() {
     let one = 1u64;
     // SAFETY: writing 8 bytes from a u64 to our eventfd.
     unsafe { libc::write(p.evfd.as_raw_fd(), (&raw const one).cast(), 8) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Symptom: an edge that arrives while a draining call runs is
+    /// overwritten by its note, and the next call parks on a socket that
+    /// has data (a hang).
+    #[test]
+    fn an_edge_during_the_call_cancels_its_note() {
+        let e = AtomicU32::new(0);
+        let seen = e.load(Ordering::Acquire);
+        note_edge(&e, false);
+        assert!(!note_drained(&e, seen));
+        assert!(!drained_now(&e));
+    }
+
+    /// Symptom: the note outlives the next edge, so a wake-up is taken for
+    /// stale and dropped.
+    #[test]
+    fn an_edge_after_the_note_clears_it() {
+        let e = AtomicU32::new(0);
+        let seen = e.load(Ordering::Acquire);
+        assert!(note_drained(&e, seen));
+        assert!(drained_now(&e));
+        note_edge(&e, false);
+        assert!(!drained_now(&e));
+        // A later call drains again from the new count.
+        let seen = e.load(Ordering::Acquire);
+        assert!(note_drained(&e, seen));
+        assert!(drained_now(&e));
+    }
+
+    /// Symptom: after a hang-up a draining call's note makes the next read
+    /// park although it would return end of stream at once.
+    #[test]
+    fn a_hang_up_turns_notes_off_for_good() {
+        let e = AtomicU32::new(0);
+        note_edge(&e, true);
+        for _ in 0..3 {
+            let seen = e.load(Ordering::Acquire);
+            assert!(!note_drained(&e, seen));
+            assert!(!drained_now(&e));
+            note_edge(&e, false);
+        }
+    }
+
+    /// Symptom: the edge count carries into the flag bits when it wraps.
+    #[test]
+    fn the_edge_count_wraps_without_touching_the_flags() {
+        let e = AtomicU32::new(!(DRAINED | STICKY));
+        let seen = e.load(Ordering::Acquire);
+        assert!(note_drained(&e, seen));
+        note_edge(&e, false);
+        let w = e.load(Ordering::Acquire);
+        assert_eq!(w & (DRAINED | STICKY), 0, "{w:#x}");
+        assert_ne!(w, seen);
+    }
 }

@@ -300,6 +300,60 @@ pub fn set_int_opt(
     .map(drop)
 }
 
+/// Turns on `TCP_INQ` (Linux 4.18): every `recvmsg` then reports how many
+/// bytes are left to read ([`recv_inq`]).
+pub fn set_tcp_inq(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_opt(fd, libc::SOL_TCP, libc::TCP_INQ, 1)
+}
+
+/// `recvmsg(2)` into `buf` on a TCP socket with `TCP_INQ` set: returns the
+/// bytes read and whether the kernel said none are left (the `TCP_CM_INQ`
+/// count is 0; the kernel reports 1 at end of stream, so a socket at its
+/// end never counts as drained). `false` when the count is missing.
+pub fn recv_inq(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+    // Room for one cmsg holding an int, aligned for cmsghdr.
+    #[repr(C)]
+    struct Control {
+        _align: [libc::cmsghdr; 0],
+        bytes: [u8; 32],
+    }
+    let mut control = Control {
+        _align: [],
+        bytes: [0; 32],
+    };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no iov yet).
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes.as_mut_ptr().cast();
+    msg.msg_controllen = control.bytes.len() as _;
+    // SAFETY: msg points at one iovec over `buf` (writable, its length) and
+    // at the writable control buffer of the length given; both outlive the
+    // call.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut left = None;
+    // SAFETY: msg was filled in by recvmsg; CMSG_FIRSTHDR/NXTHDR stay
+    // within msg_controllen, and the data of a TCP_CM_INQ cmsg is an int
+    // (read unaligned, as the layout only promises cmsg alignment).
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_TCP && (*c).cmsg_type == libc::TCP_CM_INQ {
+                left = Some(libc::CMSG_DATA(c).cast::<libc::c_int>().read_unaligned());
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, n > 0 && left == Some(0)))
+}
+
 /// Which readiness a plain thread waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interest {

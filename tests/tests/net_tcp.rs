@@ -246,3 +246,121 @@ fn connect_refused_and_bad_input() {
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
     assert!(t.elapsed() < Duration::from_secs(5));
 }
+
+/// A connected pair: (client, server side), both with a 10 s read timeout
+/// so that a lost wake-up fails the test with `TimedOut` instead of hanging.
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    for x in [&c, &s] {
+        x.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        x.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        x.set_nodelay(true).unwrap();
+    }
+    (c, s)
+}
+
+/// Symptom guarded: a read that emptied the receive queue makes the next
+/// read park without trying the socket; data arriving just after it (while
+/// or after the reader parks) must still wake it, whatever the timing.
+#[test]
+fn reads_after_a_drained_read_see_every_later_arrival() {
+    init();
+    let rounds = if tests::under_qemu() { 300 } else { 3_000 };
+    let (mut c, mut s) = pair();
+    let reader = runtime::go(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while got.len() < rounds * 3 {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "early end of stream after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    });
+    for i in 0..rounds {
+        let b = [(i % 251) as u8; 3];
+        c.write_all(&b[..1]).unwrap();
+        // Vary the gap so the next bytes land before, during and after the
+        // reader's park.
+        match i % 3 {
+            0 => runtime::yield_now(),
+            1 => runtime::sleep(Duration::from_micros(50)),
+            _ => {}
+        }
+        c.write_all(&b[1..]).unwrap();
+    }
+    let got = reader.join().unwrap();
+    for (i, chunk) in got.chunks(3).enumerate() {
+        assert_eq!(chunk, [(i % 251) as u8; 3], "round {i}");
+    }
+}
+
+/// Symptom guarded: after a read that drained the data, the peer's close
+/// arrives with no new data; the next read must see end of stream, not park
+/// for good. Both orders: the close already queued behind the data, and the
+/// close arriving after the drained read.
+#[test]
+fn end_of_stream_after_a_drained_read() {
+    init();
+    for late_close in [false, true] {
+        let (mut c, mut s) = pair();
+        c.write_all(b"hello").unwrap();
+        if !late_close {
+            c.shutdown(Shutdown::Write).unwrap();
+            runtime::sleep(Duration::from_millis(5));
+        }
+        let mut buf = [0u8; 64];
+        assert_eq!(s.read(&mut buf).unwrap(), 5);
+        if late_close {
+            runtime::go(move || {
+                runtime::sleep(Duration::from_millis(5));
+                c.shutdown(Shutdown::Write).unwrap();
+                runtime::sleep(Duration::from_millis(50));
+            });
+        }
+        let t = Instant::now();
+        assert_eq!(s.read(&mut buf).unwrap(), 0, "late_close={late_close}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
+
+/// Symptom guarded: a short write (the send buffer is full) makes the next
+/// write park first; space freed by the reader must wake it, and no byte is
+/// lost or reordered.
+#[test]
+fn writes_after_a_full_send_buffer_resume() {
+    init();
+    let total = if tests::under_qemu() {
+        2 << 20
+    } else {
+        16 << 20
+    };
+    let (mut c, mut s) = pair();
+    let writer = runtime::go(move || {
+        let mut sent = 0;
+        while sent < total {
+            let n = (total - sent).min(256 * 1024);
+            // Each byte's value is its stream offset mod 253.
+            let piece: Vec<u8> = (sent..sent + n).map(|i| (i % 253) as u8).collect();
+            c.write_all(&piece).unwrap();
+            sent += n;
+        }
+    });
+    let mut buf = vec![0u8; 4096];
+    let mut seen = 0usize;
+    while seen < total {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        for (k, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(b as usize, (seen + k) % 253, "byte {}", seen + k);
+        }
+        seen += n;
+        if seen % (1 << 20) < 4096 {
+            // Let the writer's buffer fill now and then.
+            runtime::sleep(Duration::from_millis(1));
+        }
+    }
+    writer.join().unwrap();
+}

@@ -73,25 +73,22 @@ macro_rules! timeout_methods {
 }
 
 /// `Read` and `Write` for a stream socket and for a shared reference to it
-/// (one G reads while another writes): each call goes through the netpoll
-/// registration with the handle's deadline.
+/// (one G reads while another writes): each call goes to the type's
+/// `read_io`/`write_io`, which go through the netpoll registration with the
+/// handle's deadline.
 macro_rules! impl_stream_io {
     ($t:ty) => {
         impl std::io::Read for &$t {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 let s: &$t = self;
-                s.reg.io(Mode::Read, s.timeouts.read_deadline(), || {
-                    std::io::Read::read(&mut &s.inner, buf)
-                })
+                s.read_io(buf)
             }
         }
 
         impl std::io::Write for &$t {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 let s: &$t = self;
-                s.reg.io(Mode::Write, s.timeouts.write_deadline(), || {
-                    std::io::Write::write(&mut &s.inner, buf)
-                })
+                s.write_io(buf)
             }
 
             fn flush(&mut self) -> std::io::Result<()> {

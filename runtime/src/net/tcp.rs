@@ -99,17 +99,47 @@ pub struct TcpStream {
     reg: Registration,
     inner: std::net::TcpStream,
     timeouts: Timeouts,
+    /// `TCP_INQ` is on: each read learns whether it emptied the receive
+    /// queue, and the next read then parks without a syscall that would
+    /// find `EAGAIN` (`netpoll`'s "Calls that know they drained the socket").
+    inq: bool,
 }
 
 impl TcpStream {
     fn from_fd(fd: OwnedFd) -> io::Result<TcpStream> {
+        // Kernels before 4.18 (and some emulators) lack TCP_INQ: reads then
+        // take the plain path.
+        let inq = sys::set_tcp_inq(fd.as_fd()).is_ok();
         let inner = std::net::TcpStream::from(fd);
         let reg = register(inner.as_raw_fd())?;
         Ok(TcpStream {
             reg,
             inner,
             timeouts: Timeouts::default(),
+            inq,
         })
+    }
+
+    /// `Read::read`: on a G, parks while nothing has arrived.
+    fn read_io(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = self.timeouts.read_deadline();
+        if !self.inq || buf.is_empty() {
+            return self.reg.io(Mode::Read, deadline, || {
+                std::io::Read::read(&mut &self.inner, buf)
+            });
+        }
+        self.reg.io_drain(Mode::Read, deadline, || {
+            sys::recv_inq(self.inner.as_fd(), buf)
+        })
+    }
+
+    /// `Write::write`: on a G, parks while the send buffer is full. A short
+    /// write says it is full now.
+    fn write_io(&self, buf: &[u8]) -> io::Result<usize> {
+        self.reg
+            .io_drain(Mode::Write, self.timeouts.write_deadline(), || {
+                std::io::Write::write(&mut &self.inner, buf).map(|n| (n, n < buf.len()))
+            })
     }
 
     /// Connects to `addr` (each of its addresses in turn).
@@ -183,6 +213,7 @@ impl TcpStream {
             reg,
             inner,
             timeouts: self.timeouts.copy(),
+            inq: self.inq,
         })
     }
 

@@ -71,6 +71,21 @@ impl UnixStream {
         })
     }
 
+    /// `Read::read`: on a G, parks while nothing has arrived.
+    fn read_io(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+            std::io::Read::read(&mut &self.inner, buf)
+        })
+    }
+
+    /// `Write::write`: on a G, parks while the send buffer is full.
+    fn write_io(&self, buf: &[u8]) -> io::Result<usize> {
+        self.reg
+            .io(Mode::Write, self.timeouts.write_deadline(), || {
+                std::io::Write::write(&mut &self.inner, buf)
+            })
+    }
+
     /// Connects to the socket file `path`. While the listener's backlog is
     /// full the G sleeps a millisecond between tries (the kernel reports no
     /// readiness for that case).
