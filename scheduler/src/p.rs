@@ -36,6 +36,7 @@ use crate::timer::Timers;
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crossbeam_deque::{Stealer, Worker};
+use crossbeam_utils::CachePadded;
 
 /// State of a P.
 #[repr(u32)]
@@ -123,10 +124,13 @@ pub struct P {
     runnext_puts: AtomicU64,
     /// Owner: the local run queue.
     runq: UnsafeCell<Worker<GRef>>,
-    /// Other Ms' handle on the local run queue.
-    pub(crate) stealer: Stealer<GRef>,
+    /// Other Ms' handle on the local run queue. On a line of its own, as
+    /// are `timers`: a spinning M reads both of every P each time it looks
+    /// for work, and sharing a line with the owner's hot fields (`state`,
+    /// `runnext`) would make the owner's next write to them a cache miss.
+    pub(crate) stealer: CachePadded<Stealer<GRef>>,
     /// This P's timers.
-    pub(crate) timers: Timers,
+    pub(crate) timers: CachePadded<Timers>,
     /// Owner: free G structs.
     pub(crate) gfree: UnsafeCell<Vec<GRef>>,
     /// Owner: free stacks of the default size.
@@ -168,8 +172,8 @@ impl P {
             runnext_thief: AtomicBool::new(false),
             runnext_puts: AtomicU64::new(0),
             runq: UnsafeCell::new(runq),
-            stealer,
-            timers: Timers::default(),
+            stealer: CachePadded::new(stealer),
+            timers: CachePadded::new(Timers::default()),
             gfree: UnsafeCell::new(Vec::new()),
             stacks: UnsafeCell::new(StackCache::new()),
             schedtick: Cell::new(0),
