@@ -49,7 +49,7 @@ use crate::table::{self, Action};
 use crate::unwind::Regs;
 use crate::write::Out;
 use arch::sigctx::SigCtx;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use scheduler::extram;
 use scheduler::g::GStatus;
 use scheduler::m::{ALLMS, M, MStatus};
@@ -197,11 +197,33 @@ pub fn on_m_start() {
         }
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
     }
-    check_onstack();
+    if onstack_check_due(now_ns(libc::CLOCK_MONOTONIC_COARSE)) {
+        check_onstack();
+    }
+}
+
+/// When an M start last looked at the handlers (`CLOCK_MONOTONIC_COARSE`,
+/// ns; 0: never).
+static ONSTACK_CHECKED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// How often M starts look at the handlers. The handlers are process-wide,
+/// so one look stands for every M that starts soon after; looking at each
+/// start cost a foreign thread's first callback (which starts an extra M)
+/// seven `sigaction` calls, ~0.7 µs of ~1.6 µs.
+const ONSTACK_CHECK_EVERY_NS: u64 = 100_000_000;
+
+/// Whether the M starting at `now` should look (then it claims the look).
+fn onstack_check_due(now: u64) -> bool {
+    let last = ONSTACK_CHECKED_AT.load(Ordering::Relaxed);
+    (last == 0 || now.saturating_sub(last) >= ONSTACK_CHECK_EVERY_NS)
+        && ONSTACK_CHECKED_AT
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Reports handlers installed after gort's without `SA_ONSTACK`: a fault
-/// on a G whose stack overflowed would then kill the process silently.
+/// on a G whose stack overflowed would then kill the process silently. Run
+/// by M starts at most every [`ONSTACK_CHECK_EVERY_NS`].
 pub fn check_onstack() -> usize {
     let mut bad = 0;
     for e in table::TABLE {
@@ -721,4 +743,23 @@ pub fn fatal_hook(_msg: &str) {
     }
     // SAFETY: _exit is always safe to call.
     unsafe { libc::_exit(2) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Symptom: every M start pays for the handler check (seven syscalls on
+    /// a foreign thread's first callback), or a check never comes again.
+    #[test]
+    fn m_starts_look_at_the_handlers_at_most_every_interval() {
+        // Far past any real clock reading, so M starts elsewhere in this
+        // process cannot claim a look in between.
+        let t = 1u64 << 62;
+        assert!(onstack_check_due(t));
+        assert!(!onstack_check_due(t + 1_000_000));
+        assert!(!onstack_check_due(t + ONSTACK_CHECK_EVERY_NS - 1));
+        assert!(onstack_check_due(t + ONSTACK_CHECK_EVERY_NS));
+        assert!(!onstack_check_due(t + ONSTACK_CHECK_EVERY_NS + 1));
+    }
 }

@@ -161,7 +161,9 @@ pub fn handler_without_onstack() {
         sa.sa_sigaction = other as *const () as usize;
         libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
     }
-    // New Ms check the handlers when they start: make the runtime start Ms.
+    // New Ms check the handlers when they start, at most every 100 ms:
+    // let the look of the Ms started above age, then start more.
+    std::thread::sleep(Duration::from_millis(150));
     let hs: Vec<_> = (0..8)
         .map(|_| {
             runtime::go(|| {
