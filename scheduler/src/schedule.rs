@@ -41,7 +41,7 @@ use crate::p::{GFREE_MAX, P, PStatus};
 use crate::sched::{m_exited, sched, start_m, wakep, wakep_if_idle};
 use crate::timer::{NEVER, nanotime};
 use arch::context;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The global queue goes first once every this many schedules on a P, so
 /// Gs there cannot starve behind a busy local queue (Go uses 61 too: prime,
@@ -858,8 +858,36 @@ fn netpoll_get(p: &'static P) -> Option<GRef> {
 /// that starts waiting on a G while every P is idle: otherwise a thread
 /// that was still exiting (gort's own symbol-table thread, right after
 /// start-up), or the main thread reaching its `join` after the last M went
-/// to sleep, would leave a deadlock that nothing looks at again.
+/// to sleep, would leave a deadlock that nothing looks at again. A check
+/// that found more threads than it can account for also leaves
+/// [`dead_unsure`] set: sysmon, asleep on an idle runtime, then looks again
+/// now and then ([`recheck_dead`]), so a thread that exits long after
+/// without waking anyone still ends in the report.
 pub(crate) fn check_dead() {
+    let unsure = check_dead_inner(true);
+    DEAD_UNSURE.store(unsure, Ordering::Relaxed);
+}
+
+/// Whether the last deadlock check found every G parked but a thread it
+/// could not account for (which may still wake one).
+pub(crate) fn dead_unsure() -> bool {
+    DEAD_UNSURE.load(Ordering::Relaxed)
+}
+
+/// [`check_dead`] for sysmon while it sleeps on an idle runtime: the same
+/// check, without waking sysmon for quiet rounds.
+pub(crate) fn recheck_dead() {
+    let unsure = check_dead_inner(false);
+    DEAD_UNSURE.store(unsure, Ordering::Relaxed);
+}
+
+/// See [`dead_unsure`].
+static DEAD_UNSURE: AtomicBool = AtomicBool::new(false);
+
+/// The check; returns whether it found only unaccounted threads in the way.
+/// `wake_sysmon`: ask sysmon for its quiet rounds where the check may be
+/// racing with a thread that is about to block or exit.
+fn check_dead_inner(wake_sysmon: bool) -> bool {
     let s = sched();
     if s.npidle.load(Ordering::SeqCst) != s.procs()
         || s.nmspinning.load(Ordering::SeqCst) != 0
@@ -867,25 +895,27 @@ pub(crate) fn check_dead() {
         || earliest_timer() != NEVER
         || crate::netpoll::waiting() != 0
     {
-        return;
+        return false;
     }
     let blocked = crate::waiter::blocked_threads();
     if blocked == 0 {
         // No thread waits on a G: whoever runs next is outside the runtime.
         // One may be about to (racing with this check): sysmon looks again.
-        crate::sysmon::note_syscall();
-        return;
+        if wake_sysmon {
+            crate::sysmon::note_syscall();
+        }
+        return false;
     }
     let mut waiting = 0usize;
     for g in crate::g::ALLGS.iter() {
         match g.status() {
             GStatus::Waiting => waiting += 1,
-            GStatus::Runnable | GStatus::Running | GStatus::Syscall => return,
+            GStatus::Runnable | GStatus::Running | GStatus::Syscall => return false,
             GStatus::Idle | GStatus::Dead => {}
         }
     }
     if waiting == 0 || !s.global.is_empty() || work_anywhere() {
-        return;
+        return false;
     }
     // Threads that cannot wake anyone: Ms with a thread (this one included),
     // sysmon, and the blocked plain threads.
@@ -894,8 +924,10 @@ pub(crate) fn check_dead() {
     if tasks > known {
         // Some other thread may still wake a G, or may be exiting: have
         // sysmon (woken as for a syscall) look again during its quiet rounds.
-        crate::sysmon::note_syscall();
-        return;
+        if wake_sysmon {
+            crate::sysmon::note_syscall();
+        }
+        return true;
     }
     crate::throw!("all goroutines are asleep - deadlock!");
 }

@@ -4,7 +4,10 @@
 //! It is a plain thread, not an M: it holds no P and runs no G. It wakes
 //! every 20 µs while some M is in a syscall, backing off to 10 ms otherwise,
 //! and sleeps until the next syscall or the next P to leave the idle list
-//! when the runtime is idle, so an idle runtime costs nothing.
+//! when the runtime is idle, so an idle runtime costs nothing. (One
+//! exception: when every G is parked and the last deadlock check found a
+//! thread it could not account for, it wakes after 0.5 s, then 1, 2, 4 and
+//! every 8 s, to look again.)
 //!
 //! - A P whose M has been in the same syscall for a whole period is retaken
 //!   when other work waits (its local queue or the global queue is not
@@ -41,6 +44,12 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 const POLL_STALE_NS: u64 = 10_000_000;
 /// Rounds without any syscall before sysmon sleeps until the next one.
 const IDLE_ROUNDS: u32 = 50;
+
+/// While the last deadlock check was unsure (`schedule::dead_unsure`),
+/// sysmon asleep on an idle runtime looks again after this, doubling up to
+/// [`UNSURE_RECHECK_MAX`].
+const UNSURE_RECHECK_MIN: Duration = Duration::from_millis(500);
+const UNSURE_RECHECK_MAX: Duration = Duration::from_secs(8);
 
 /// Whether sysmon sleeps until the next syscall.
 static PARKED: AtomicBool = AtomicBool::new(false);
@@ -198,8 +207,20 @@ fn run() {
             if any {
                 PARKED.store(false, Ordering::SeqCst);
             } else {
+                let mut recheck = UNSURE_RECHECK_MIN;
                 while !*w && PARKED.load(Ordering::SeqCst) {
-                    WAKE_CV.wait(&mut w);
+                    if !crate::schedule::dead_unsure() {
+                        WAKE_CV.wait(&mut w);
+                    } else if WAKE_CV.wait_for(&mut w, recheck).timed_out()
+                        && !*w
+                        && PARKED.load(Ordering::SeqCst)
+                    {
+                        // Every G parked, a thread gort cannot account for
+                        // in the way: if it has exited since, this reports
+                        // the deadlock.
+                        parking_lot::MutexGuard::unlocked(&mut w, crate::schedule::recheck_dead);
+                        recheck = (recheck * 2).min(UNSURE_RECHECK_MAX);
+                    }
                 }
             }
             *w = false;

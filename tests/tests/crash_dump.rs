@@ -221,6 +221,22 @@ fn a_deadlock_is_reported_with_the_dump() {
 }
 
 #[test]
+fn a_deadlock_is_reported_once_the_last_other_thread_exits() {
+    let o = run("crash_deadlock_after_thread_exits", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(
+        o.stderr
+            .contains("fatal error: all goroutines are asleep - deadlock!"),
+        "{o}"
+    );
+    assert!(!o.stdout.contains("unreachable"), "{o}");
+    // The thread exits after 1.5 s; sysmon looks again 0.5 s, then 1 s,
+    // after its quiet rounds (qemu-user is slower at everything).
+    let bound = if under_qemu() { 30 } else { 6 };
+    assert!(o.elapsed < Duration::from_secs(bound), "{o}");
+}
+
+#[test]
 fn a_plain_thread_that_can_still_wake_gs_is_not_a_deadlock() {
     let o = run("crash_not_a_deadlock", &[]);
     o.assert_success();

@@ -213,6 +213,21 @@ pub fn not_a_deadlock() {
     println!("finished");
 }
 
+/// Symptom: a plain thread that could have woken the Gs exits long after
+/// the runtime went idle, without waking them, and the process hangs with
+/// nothing left to report the deadlock.
+pub fn deadlock_after_thread_exits() {
+    let wg = Arc::new(runtime::sync::WaitGroup::new());
+    wg.add(1);
+    let w2 = wg.clone();
+    let h = runtime::go(move || w2.wait());
+    // Holds no handle on the group: it only keeps the check from being
+    // sure until it exits, well after sysmon's quiet rounds are over.
+    std::thread::spawn(|| std::thread::sleep(Duration::from_millis(1500)));
+    h.join().unwrap();
+    println!("unreachable");
+}
+
 #[inline(never)]
 fn divide_by(d: u32) -> u32 {
     let n = std::hint::black_box(100u32);

@@ -524,6 +524,10 @@ fn main() {
         ("crash_deadlock", crash_scenarios::deadlock),
         ("crash_sigfpe", crash_scenarios::sigfpe),
         ("crash_not_a_deadlock", crash_scenarios::not_a_deadlock),
+        (
+            "crash_deadlock_after_thread_exits",
+            crash_scenarios::deadlock_after_thread_exits,
+        ),
         ("crash_noalloc", crash_noalloc),
         ("crash_quit_dumps_all", crash_scenarios::quit_dumps_all),
         (
