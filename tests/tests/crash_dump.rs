@@ -222,6 +222,12 @@ fn a_deadlock_is_reported_with_the_dump() {
 
 #[test]
 fn a_deadlock_is_reported_once_the_last_other_thread_exits() {
+    if under_qemu() {
+        // As for `a_deadlock_is_reported_with_the_dump`: qemu-user's own
+        // threads are in /proc/self/task, so the check never concludes.
+        eprintln!("skipped under qemu-user: its own threads appear in /proc/self/task");
+        return;
+    }
     let o = run("crash_deadlock_after_thread_exits", &[]);
     assert_eq!(o.code, Some(2), "{o}");
     assert!(
@@ -231,9 +237,8 @@ fn a_deadlock_is_reported_once_the_last_other_thread_exits() {
     );
     assert!(!o.stdout.contains("unreachable"), "{o}");
     // The thread exits after 1.5 s; sysmon looks again 0.5 s, then 1 s,
-    // after its quiet rounds (qemu-user is slower at everything).
-    let bound = if under_qemu() { 30 } else { 6 };
-    assert!(o.elapsed < Duration::from_secs(bound), "{o}");
+    // after its quiet rounds.
+    assert!(o.elapsed < Duration::from_secs(6), "{o}");
 }
 
 #[test]
