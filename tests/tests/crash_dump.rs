@@ -200,13 +200,19 @@ fn an_invalid_traceback_level_is_reported() {
     assert_eq!(o.code, Some(2), "{o}");
 }
 
+/// Deadlock detection counts the process's threads in /proc/self/task;
+/// qemu-user runs threads of its own in the process, so there it (rightly,
+/// conservatively) never concludes that nobody can wake a G.
+fn no_deadlock_reports_here() -> bool {
+    if under_qemu() {
+        eprintln!("skipped under qemu-user: its own threads appear in /proc/self/task");
+    }
+    under_qemu()
+}
+
 #[test]
 fn a_deadlock_is_reported_with_the_dump() {
-    if under_qemu() {
-        // Deadlock detection counts the process's threads in /proc/self/task;
-        // qemu-user runs threads of its own in the process, so there it
-        // (rightly, conservatively) never concludes that nobody can wake a G.
-        eprintln!("skipped under qemu-user: its own threads appear in /proc/self/task");
+    if no_deadlock_reports_here() {
         return;
     }
     let o = run("crash_deadlock", &[]);
@@ -222,10 +228,7 @@ fn a_deadlock_is_reported_with_the_dump() {
 
 #[test]
 fn a_deadlock_is_reported_once_the_last_other_thread_exits() {
-    if under_qemu() {
-        // As for `a_deadlock_is_reported_with_the_dump`: qemu-user's own
-        // threads are in /proc/self/task, so the check never concludes.
-        eprintln!("skipped under qemu-user: its own threads appear in /proc/self/task");
+    if no_deadlock_reports_here() {
         return;
     }
     let o = run("crash_deadlock_after_thread_exits", &[]);
