@@ -331,13 +331,7 @@ impl Registration {
         deadline: Option<u64>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        loop {
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(mode, deadline)?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
-            }
-        }
+        self.io_drain(mode, deadline, || op().map(|r| (r, false)))
     }
 
     /// As [`io`](Self::io) for a call that also says whether it left this

@@ -791,7 +791,7 @@ fn find_runnable(m: MRef) -> GRef {
             continue;
         }
         if next == NEVER {
-            check_dead();
+            check_dead(true);
         }
         // Gs wait for I/O and no M blocks in netpoll: this M does, instead
         // of sleeping on its note (netpoll.rs). It holds no P and is not on
@@ -861,10 +861,14 @@ fn netpoll_get(p: &'static P) -> Option<GRef> {
 /// to sleep, would leave a deadlock that nothing looks at again. A check
 /// that found more threads than it can account for also leaves
 /// [`dead_unsure`] set: sysmon, asleep on an idle runtime, then looks again
-/// now and then ([`recheck_dead`]), so a thread that exits long after
+/// now and then (`check_dead(false)`), so a thread that exits long after
 /// without waking anyone still ends in the report.
-pub(crate) fn check_dead() {
-    let unsure = check_dead_inner(true);
+///
+/// `wake_sysmon`: ask sysmon for its quiet rounds where the check may be
+/// racing with a thread that is about to block or exit (false for sysmon's
+/// own looks while it sleeps).
+pub(crate) fn check_dead(wake_sysmon: bool) {
+    let unsure = check_dead_unsure(wake_sysmon);
     DEAD_UNSURE.store(unsure, Ordering::Relaxed);
 }
 
@@ -874,20 +878,12 @@ pub(crate) fn dead_unsure() -> bool {
     DEAD_UNSURE.load(Ordering::Relaxed)
 }
 
-/// [`check_dead`] for sysmon while it sleeps on an idle runtime: the same
-/// check, without waking sysmon for quiet rounds.
-pub(crate) fn recheck_dead() {
-    let unsure = check_dead_inner(false);
-    DEAD_UNSURE.store(unsure, Ordering::Relaxed);
-}
-
 /// See [`dead_unsure`].
 static DEAD_UNSURE: AtomicBool = AtomicBool::new(false);
 
-/// The check; returns whether it found only unaccounted threads in the way.
-/// `wake_sysmon`: ask sysmon for its quiet rounds where the check may be
-/// racing with a thread that is about to block or exit.
-fn check_dead_inner(wake_sysmon: bool) -> bool {
+/// [`check_dead`]'s check; returns whether only threads it could not
+/// account for were in the way.
+fn check_dead_unsure(wake_sysmon: bool) -> bool {
     let s = sched();
     if s.npidle.load(Ordering::SeqCst) != s.procs()
         || s.nmspinning.load(Ordering::SeqCst) != 0

@@ -189,7 +189,7 @@ fn run() {
         }
         quiet += 1;
         if s.npidle() == s.procs() {
-            crate::schedule::check_dead();
+            crate::schedule::check_dead(true);
         }
         if quiet >= IDLE_ROUNDS {
             // Quiet for a while: if the runtime is idle, give back the pages
@@ -218,7 +218,9 @@ fn run() {
                         // Every G parked, a thread gort cannot account for
                         // in the way: if it has exited since, this reports
                         // the deadlock.
-                        parking_lot::MutexGuard::unlocked(&mut w, crate::schedule::recheck_dead);
+                        parking_lot::MutexGuard::unlocked(&mut w, || {
+                            crate::schedule::check_dead(false)
+                        });
                         recheck = (recheck * 2).min(UNSURE_RECHECK_MAX);
                     }
                 }

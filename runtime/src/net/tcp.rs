@@ -123,7 +123,7 @@ impl TcpStream {
     /// `Read::read`: on a G, parks while nothing has arrived.
     fn read_io(&self, buf: &mut [u8]) -> io::Result<usize> {
         let deadline = self.timeouts.read_deadline();
-        if !self.inq || buf.is_empty() {
+        if !self.inq {
             return self.reg.io(Mode::Read, deadline, || {
                 std::io::Read::read(&mut &self.inner, buf)
             });
