@@ -1,6 +1,6 @@
 //! Runtime configuration before start.
 
-use scheduler::config::{self, Config, ConfigError};
+use scheduler::config::{self, Config, ConfigError, Source};
 use std::fmt;
 
 /// Configures the runtime before its first use. Values left unset come from
@@ -78,8 +78,11 @@ impl Builder {
         self
     }
 
-    /// Most OS threads (Ms) the runtime may create (default 10,000). Beyond
-    /// it the process stops with `fatal error: thread exhaustion`, as Go.
+    /// Most OS threads (Ms) the runtime may create (default 10,000; at least
+    /// `procs + 1`, checked by [`Builder::build`]). Threads of C libraries
+    /// that call in keep an M of their own but are not counted: the limit is
+    /// for threads gort creates, as Go's. Beyond it the process stops with
+    /// `fatal error: thread exhaustion`, as Go.
     pub fn max_threads(mut self, n: usize) -> Builder {
         self.max_threads = Some(n);
         self
@@ -100,10 +103,13 @@ impl Builder {
     }
 
     /// The configuration this builder would start, without starting it.
+    /// Fails on a value out of range or on values that do not fit together
+    /// (`max_threads` below `procs + 1`), naming where each came from.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        let mut c = Config::from_env();
+        let mut c = Config::from_env_unchecked();
         if let Some(n) = self.procs {
             c.procs = config::check_procs("procs", n)?;
+            c.procs_source = Source::Builder("procs");
         }
         if let Some(n) = self.stack_size {
             c.stack_size = config::check_stack_size("stack_size", n)?;
@@ -117,6 +123,7 @@ impl Builder {
                 });
             }
             c.max_threads = n;
+            c.max_threads_source = Source::Builder("max_threads");
         }
         if let Some(n) = self.max_stacks {
             if n == 0 {
@@ -129,6 +136,7 @@ impl Builder {
             c.max_stacks = n;
         }
         c.force_mprotect_guards = self.force_mprotect_guards;
+        c.check()?;
         Ok(c)
     }
 

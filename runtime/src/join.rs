@@ -125,7 +125,6 @@ impl GoBuilder {
         T: Send + 'static,
     {
         crate::ensure_started();
-        install_panic_hook();
         let packet = Arc::new(Packet {
             slot: JoinSlot::new(f),
         });
@@ -146,8 +145,16 @@ pub(crate) static PANIC_ABORTS: std::sync::atomic::AtomicBool =
 
 /// Names the G in panic messages, as std names threads: `goroutine 7
 /// 'worker' panicked at src/main.rs:3:5:`. Panics on plain threads go to the
-/// hook that was installed before.
-fn install_panic_hook() {
+/// hook that was installed before. Installed when the runtime starts
+/// (`ensure_started`), whichever call starts it, so a panic in the first
+/// callback from C is named too.
+///
+/// The hook runs on the panicking G's stack, which may be as small as
+/// `MIN_STACK_SIZE` (16 KiB). Walking the stack for a backtrace is cheap
+/// there; resolving and printing it (DWARF line tables, demangling) takes
+/// tens of KiB, so it runs on a short-lived helper thread with a stack of
+/// its own while the G waits.
+pub(crate) fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
@@ -156,17 +163,37 @@ fn install_panic_hook() {
             let msg = payload_str(info.payload());
             let location = info.location().map_or_else(|| "<unknown>".to_owned(), |l| l.to_string());
             let name = g.name().map_or_else(String::new, |n| format!(" '{n}'"));
+            let head = format!("\ngoroutine {}{name} panicked at {location}:\n{msg}\n", g.goid());
             let backtrace = std::backtrace::Backtrace::capture();
-            let note = match backtrace.status() {
-                std::backtrace::BacktraceStatus::Captured => format!("stack backtrace:\n{backtrace}"),
-                _ => "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n".to_owned(),
-            };
-            eprint!("\ngoroutine {}{name} panicked at {location}:\n{msg}\n{note}", g.goid());
+            match backtrace.status() {
+                std::backtrace::BacktraceStatus::Captured => print_with_backtrace(head, backtrace),
+                _ => eprintln!("{head}note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"),
+            }
             if PANIC_ABORTS.load(std::sync::atomic::Ordering::Relaxed) || signals::level::level() == signals::Level::Crash {
                 scheduler::fatal::throw("unhandled panic in a G");
             }
         }));
     });
+}
+
+/// Stack of the thread that resolves a panicking G's backtrace.
+const RESOLVE_STACK_SIZE: usize = 1 << 20;
+
+/// Prints `head` and the resolved `backtrace` from a helper thread (see
+/// [`install_panic_hook`]). If no thread can be started (a thread limit),
+/// prints `head` and says why the backtrace is missing.
+#[inline(never)]
+fn print_with_backtrace(head: String, backtrace: std::backtrace::Backtrace) {
+    let head = Arc::new(head);
+    let h2 = head.clone();
+    let printed = std::thread::Builder::new()
+        .name("gort-panic".into())
+        .stack_size(RESOLVE_STACK_SIZE)
+        .spawn(move || eprint!("{h2}stack backtrace:\n{backtrace}"))
+        .map(|t| t.join().is_ok());
+    if !matches!(printed, Ok(true)) {
+        eprintln!("{head}stack backtrace: not shown (no thread could be started to resolve it)");
+    }
 }
 
 fn payload_str(p: &(dyn Any + Send)) -> &str {

@@ -61,10 +61,12 @@ pub use scheduler::{SpawnError, Stats};
 pub use signals::Level as TracebackLevel;
 
 /// Sets up what must exist before the first M starts: crash tracing
-/// (signal handlers, per-M signal stacks, M hooks). Idempotent and cheap.
+/// (signal handlers, per-M signal stacks, M hooks) and the panic hook that
+/// names Gs. Idempotent and cheap.
 #[inline]
 pub(crate) fn ensure_started() {
     signals::init();
+    join::install_panic_hook();
 }
 
 /// Raises the crash traceback level (as `GORT_TRACEBACK`) to at least

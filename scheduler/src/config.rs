@@ -14,6 +14,29 @@ pub const DEFAULT_MAX_THREADS: usize = 10_000;
 /// Upper bound on `procs` (Go caps GOMAXPROCS at 1024 too).
 pub const MAX_PROCS: usize = 1024;
 
+/// Where a configuration value came from, for messages that must tell the
+/// user which setting to change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Source {
+    /// Nothing set it.
+    #[default]
+    Default,
+    /// An environment variable, e.g. `GORT_MAX_THREADS`.
+    Env(&'static str),
+    /// A `runtime::Builder` method, e.g. `max_threads`.
+    Builder(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("the default"),
+            Source::Env(var) => f.write_str(var),
+            Source::Builder(method) => write!(f, "Builder::{method}"),
+        }
+    }
+}
+
 /// Validated configuration of a runtime.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -28,6 +51,11 @@ pub struct Config {
     pub max_stacks: usize,
     /// Use mprotect guard pages even where `MADV_GUARD_INSTALL` works.
     pub force_mprotect_guards: bool,
+    /// Where `procs` came from.
+    pub procs_source: Source,
+    /// Where `max_threads` came from (the thread-exhaustion message names
+    /// it).
+    pub max_threads_source: Source,
 }
 
 /// A configuration value that cannot be used.
@@ -67,12 +95,51 @@ impl Config {
             max_threads: DEFAULT_MAX_THREADS,
             max_stacks: usize::MAX,
             force_mprotect_guards: false,
+            procs_source: Source::Default,
+            max_threads_source: Source::Default,
         }
     }
 
+    /// Checks the values against each other: `max_threads` must leave a
+    /// thread for every P and one more (an M that blocks while the others
+    /// run), as Go's `checkmcount` would stop the program at once otherwise.
+    /// The error names where both values came from.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let need = self.procs + 1;
+        if self.max_threads < need {
+            let setting = match self.max_threads_source {
+                Source::Env(var) => var,
+                _ => "max_threads",
+            };
+            return Err(err(
+                setting,
+                &self.max_threads.to_string(),
+                format!(
+                    "at least {need}: procs + 1, with procs = {} from {}",
+                    self.procs, self.procs_source
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Defaults overridden by `GORT_MAXPROCS`, `GORT_STACK_SIZE` and
-    /// `GORT_MAX_THREADS`. Invalid values are reported on stderr and ignored.
+    /// `GORT_MAX_THREADS`. Invalid values are reported on stderr and ignored;
+    /// a `GORT_MAX_THREADS` too small for the procs is reported and replaced
+    /// by the default.
     pub fn from_env() -> Config {
+        let mut c = Config::from_env_unchecked();
+        if let Err(e) = c.check() {
+            eprintln!("gort: {e}; using the default {DEFAULT_MAX_THREADS}");
+            c.max_threads = DEFAULT_MAX_THREADS.max(c.procs + 1);
+            c.max_threads_source = Source::Default;
+        }
+        c
+    }
+
+    /// [`Config::from_env`] without the cross-check of [`Config::check`],
+    /// for a builder that overrides some values before checking.
+    pub fn from_env_unchecked() -> Config {
         let mut c = Config::defaults();
         let apply = |name: &'static str, set: &mut dyn FnMut(&str) -> Result<(), ConfigError>| {
             if let Some(v) = std::env::var_os(name) {
@@ -84,6 +151,7 @@ impl Config {
         };
         apply("GORT_MAXPROCS", &mut |v| {
             c.procs = parse_procs("GORT_MAXPROCS", v)?;
+            c.procs_source = Source::Env("GORT_MAXPROCS");
             Ok(())
         });
         apply("GORT_STACK_SIZE", &mut |v| {
@@ -92,6 +160,7 @@ impl Config {
         });
         apply("GORT_MAX_THREADS", &mut |v| {
             c.max_threads = parse_max_threads("GORT_MAX_THREADS", v)?;
+            c.max_threads_source = Source::Env("GORT_MAX_THREADS");
             Ok(())
         });
         c
@@ -174,8 +243,8 @@ pub fn check_stack_size(setting: &'static str, n: usize) -> Result<usize, Config
     }
 }
 
-/// `max_threads`: at least `procs + 1` is checked at build time; here, an
-/// integer from 2 to 1,000,000.
+/// `max_threads`: an integer from 2 to 1,000,000 (at least `procs + 1` is
+/// checked by [`Config::check`]).
 pub fn parse_max_threads(setting: &'static str, v: &str) -> Result<usize, ConfigError> {
     match v.trim().parse::<usize>() {
         Ok(n) if (2..=1_000_000).contains(&n) => Ok(n),
@@ -208,6 +277,27 @@ mod tests {
             let e = parse_stack_size("GORT_STACK_SIZE", bad).unwrap_err();
             assert!(e.to_string().starts_with("invalid GORT_STACK_SIZE="), "{e}");
         }
+    }
+
+    #[test]
+    fn max_threads_below_procs_names_both_sources() {
+        let mut c = Config::defaults();
+        c.procs = 8;
+        c.procs_source = Source::Builder("procs");
+        c.max_threads = 2;
+        c.max_threads_source = Source::Builder("max_threads");
+        let e = c.check().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid max_threads=\"2\": expected at least 9: procs + 1, with procs = 8 from Builder::procs"
+        );
+        c.max_threads_source = Source::Env("GORT_MAX_THREADS");
+        c.procs_source = Source::Default;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.starts_with("invalid GORT_MAX_THREADS=\"2\""), "{e}");
+        assert!(e.ends_with("from the default"), "{e}");
+        c.max_threads = 9;
+        assert_eq!(c.check(), Ok(()));
     }
 
     #[test]

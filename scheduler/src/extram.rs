@@ -186,12 +186,30 @@ fn check_invariant() {
     }
 }
 
+/// Threads gort created that are alive now: the number `max_threads`
+/// (`GORT_MAX_THREADS`) limits. Ms with an OS thread, minus extra Ms bound
+/// to foreign threads: a C thread that called in once keeps its M until it
+/// exits, but gort did not create that thread (Go's `checkmcount` leaves
+/// extra Ms out the same way). Read under the extra-list lock, so the three
+/// counters agree.
+pub fn created_threads() -> usize {
+    let _guard = ExtraLock::lock();
+    created_threads_locked()
+}
+
+/// [`created_threads`] with the list already locked by the caller.
+fn created_threads_locked() -> usize {
+    let n = MCOUNT.load(Ordering::Relaxed);
+    n - EXTRA_M_COUNT.load(Ordering::Relaxed) - EXTRA_M_IN_USE.load(Ordering::Relaxed)
+}
+
 /// Registers a new runtime M (status `New`) and counts it, under the lock.
-/// Fails with the count if the limit would be exceeded.
+/// Fails with the number of threads gort created if one more would exceed
+/// `limit` (see [`created_threads`]).
 pub(crate) fn register_m(limit: usize) -> Result<MRef, usize> {
     let _guard = ExtraLock::lock();
     let n = MCOUNT.load(Ordering::Relaxed);
-    let threads = n - EXTRA_M_COUNT.load(Ordering::Relaxed);
+    let threads = created_threads_locked();
     if threads >= limit {
         return Err(threads);
     }
@@ -211,7 +229,8 @@ pub(crate) fn unregister_m(m: MRef) {
 /// list (Go's `oneNewExtraM`). Allocates: never call from a signal handler.
 pub fn one_new_extra_m() -> Result<(), crate::stack::StackError> {
     let s = crate::sched::sched();
-    let stack = s.stacks.alloc(s.config.stack_size)?;
+    // Not counted by `max_stacks`, which bounds the Gs a program spawns.
+    let stack = s.stacks.alloc_outside_limit(s.config.stack_size)?;
     let g = crate::schedule::gfget(None);
     // SAFETY: g came off a free list and is ours; the stack too.
     unsafe { g.attach_stack(stack) };

@@ -297,9 +297,11 @@ pub(crate) fn start_m(p: Option<&'static P>, spinning: bool) {
 fn new_m(p: &'static P, spinning: bool) {
     let s = sched();
     let Ok(m) = crate::extram::register_m(s.config.max_threads) else {
-        crate::fatal::write_stderr(&[
-            b"runtime: program exceeds the M (thread) limit set by GORT_MAX_THREADS\n",
-        ]);
+        let msg = format!(
+            "runtime: program exceeds the limit of {} threads gort creates (max_threads, set by {})\n",
+            s.config.max_threads, s.config.max_threads_source
+        );
+        crate::fatal::write_stderr(&[msg.as_bytes()]);
         crate::throw!("new_m: thread exhaustion");
     };
     m.spinning.store(spinning, Ordering::Relaxed);

@@ -31,6 +31,12 @@
 //! used once reserves little address space while the default size, which
 //! most stacks have, needs few chunks (a million 256 KiB stacks take about
 //! 260 of them). A stack larger than `CHUNK_MAX` gets a chunk of its own.
+//! Under an address-space limit (`ulimit -v`, `RLIMIT_AS`) a chunk is at
+//! most a quarter of the room left below the limit (less a reserve of
+//! 1/16 of the limit, at most 64 MiB, for the rest of the process), and a
+//! refused chunk is asked for again at half the length, down to one stack:
+//! the last stacks that fit are handed out before
+//! [`StackError::OutOfMemory`], which then says what would help.
 //!
 //! Untouched pages cost nothing: `MAP_NORESERVE` charges no commit, and a
 //! page takes memory only once written. A G that uses 3 KiB of its 256 KiB
@@ -320,12 +326,16 @@ pub enum StackError {
         /// readable).
         max_map_count: Option<u64>,
     },
-    /// `mmap` could not reserve address space for a new chunk.
+    /// `mmap` could not reserve address space for a new chunk, even for a
+    /// single stack.
     OutOfMemory {
-        /// Bytes asked of the kernel.
+        /// Bytes asked of the kernel (the last, smallest request).
         requested: usize,
         /// `errno` of the failed call.
         errno: i32,
+        /// The address-space limit (`RLIMIT_AS`, `ulimit -v`) in bytes and
+        /// the address space in use when it happened, if there is a limit.
+        address_space: Option<(u64, u64)>,
     },
     /// The configured limit on live stacks (`max_stacks`) was reached.
     LimitReached {
@@ -387,13 +397,32 @@ impl fmt::Display for StackError {
                     )
                 }
             }
-            StackError::OutOfMemory { requested, errno } => write!(
-                f,
-                "cannot reserve {requested} bytes of address space for G stacks: mmap failed with {} \
-                 (errno {errno}); the address space (ulimit -v, or a 32-bit process) or the overcommit \
-                 policy (vm.overcommit_memory) allows no more",
-                std::io::Error::from_raw_os_error(*errno)
-            ),
+            StackError::OutOfMemory {
+                requested,
+                errno,
+                address_space,
+            } => {
+                write!(
+                    f,
+                    "cannot reserve {requested} bytes of address space for G stacks: mmap failed with {}; ",
+                    std::io::Error::from_raw_os_error(*errno)
+                )?;
+                match address_space {
+                    Some((limit, used)) => write!(
+                        f,
+                        "the address-space limit (ulimit -v, RLIMIT_AS) is {} KiB and {} KiB are in use; \
+                         raise ulimit -v, or make stacks smaller (Builder::stack_size, GORT_STACK_SIZE) \
+                         so that more fit",
+                        limit >> 10,
+                        used >> 10
+                    ),
+                    None => f.write_str(
+                        "the address space (a 32-bit process) or the overcommit policy \
+                         (vm.overcommit_memory) allows no more; make stacks smaller \
+                         (Builder::stack_size, GORT_STACK_SIZE) so that more fit",
+                    ),
+                }
+            }
             StackError::LimitReached { limit } => write!(
                 f,
                 "the limit of {limit} live G stacks is reached (max_stacks)"
@@ -800,6 +829,17 @@ impl StackPool {
         }
     }
 
+    /// A stack like [`StackPool::alloc`] that `max_stacks` does not count
+    /// and that is never freed: the callback stack of an extra M, which the
+    /// pool keeps one of as a spare for foreign threads. `max_stacks` bounds
+    /// the Gs a program spawns; `max_stacks(1)` must still allow one.
+    pub fn alloc_outside_limit(&self, size: usize) -> Result<Stack, StackError> {
+        let size = self.round_size(size)?;
+        let mut got = None;
+        self.take(size, 1, |st| got = Some(st))?;
+        Ok(got.expect("StackPool::alloc_outside_limit: take returned no stack"))
+    }
+
     /// Gives a stack back for reuse. The stack must come from this pool and
     /// no G may run on it any more.
     pub fn free(&self, st: Stack) {
@@ -928,9 +968,13 @@ impl StackPool {
 
     /// Maps the next chunk of `c` and publishes it in the chunk table.
     /// Called with the pool lock held (it serialises table writers).
+    ///
+    /// Under an address-space limit the chunk is at most a quarter of the
+    /// room left, so the rest of the process (threads, `malloc`) keeps some;
+    /// a refused mapping is retried at half the length down to one stride.
     #[cold]
     fn map_chunk(&self, c: &mut SizeClass) -> Result<(), StackError> {
-        let len = c.next_chunk;
+        let mut len = c.next_chunk;
         let n = self.n_chunks.load(Ordering::Relaxed);
         if n == MAX_CHUNKS {
             // 4 TiB of stacks (64-bit); the address space is as good as
@@ -938,32 +982,57 @@ impl StackPool {
             return Err(StackError::OutOfMemory {
                 requested: len,
                 errno: libc::ENOMEM,
+                address_space: address_space(),
             });
         }
-        // SAFETY: a fresh private anonymous mapping at an address the kernel
-        // chooses; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
+        if let Some((limit, used)) = address_space() {
+            // Room for the rest of the process (threads, `malloc`) stays:
+            // a stack that fits but leaves `malloc` nothing would turn an
+            // `Err` from `try_go` into an abort a moment later.
+            let reserve = (limit / 16).min(64 << 20);
+            let room = limit.saturating_sub(used).saturating_sub(reserve);
+            let room = usize::try_from(room).unwrap_or(usize::MAX);
+            if room < c.stride {
+                return Err(StackError::OutOfMemory {
+                    requested: c.stride,
+                    errno: libc::ENOMEM,
+                    address_space: Some((limit, used)),
+                });
+            }
+            len = SizeClass::fit(len.min(room / 4), c.stride);
+        }
+        let p = loop {
+            // SAFETY: a fresh private anonymous mapping at an address the
+            // kernel chooses; no existing memory is affected.
+            let p = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                    -1,
+                    0,
+                )
+            };
+            if p != libc::MAP_FAILED {
+                break p;
+            }
             let errno = errno();
             // mmap also fails with ENOMEM when the process is out of
             // mappings; say so rather than blame the address space.
             if errno == libc::ENOMEM && out_of_mappings() {
                 return Err(self.map_limit());
             }
+            if errno == libc::ENOMEM && len > c.stride {
+                len = SizeClass::fit(len / 2, c.stride);
+                continue;
+            }
             return Err(StackError::OutOfMemory {
                 requested: len,
                 errno,
+                address_space: address_space(),
             });
-        }
+        };
         // A hint; failure (a kernel without THP) changes nothing.
         // SAFETY: advice on the whole mapping just made, which no one uses
         // yet.
@@ -1058,6 +1127,7 @@ impl StackPool {
             errno => Err(StackError::OutOfMemory {
                 requested: self.guard,
                 errno,
+                address_space: None,
             }),
         }
     }
@@ -1156,6 +1226,27 @@ fn mprotect_map_budget() -> Option<usize> {
 /// Whether the process has (nearly) as many mappings as `vm.max_map_count`
 /// allows. Error path only: reads `/proc`.
 #[cold]
+/// `(RLIMIT_AS, bytes of address space in use)` if the process has an
+/// address-space limit (`ulimit -v`). Reads `/proc/self/statm`: a cold path
+/// (a new chunk, an error), never a hot one.
+fn address_space() -> Option<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid out-pointer for getrlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    #[allow(clippy::unnecessary_cast)] // rlim_t is 32 bits on i686
+    let limit = lim.rlim_cur as u64;
+    Some((limit, pages * page_size() as u64))
+}
+
 fn out_of_mappings() -> bool {
     match (read_max_map_count(), count_maps()) {
         (Some(max), Some(now)) => now as u64 + 16 >= max,
@@ -1979,7 +2070,7 @@ mod tests {
         });
         assert!(libc::WIFEXITED(status), "child died: {status:#x}: {out}");
         assert!(out.starts_with("OutOfMemory"), "{out}");
-        assert!(out.contains(&format!("errno {}", libc::ENOMEM)), "{out}");
-        assert!(out.contains("address space"), "{out}");
+        assert!(out.contains(&format!("os error {}", libc::ENOMEM)), "{out}");
+        assert!(out.contains("address-space limit (ulimit -v"), "{out}");
     }
 }

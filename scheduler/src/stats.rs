@@ -49,6 +49,12 @@ impl Stats {
         self.runnable_gs + self.running_gs + self.waiting_gs + self.syscall_gs
     }
 
+    /// Threads gort created that are alive: Ms with a thread minus extra Ms
+    /// bound to foreign threads. The number `max_threads` limits.
+    pub fn created_threads(&self) -> usize {
+        self.threaded_ms().saturating_sub(self.extra_m_in_use)
+    }
+
     /// Ms that own an OS thread: `mcount - extra_m_count`.
     pub fn threaded_ms(&self) -> usize {
         self.mcount.saturating_sub(self.extra_m_count)

@@ -8,6 +8,7 @@ mod chan_scenarios;
 mod crash_faults;
 mod crash_relay;
 mod crash_scenarios;
+mod fault_scenarios;
 mod ffi_scenarios;
 mod net_scenarios;
 mod sync_scenarios;
@@ -236,8 +237,6 @@ fn stack_limit() {
         }
     };
     println!("spawned={}", hs.len());
-    // Each spare extra M (for foreign threads) holds a stack too.
-    println!("extra_ms={}", runtime::stats().extra_m_count);
     println!("error={err}");
     wg.done();
     for h in hs.drain(..) {
@@ -520,6 +519,30 @@ fn main() {
         ("ffi_c_example", ffi_scenarios::c_example),
         ("ffi_needm_stress", ffi_scenarios::needm_stress),
         ("chan_sleep_order", chan_scenarios::sleep_order),
+        (
+            "fault_idle_foreign_threads",
+            fault_scenarios::idle_foreign_threads,
+        ),
+        (
+            "fault_builder_threads_below_procs",
+            fault_scenarios::builder_threads_below_procs,
+        ),
+        (
+            "fault_env_threads_below_builder_procs",
+            fault_scenarios::env_threads_below_builder_procs,
+        ),
+        (
+            "fault_small_stack_panic",
+            fault_scenarios::small_stack_panic,
+        ),
+        (
+            "fault_callback_panic_first",
+            fault_scenarios::callback_panic_first,
+        ),
+        (
+            "fault_address_space_limit",
+            fault_scenarios::address_space_limit,
+        ),
         ("crash_segv_in_g", crash_scenarios::segv_in_g),
         ("crash_deadlock", crash_scenarios::deadlock),
         ("crash_sigfpe", crash_scenarios::sigfpe),

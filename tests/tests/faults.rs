@@ -1,0 +1,170 @@
+//! The fault matrix: each way of misusing gort or running it out of a
+//! resource, run in a child process with a hard time limit, asserting the
+//! exact error, status code, signal or output. Misuse is an error and a
+//! limit is a stall or an error: never a crash, a hang or undefined
+//! behaviour. `docs/guide.md` ("Limits and misuse") lists what each
+//! returns.
+//!
+//! Cases tested elsewhere, with the same pattern, are named at the end of
+//! this file rather than run twice.
+
+use tests::{Outcome, run, under_qemu};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scenarios");
+
+fn case(name: &str, env: &[(&str, &str)]) -> Outcome {
+    run(BIN, &[name], env, tests::crash_limit())
+}
+
+#[test]
+fn idle_foreign_threads_do_not_count_toward_max_threads() {
+    let o = case(
+        "fault_idle_foreign_threads",
+        &[("GORT_MAX_THREADS", "8"), ("GORT_MAXPROCS", "2")],
+    );
+    o.assert_success();
+    assert_eq!(o.value("extra_m_in_use"), Some("10"), "{o}");
+    let created: usize = o.parse("created_threads");
+    assert!(created <= 8, "{o}");
+    assert_eq!(o.value("done"), Some("ok"), "{o}");
+}
+
+#[test]
+fn max_threads_below_procs_is_a_build_error_naming_both_settings() {
+    let o = case("fault_builder_threads_below_procs", &[]);
+    o.assert_success();
+    assert_eq!(
+        o.value("error"),
+        Some(
+            "invalid max_threads=\"2\": expected at least 9: procs + 1, with procs = 8 from Builder::procs"
+        ),
+        "{o}"
+    );
+    assert_eq!(o.value("valid"), Some("Ok(())"), "{o}");
+    assert_eq!(o.value("value"), Some("42"), "{o}");
+}
+
+#[test]
+fn max_threads_from_the_environment_below_builder_procs_names_the_variable() {
+    let o = case(
+        "fault_env_threads_below_builder_procs",
+        &[("GORT_MAX_THREADS", "2")],
+    );
+    o.assert_success();
+    assert_eq!(
+        o.value("error"),
+        Some(
+            "invalid GORT_MAX_THREADS=\"2\": expected at least 9: procs + 1, with procs = 8 from Builder::procs"
+        ),
+        "{o}"
+    );
+}
+
+#[test]
+fn max_threads_below_procs_in_the_environment_is_reported_and_defaulted() {
+    let o = case(
+        "env_config",
+        &[("GORT_MAX_THREADS", "2"), ("GORT_MAXPROCS", "8")],
+    );
+    o.assert_success();
+    assert!(
+        o.stderr.contains(
+            "gort: invalid GORT_MAX_THREADS=\"2\": expected at least 9: procs + 1, with procs = 8 \
+             from GORT_MAXPROCS; using the default 10000"
+        ),
+        "{o}"
+    );
+    assert_eq!(o.value("procs"), Some("8"), "{o}");
+    assert_eq!(o.value("value"), Some("42"), "{o}");
+}
+
+#[test]
+fn invalid_environment_values_are_named_and_defaulted() {
+    for (var, val, expected) in [
+        ("GORT_MAXPROCS", "0", "an integer from 1 to 1024"),
+        ("GORT_MAXPROCS", "lots", "an integer from 1 to 1024"),
+        (
+            "GORT_MAXPROCS",
+            "99999999999999999999999",
+            "an integer from 1 to 1024",
+        ),
+        ("GORT_STACK_SIZE", "1", "a size from 16384 to"),
+        ("GORT_STACK_SIZE", "12Q", "a size from 16384 to"),
+        (
+            "GORT_STACK_SIZE",
+            "99999999999999999999G",
+            "a size from 16384 to",
+        ),
+        ("GORT_MAX_THREADS", "1", "an integer from 2 to 1000000"),
+        ("GORT_MAX_THREADS", "-3", "an integer from 2 to 1000000"),
+    ] {
+        let o = case("env_config", &[(var, val)]);
+        o.assert_success();
+        let want = format!("gort: invalid {var}={val:?}: expected {expected}");
+        assert!(o.stderr.contains(&want), "{var}={val}: want {want:?}\n{o}");
+        assert!(o.stderr.contains("; using the default"), "{o}");
+        assert_eq!(o.value("value"), Some("42"), "{var}={val}: {o}");
+    }
+}
+
+#[test]
+fn a_panic_on_the_smallest_stack_with_backtraces_reaches_join() {
+    let o = case("fault_small_stack_panic", &[("RUST_BACKTRACE", "1")]);
+    o.assert_success();
+    assert_eq!(o.value("joined"), Some("err"), "{o}");
+    assert!(o.stderr.contains("panicked at"), "{o}");
+    assert!(o.stderr.contains("small 16"), "{o}");
+    // The backtrace was resolved and printed.
+    assert!(o.stderr.contains("stack backtrace:"), "{o}");
+    assert!(o.stderr.contains("small_stack_panic"), "{o}");
+    assert_eq!(
+        o.value("second"),
+        Some("cannot create a G: the limit of 1 live G stacks is reached (max_stacks)"),
+        "{o}"
+    );
+    assert_eq!(o.value("done"), Some("ok"), "{o}");
+}
+
+#[test]
+fn a_panic_in_the_first_callback_is_named_as_a_g() {
+    let o = case("fault_callback_panic_first", &[]);
+    o.assert_success();
+    assert_eq!(o.value("payload"), Some("Some(\"in a callback\")"), "{o}");
+    assert!(o.stderr.contains("goroutine "), "{o}");
+    assert!(o.stderr.contains(" panicked at "), "{o}");
+    assert!(!o.stderr.contains("thread '"), "{o}");
+    assert_eq!(o.value("after"), Some("1"), "{o}");
+}
+
+#[test]
+fn try_go_under_an_address_space_limit_fills_it_and_fails_cleanly() {
+    if under_qemu() {
+        // qemu-user maps the guest's address space itself; RLIMIT_AS limits
+        // the emulator, not the program.
+        eprintln!("skipped under qemu: RLIMIT_AS applies to the emulator");
+        return;
+    }
+    let o = case("fault_address_space_limit", &[("AS_LIMIT_MB", "2000")]);
+    o.assert_success();
+    let spawned: usize = o.parse("spawned");
+    let err = o.value("error").unwrap();
+    assert!(
+        err.contains("ulimit -v") && err.contains("stack_size"),
+        "the error says what would help: {o}"
+    );
+    // Stacks fill the address space up to the reserve kept for the rest of
+    // the process, not to the last whole 1 GiB chunk (4,079 256 KiB stacks
+    // fit in 2000 MiB that way).
+    let stride_kib = if cfg!(target_pointer_width = "64") {
+        260
+    } else {
+        68
+    };
+    let vm: u64 = o.parse("vm_kib");
+    assert!(
+        vm > (2000 << 10) - (2000 << 10) / 8,
+        "address space used {vm} KiB of 2000 MiB ({spawned} stacks of {stride_kib} KiB)\n{o}"
+    );
+    assert_eq!(o.value("malloc"), Some("8388608"), "{o}");
+    assert_eq!(o.value("after"), Some("5"), "{o}");
+}
