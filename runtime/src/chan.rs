@@ -39,11 +39,41 @@ pub use scheduler::chan::{
 };
 
 /// The pieces [`select!`](crate::select!) expands to; usable directly to
-/// select over a number of operations known only at run time.
+/// select over a number of operations known only at run time (crossbeam's
+/// `Select`; the guide has the mapping).
+///
+/// ```
+/// use std::time::Duration;
+/// use runtime::chan::{self, select::{Mode, RecvArm, Selected, SendArm, select}};
+/// let rxs: Vec<_> = (0..5).map(|_| chan::bounded::<usize>(1)).collect();
+/// rxs[3].0.send(30).unwrap();
+/// let (out_tx, out_rx) = chan::bounded::<&str>(1);
+/// // Any number of arms, of different element types.
+/// let recvs: Vec<_> = rxs.iter().map(|(_, rx)| RecvArm::new(rx)).collect();
+/// let send = SendArm::new(&out_tx, "hello");
+/// let mut ops: Vec<_> = recvs.iter().map(RecvArm::op).collect();
+/// ops.push(send.op());
+/// // Only arm 3 can receive, and the send can proceed: one of the two
+/// // is chosen at random and completed.
+/// match select(&ops, Mode::timeout(Duration::from_secs(5))) {
+///     Selected::Arm(5) => {
+///         assert_eq!(send.take(), Some(Ok(())));
+///         assert_eq!(out_rx.recv(), Ok("hello"));
+///     }
+///     Selected::Arm(i) => {
+///         assert_eq!((i, recvs[i].take()), (3, Some(Ok(30))));
+///         assert!(out_rx.is_empty(), "the send that lost did not happen");
+///     }
+///     Selected::Timeout | Selected::Default => unreachable!(),
+/// }
+/// // Arms are single-use: build new ones for the next select.
+/// ```
 pub mod select {
     #[doc(hidden)]
     pub use scheduler::chan::select::unreachable_outcome;
-    pub use scheduler::chan::select::{Mode, Op, RecvArm, Selected, SendArm, select};
+    pub use scheduler::chan::select::{
+        Mode, Op, RecvArm, Selected, SendArm, select, select_biased,
+    };
 }
 
 /// Makes a channel that buffers `cap` values; `bounded(0)` is unbuffered
@@ -59,12 +89,31 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     scheduler::chan::unbounded()
 }
 
+/// A receiver that never receives and is never closed (Go's nil channel,
+/// crossbeam's `never`): a `recv` arm on it is switched off.
+///
+/// ```
+/// use std::time::Duration;
+/// use runtime::{chan, select};
+/// let maybe: Option<chan::Receiver<i32>> = None;
+/// let rx = maybe.unwrap_or_else(chan::never);
+/// let got = select! {
+///     recv(rx) -> _ => "value",
+///     timeout(Duration::from_millis(1)) => "timeout",
+/// };
+/// assert_eq!(got, "timeout");
+/// ```
+pub fn never<T>() -> Receiver<T> {
+    crate::ensure_started();
+    scheduler::chan::never()
+}
+
 /// Waits on several channel operations and runs the arm of the first that
 /// can proceed, as Go's `select`.
 ///
 /// ```
 /// use std::time::Duration;
-/// use runtime::{chan, select};
+/// use runtime::{chan, select, time};
 /// let (tx, rx) = chan::bounded::<i32>(1);
 /// let (_quit_tx, quit) = chan::bounded::<()>(0);
 /// select! {
@@ -82,6 +131,12 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 ///     default => None,
 /// };
 /// assert_eq!(nothing, None);
+/// // Go's `case <-time.After(d):` — a temporary channel is fine.
+/// let late = select! {
+///     recv(rx) -> _ => false,
+///     recv(time::after(Duration::from_millis(5))) -> _ => true,
+/// };
+/// assert!(late);
 /// ```
 ///
 /// Arms, separated by commas:
@@ -93,28 +148,63 @@ pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
 ///   Every `value` is evaluated before the select, as in Go; the values of
 ///   send arms that are not chosen are dropped;
 /// - at most one of `default => body` (run when no arm is ready: the
-///   select never blocks), `timeout(duration) => body` or
-///   `deadline(instant) => body`.
+///   select never blocks), `timeout(duration) => body` (also spelt
+///   `default(duration)`, as in crossbeam) or `deadline(instant) => body`.
+///
+/// `rx` and `tx` may be temporaries (`recv(time::after(d))`): they live
+/// until the select ends. A trailing comma inside `recv(…,)`,
+/// `send(…, …,)` and after the last arm is accepted.
 ///
 /// When several arms are ready one is chosen at random, so each gets a
-/// fair share. With none ready the caller parks (a G) or blocks (a thread)
-/// on all of them at once until one fires. A select with no arm at all
-/// blocks for good, like Go's `select {}`.
+/// fair share — also arms naming the same channel, and also when the
+/// select had to wait (see [`select_biased!`](crate::select_biased!) for
+/// the first-ready-arm order). With none ready the caller parks (a G) or
+/// blocks (a thread) on all of them at once until one fires. A select with
+/// no arm at all blocks for good, like Go's `select {}`.
 #[macro_export]
 macro_rules! select {
     ($($t:tt)*) => {
-        $crate::__select!(@ [] [] ($crate::chan::select::Mode::Block) ($crate::chan::select::unreachable_outcome()) $($t)*)
+        $crate::__select!(@ ($crate::chan::select::select) [] [] ($crate::chan::select::Mode::Block) ($crate::chan::select::unreachable_outcome()) $($t)*)
+    };
+}
+
+/// As [`select!`](crate::select!), but when several arms are ready the
+/// first of them in the order written wins (crossbeam's
+/// `select_biased!`): for priorities, such as draining a control channel
+/// before taking more work. An arm that is always ready starves the arms
+/// after it.
+///
+/// ```
+/// use runtime::{chan, select_biased};
+/// let (hi_tx, hi) = chan::bounded::<&str>(4);
+/// let (lo_tx, lo) = chan::bounded::<&str>(4);
+/// lo_tx.send("low").unwrap();
+/// hi_tx.send("high").unwrap();
+/// let first = select_biased! {
+///     recv(hi) -> v => v.unwrap(),
+///     recv(lo) -> v => v.unwrap(),
+/// };
+/// assert_eq!(first, "high");
+/// ```
+#[macro_export]
+macro_rules! select_biased {
+    ($($t:tt)*) => {
+        $crate::__select!(@ ($crate::chan::select::select_biased) [] [] ($crate::chan::select::Mode::Block) ($crate::chan::select::unreachable_outcome()) $($t)*)
     };
 }
 
 /// Implementation of [`select!`]: a tt-muncher collecting arms.
+///
+/// Each arm becomes two `let`s: `&channel`, whose temporary (if the
+/// channel expression is one) lives to the end of the select's block by
+/// temporary lifetime extension, and the arm borrowing it.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select {
     // All arms read: run the select, then the chosen arm's body.
-    (@ [$($arm:ident $p:pat => $body:expr;)*] [$($decl:tt)*] ($mode:expr) ($final:expr)) => {{
+    (@ ($f:path) [$($arm:ident $p:pat => $body:expr;)*] [$($decl:tt)*] ($mode:expr) ($final:expr)) => {{
         $($decl)*
-        let _ = $crate::chan::select::select(&[$($arm.op()),*], $mode);
+        let _ = $f(&[$($arm.op()),*], $mode);
         $( if let ::core::option::Option::Some(__select_result) = $arm.take() {
             let $p = __select_result;
             $body
@@ -123,45 +213,54 @@ macro_rules! __select {
         }
     }};
     // Arm heads.
-    (@ $arms:tt [$($decl:tt)*] $mode:tt $final:tt recv($rx:expr) -> $p:pat => $($rest:tt)*) => {
-        $crate::__select!(@body $arms [$($decl)* let __select_arm = $crate::chan::select::RecvArm::new(&$rx);] $mode $final (arm __select_arm $p) $($rest)*)
+    (@ $f:tt $arms:tt [$($decl:tt)*] $mode:tt $final:tt recv($rx:expr $(,)?) -> $p:pat => $($rest:tt)*) => {
+        $crate::__select!(@body $f $arms [$($decl)*
+            let __select_chan = &$rx;
+            let __select_arm = $crate::chan::select::RecvArm::new(__select_chan);
+        ] $mode $final (arm __select_arm $p) $($rest)*)
     };
-    (@ $arms:tt [$($decl:tt)*] $mode:tt $final:tt send($tx:expr, $v:expr) -> $p:pat => $($rest:tt)*) => {
-        $crate::__select!(@body $arms [$($decl)* let __select_arm = $crate::chan::select::SendArm::new(&$tx, $v);] $mode $final (arm __select_arm $p) $($rest)*)
+    (@ $f:tt $arms:tt [$($decl:tt)*] $mode:tt $final:tt send($tx:expr, $v:expr $(,)?) -> $p:pat => $($rest:tt)*) => {
+        $crate::__select!(@body $f $arms [$($decl)*
+            let __select_chan = &$tx;
+            let __select_arm = $crate::chan::select::SendArm::new(__select_chan, $v);
+        ] $mode $final (arm __select_arm $p) $($rest)*)
     };
-    (@ $arms:tt $decl:tt $mode:tt $final:tt default => $($rest:tt)*) => {
-        $crate::__select!(@body $arms $decl ($crate::chan::select::Mode::NonBlocking) $final (final) $($rest)*)
+    (@ $f:tt $arms:tt $decl:tt $mode:tt $final:tt default => $($rest:tt)*) => {
+        $crate::__select!(@body $f $arms $decl ($crate::chan::select::Mode::NonBlocking) $final (final) $($rest)*)
     };
-    (@ $arms:tt $decl:tt $mode:tt $final:tt timeout($d:expr) => $($rest:tt)*) => {
-        $crate::__select!(@body $arms $decl ($crate::chan::select::Mode::timeout($d)) $final (final) $($rest)*)
+    (@ $f:tt $arms:tt $decl:tt $mode:tt $final:tt default($d:expr $(,)?) => $($rest:tt)*) => {
+        $crate::__select!(@body $f $arms $decl ($crate::chan::select::Mode::timeout($d)) $final (final) $($rest)*)
     };
-    (@ $arms:tt $decl:tt $mode:tt $final:tt deadline($i:expr) => $($rest:tt)*) => {
-        $crate::__select!(@body $arms $decl ($crate::chan::select::Mode::Deadline($i)) $final (final) $($rest)*)
+    (@ $f:tt $arms:tt $decl:tt $mode:tt $final:tt timeout($d:expr $(,)?) => $($rest:tt)*) => {
+        $crate::__select!(@body $f $arms $decl ($crate::chan::select::Mode::timeout($d)) $final (final) $($rest)*)
+    };
+    (@ $f:tt $arms:tt $decl:tt $mode:tt $final:tt deadline($i:expr $(,)?) => $($rest:tt)*) => {
+        $crate::__select!(@body $f $arms $decl ($crate::chan::select::Mode::Deadline($i)) $final (final) $($rest)*)
     };
     // Arm bodies: a block (comma optional) or an expression (comma unless
     // last).
-    (@body [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:block , $($rest:tt)*) => {
-        $crate::__select!(@ [$($arms)* $arm $p => $body;] $decl $mode $final $($rest)*)
+    (@body $f:tt [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:block , $($rest:tt)*) => {
+        $crate::__select!(@ $f [$($arms)* $arm $p => $body;] $decl $mode $final $($rest)*)
     };
-    (@body [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:block $($rest:tt)*) => {
-        $crate::__select!(@ [$($arms)* $arm $p => $body;] $decl $mode $final $($rest)*)
+    (@body $f:tt [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:block $($rest:tt)*) => {
+        $crate::__select!(@ $f [$($arms)* $arm $p => $body;] $decl $mode $final $($rest)*)
     };
-    (@body [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:expr , $($rest:tt)*) => {
-        $crate::__select!(@ [$($arms)* $arm $p => $body;] $decl $mode $final $($rest)*)
+    (@body $f:tt [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:expr , $($rest:tt)*) => {
+        $crate::__select!(@ $f [$($arms)* $arm $p => $body;] $decl $mode $final $($rest)*)
     };
-    (@body [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:expr) => {
-        $crate::__select!(@ [$($arms)* $arm $p => $body;] $decl $mode $final)
+    (@body $f:tt [$($arms:tt)*] $decl:tt $mode:tt $final:tt (arm $arm:ident $p:pat) $body:expr) => {
+        $crate::__select!(@ $f [$($arms)* $arm $p => $body;] $decl $mode $final)
     };
-    (@body $arms:tt $decl:tt $mode:tt $final:tt (final) $body:block , $($rest:tt)*) => {
-        $crate::__select!(@ $arms $decl $mode ($body) $($rest)*)
+    (@body $f:tt $arms:tt $decl:tt $mode:tt $final:tt (final) $body:block , $($rest:tt)*) => {
+        $crate::__select!(@ $f $arms $decl $mode ($body) $($rest)*)
     };
-    (@body $arms:tt $decl:tt $mode:tt $final:tt (final) $body:block $($rest:tt)*) => {
-        $crate::__select!(@ $arms $decl $mode ($body) $($rest)*)
+    (@body $f:tt $arms:tt $decl:tt $mode:tt $final:tt (final) $body:block $($rest:tt)*) => {
+        $crate::__select!(@ $f $arms $decl $mode ($body) $($rest)*)
     };
-    (@body $arms:tt $decl:tt $mode:tt $final:tt (final) $body:expr , $($rest:tt)*) => {
-        $crate::__select!(@ $arms $decl $mode ($body) $($rest)*)
+    (@body $f:tt $arms:tt $decl:tt $mode:tt $final:tt (final) $body:expr , $($rest:tt)*) => {
+        $crate::__select!(@ $f $arms $decl $mode ($body) $($rest)*)
     };
-    (@body $arms:tt $decl:tt $mode:tt $final:tt (final) $body:expr) => {
-        $crate::__select!(@ $arms $decl $mode ($body))
+    (@body $f:tt $arms:tt $decl:tt $mode:tt $final:tt (final) $body:expr) => {
+        $crate::__select!(@ $f $arms $decl $mode ($body))
     };
 }

@@ -31,6 +31,7 @@
 
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 /// What a write guard of an [`RwCell`] calls after releasing its borrow.
@@ -255,7 +256,9 @@ impl<T: ?Sized> RwCell<T> {
             crate::throw!("cell: locked data read while written (lock protocol bug)");
         }
         RwCellRef {
-            cell: self,
+            borrowed: &self.borrowed,
+            // SAFETY: `UnsafeCell::get` never returns null.
+            value: unsafe { NonNull::new_unchecked(self.value.get()) },
             lock,
             _marker: PhantomData,
         }
@@ -272,6 +275,33 @@ pub struct RwCellMut<'a, T: ?Sized, L: Unlock + ?Sized> {
     cell: &'a RwCell<T>,
     lock: &'a L,
     _marker: PhantomData<&'a mut T>,
+}
+
+impl<'a, T: ?Sized, L: Unlock + ?Sized> RwCellMut<'a, T, L> {
+    /// The lock this borrow's drop unlocks.
+    pub fn lock(&self) -> &'a L {
+        self.lock
+    }
+
+    /// Turns the exclusive borrow into a shared one, without calling the
+    /// lock's `unlock` (the caller converts the lock's own state: its
+    /// `downgrade`). The shared borrow's drop calls `unlock_shared`.
+    pub fn downgrade(self) -> RwCellRef<'a, T, L>
+    where
+        L: UnlockShared,
+    {
+        let this = core::mem::ManuallyDrop::new(self);
+        // One shared borrow, ours; release: our writes happen before any
+        // later reader's acquire of the count.
+        this.cell.borrowed.store(1, Ordering::Release);
+        RwCellRef {
+            borrowed: &this.cell.borrowed,
+            // SAFETY: `UnsafeCell::get` never returns null.
+            value: unsafe { NonNull::new_unchecked(this.cell.value.get()) },
+            lock: this.lock,
+            _marker: PhantomData,
+        }
+    }
 }
 
 impl<T: ?Sized, L: Unlock + ?Sized> core::ops::Deref for RwCellMut<'_, T, L> {
@@ -300,26 +330,40 @@ impl<T: ?Sized, L: Unlock + ?Sized> Drop for RwCellMut<'_, T, L> {
 }
 
 /// A shared borrow of an [`RwCell`].
+///
+/// Covariant in `T`, like `&T` (and std's `RwLockReadGuard`): it keeps the
+/// value as a `NonNull<T>` rather than a reference to the cell, whose
+/// `UnsafeCell` would make it invariant.
 pub struct RwCellRef<'a, T: ?Sized, L: UnlockShared + ?Sized> {
-    cell: &'a RwCell<T>,
+    borrowed: &'a AtomicUsize,
+    /// The cell's value; valid for `'a`, shared while this borrow lives.
+    value: NonNull<T>,
     lock: &'a L,
     /// Send/Sync as `&T`.
     _marker: PhantomData<&'a T>,
 }
 
+// SAFETY: the guard hands out only `&T` (as `&'a T` would): sharing or
+// sending it shares the `T`.
+unsafe impl<T: ?Sized + Sync, L: UnlockShared + Sync + ?Sized> Sync for RwCellRef<'_, T, L> {}
+// SAFETY: as above; dropping it on another thread only releases a count
+// (the lock types here allow unlocking from any thread).
+unsafe impl<T: ?Sized + Sync, L: UnlockShared + Sync + ?Sized> Send for RwCellRef<'_, T, L> {}
+
 impl<T: ?Sized, L: UnlockShared + ?Sized> core::ops::Deref for RwCellRef<'_, T, L> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: this guard holds a shared borrow: no exclusive one exists.
-        unsafe { &*self.cell.value.get() }
+        // SAFETY: this guard holds a shared borrow: no exclusive one exists,
+        // and the cell outlives `'a`.
+        unsafe { self.value.as_ref() }
     }
 }
 
 impl<T: ?Sized, L: UnlockShared + ?Sized> Drop for RwCellRef<'_, T, L> {
     #[inline]
     fn drop(&mut self) {
-        self.cell.borrowed.fetch_sub(1, Ordering::Release);
+        self.borrowed.fetch_sub(1, Ordering::Release);
         self.lock.unlock_shared();
     }
 }

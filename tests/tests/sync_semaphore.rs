@@ -102,10 +102,7 @@ fn impossible_requests_and_over_release_panic_in_the_caller() {
     assert!(msg.contains("4 permits asked of a semaphore of 3"), "{msg}");
     let s3 = sem.clone();
     let err = runtime::go(move || s3.release(1)).join().unwrap_err();
-    let msg = err
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(
         msg.contains("released more permits than were acquired"),
         "{msg}"

@@ -108,6 +108,16 @@ impl Condvar {
         (guard, WaitTimeoutResult(false))
     }
 
+    /// As [`wait`](Self::wait), giving up at `deadline` (parking_lot's
+    /// `wait_until`, in std's by-value guard shape).
+    pub fn wait_until<'a, T: ?Sized>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Instant,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        self.wait_inner(guard, Some(deadline))
+    }
+
     fn wait_inner<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -123,25 +133,32 @@ impl Condvar {
         (mutex.lock(), WaitTimeoutResult(woken == Woken::TimedOut))
     }
 
-    /// Wakes one waiter, the one that has waited longest.
-    pub fn notify_one(&self) {
+    /// Wakes one waiter, the one that has waited longest. Returns whether
+    /// there was one (as parking_lot's).
+    pub fn notify_one(&self) -> bool {
         if !self.q.has_waiters() {
-            return;
+            return false;
         }
         let w = self.q.lock().pop_front(0);
-        if let Some(w) = w {
-            w.wake();
+        match w {
+            Some(w) => {
+                w.wake();
+                true
+            }
+            None => false,
         }
     }
 
-    /// Wakes every waiter.
-    pub fn notify_all(&self) {
+    /// Wakes every waiter. Returns how many were woken (as parking_lot's).
+    pub fn notify_all(&self) -> usize {
         if !self.q.has_waiters() {
-            return;
+            return 0;
         }
         let all = self.q.lock().pop_all(0);
+        let n = all.len();
         for w in all {
             w.wake();
         }
+        n
     }
 }

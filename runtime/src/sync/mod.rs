@@ -13,6 +13,8 @@
 //! | [`WaitGroup`] | `sync.WaitGroup` | `sync.WaitGroup.Wait` |
 //! | [`Once`] | `sync.Once` | `sync.Mutex.Lock` |
 //! | [`Semaphore`] | `x/sync/semaphore.Weighted` | `semacquire` |
+//! | [`Barrier`] | std's `Barrier` (Go: a `sync.Cond` over a count) | `sync.Cond.Wait` |
+//! | [`OnceLock`], [`LazyLock`] | std's (Go: `sync.OnceValue`) | `sync.Mutex.Lock` |
 //!
 //! Timed waits ([`Mutex::try_lock_for`], [`Condvar::wait_timeout`],
 //! [`Semaphore::acquire_timeout`], [`WaitGroup::wait_timeout`]) use the
@@ -21,7 +23,7 @@
 //! (its timer will run it).
 //!
 //! Files, one primitive each: [`mutex`](Mutex), `rwlock`, `condvar`,
-//! `waitgroup`, `once`, `semaphore`. The unsafe building blocks are in the
+//! `waitgroup`, `once`, `once_lock`, `semaphore`, `barrier`. The unsafe building blocks are in the
 //! scheduler crate: `scheduler::waitq` (wait queues: park or block, with
 //! deadlines), `scheduler::sema` (Go's runtime semaphore),
 //! `scheduler::cell` (the data a lock guards, borrow-checked).
@@ -29,16 +31,20 @@
 //! None of the locks is poisoned by a panic (Go has no poisoning); see
 //! [`Mutex`].
 
+mod barrier;
 mod condvar;
 mod mutex;
 mod once;
+mod once_lock;
 mod rwlock;
 mod semaphore;
 mod waitgroup;
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
-pub use once::Once;
+pub use once::{Once, OnceState};
+pub use once_lock::{LazyLock, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use waitgroup::WaitGroup;

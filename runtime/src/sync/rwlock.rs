@@ -131,6 +131,24 @@ impl RawRwLock {
             .map(|_| w)
     }
 
+    /// Turns the writer's hold into a reader's: counts the writer as a
+    /// reader and lets in the readers that queued meanwhile, in one add
+    /// (no writer can come in between: the caller still holds the writer
+    /// mutex, and unlocks it right after).
+    fn downgrade(&self) {
+        let r = self
+            .reader_count
+            .fetch_add(MAX_READERS + 1, Ordering::Release)
+            + MAX_READERS;
+        if r >= MAX_READERS {
+            scheduler::throw!("sync: downgrade of unlocked RwLock");
+        }
+        // `r` readers queued behind us; we are the `+ 1`.
+        if r > 0 {
+            self.reader_sem.release(r as u32);
+        }
+    }
+
     /// Lets readers in again; the writer mutex is unlocked right after by
     /// the write guard's second field.
     fn write_unlock(&self) {
@@ -251,6 +269,21 @@ impl<T: ?Sized> RwLock<T> {
     /// The data, through exclusive access (no locking needed).
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
+    }
+}
+
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Turns the exclusive hold into a shared one without letting a writer
+    /// in between (parking_lot's `downgrade`; Go's `RWMutex` has none):
+    /// readers that waited behind this writer come in at once, and a writer
+    /// waiting now waits for this reader too.
+    pub fn downgrade(this: RwLockWriteGuard<'a, T>) -> RwLockReadGuard<'a, T> {
+        let RwLockWriteGuard { data, _w } = this;
+        let raw = data.lock();
+        let shared = data.downgrade();
+        raw.downgrade();
+        drop(_w);
+        RwLockReadGuard(shared)
     }
 }
 

@@ -13,6 +13,18 @@
 //! them. A waiter whose deadline passes leaves the queue; since it may have
 //! been the one blocking the front, it then hands out what now fits.
 //!
+//! # Permit accounting
+//!
+//! Every permit is in exactly one place: free (`Count::free`), held by a
+//! live [`SemaphorePermit`], or *forgotten* (`Count::forgotten`: taken out
+//! of a guard by [`SemaphorePermit::forget`], owed back by
+//! [`Semaphore::release`]). So `free + held + forgotten == capacity`
+//! always. A guard's drop returns what it holds, which is always room that
+//! exists; `release(n)` may return only forgotten permits and panics
+//! otherwise — also when the permits are still held by a guard, which
+//! would return them a second time (Go's `Weighted.Release` panics on
+//! "released more than held" the same way).
+//!
 //! Rejected: building it on Go's runtime semaphore (one permit per
 //! acquire: a request for `n` would take them one by one and two large
 //! requests could deadlock each holding half).
@@ -37,8 +49,15 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Semaphore {
     capacity: u64,
-    /// Free permits.
-    q: WaitQueue<u64>,
+    q: WaitQueue<Count>,
+}
+
+/// The semaphore's state behind the queue's lock (module docs).
+#[derive(Debug)]
+struct Count {
+    free: u64,
+    /// Permits out of a guard by `forget`, not yet released.
+    forgotten: u64,
 }
 
 /// Permits held from a [`Semaphore`]; released on drop.
@@ -54,7 +73,10 @@ impl Semaphore {
     pub const fn new(capacity: u64) -> Semaphore {
         Semaphore {
             capacity,
-            q: WaitQueue::new(capacity),
+            q: WaitQueue::new(Count {
+                free: capacity,
+                forgotten: 0,
+            }),
         }
     }
 
@@ -65,7 +87,7 @@ impl Semaphore {
 
     /// Free permits right now.
     pub fn available(&self) -> u64 {
-        *self.q.lock()
+        self.q.lock().free
     }
 
     /// Takes `n` permits, waiting (in FIFO order) until they are free.
@@ -85,8 +107,8 @@ impl Semaphore {
     /// Takes `n` permits if they are free and nobody waits before us.
     pub fn try_acquire(&self, n: u64) -> Option<SemaphorePermit<'_>> {
         let mut q = self.q.lock();
-        if n <= *q && q.is_empty() {
-            *q -= n;
+        if n <= q.free && q.is_empty() {
+            q.free -= n;
             return Some(SemaphorePermit { sem: self, n });
         }
         None
@@ -115,8 +137,8 @@ impl Semaphore {
             return Some(SemaphorePermit { sem: self, n });
         }
         let mut q = self.q.lock();
-        if n <= *q && q.is_empty() {
-            *q -= n;
+        if n <= q.free && q.is_empty() {
+            q.free -= n;
             return Some(SemaphorePermit { sem: self, n });
         }
         let opts = WaitOptions {
@@ -134,35 +156,40 @@ impl Semaphore {
         }
     }
 
-    /// Returns `n` permits (ones given up with [`SemaphorePermit::forget`]).
+    /// Returns `n` permits that were taken out of their guard with
+    /// [`SemaphorePermit::forget`].
     ///
     /// # Panics
     ///
-    /// In the caller, if that would make more permits free than the
-    /// capacity.
+    /// In the caller, leaving the semaphore unchanged, if fewer than `n`
+    /// permits are forgotten and not yet released: releasing permits a
+    /// live guard still holds would let its drop return them a second time.
     #[track_caller]
     pub fn release(&self, n: u64) {
         let mut q = self.q.lock();
-        match q.checked_add(n) {
-            Some(free) if free <= self.capacity => *q = free,
-            _ => {
-                drop(q);
-                panic!("Semaphore::release: released more permits than were acquired");
-            }
+        if n > q.forgotten {
+            let forgotten = q.forgotten;
+            drop(q);
+            panic!(
+                "Semaphore::release: released more permits than were acquired \
+                 ({n} released, {forgotten} forgotten and not yet released)"
+            );
         }
+        q.forgotten -= n;
+        q.free += n;
         grant(q);
     }
 }
 
 /// Hands free permits to the waiters at the front, in order, while they
 /// fit; wakes them after unlocking.
-fn grant(mut q: QueueGuard<'_, u64>) {
+fn grant(mut q: QueueGuard<'_, Count>) {
     let mut woken = Vec::new();
     loop {
-        let free = *q;
+        let free = q.free;
         match q.pop_front_if(|n| n <= free, 1) {
             Some((n, w)) => {
-                *q -= n;
+                q.free -= n;
                 woken.push(w);
             }
             None => break,
@@ -184,6 +211,7 @@ impl SemaphorePermit<'_> {
     /// back with [`Semaphore::release`]). Returns how many.
     pub fn forget(self) -> u64 {
         let n = self.n;
+        self.sem.q.lock().forgotten += n;
         core::mem::forget(self);
         n
     }
@@ -193,7 +221,7 @@ impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
         if self.n != 0 {
             let mut q = self.sem.q.lock();
-            *q += self.n;
+            q.free += self.n;
             grant(q);
         }
     }

@@ -26,7 +26,8 @@
 //!   `success = false`: receivers report closed (once the buffer is
 //!   drained), senders get their value back. Dropping the last `Sender`
 //!   closes; dropping the last `Receiver` makes every send fail (a
-//!   departure from Go, where such sends block forever).
+//!   departure from Go, where such sends block forever) and drops what is
+//!   still buffered (nothing can receive it).
 //!
 //! Wake-ups are delivered after the lock is released (`Wakeup`), and a
 //! woken G goes to the waker's P's `runnext`: in a ping-pong, the sender
@@ -280,15 +281,25 @@ impl<T> Chan<T> {
         true
     }
 
-    /// The last receiver is gone: fail every blocked sender, now and later.
+    /// The last receiver is gone: fail every blocked sender, now and later,
+    /// and drop the buffered values, which nobody can receive any more (as
+    /// crossbeam does; keeping them until the last `Sender` goes would keep
+    /// a dropped consumer's whole backlog alive).
+    ///
+    /// The values are dropped after the lock is released, oldest first: a
+    /// value's `Drop` may use this very channel. If one of them panics, the
+    /// rest are still dropped (a slice's drop goes on past a panicking
+    /// element), and the panic goes on in the thread dropping the receiver.
     fn drop_receivers(&self) {
         let mut wake = Vec::new();
-        {
+        let buf = {
             let mut st = self.lock();
             st.no_receivers = true;
             Self::fail_all(&mut st.sendq, &mut wake);
-        }
+            core::mem::take(&mut st.buf)
+        };
         wake.into_iter().for_each(Wakeup::wake);
+        drop(buf);
     }
 
     fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
@@ -435,6 +446,13 @@ pub fn bounded_timer_channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     make(Some(cap), false)
 }
 
+/// A receiver that never receives anything and is never closed (Go's nil
+/// channel, crossbeam's `never`): a `recv` arm on it never fires, which
+/// switches an arm of a `select!` off. A plain `recv` on it waits for good.
+pub fn never<T>() -> Receiver<T> {
+    make(Some(0), false).1
+}
+
 fn make<T>(cap: Option<usize>, close_on_drop: bool) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan::new(cap, close_on_drop));
     (Sender { chan: chan.clone() }, Receiver { chan })
@@ -467,6 +485,14 @@ impl<T> fmt::Debug for Receiver<T> {
             .finish()
     }
 }
+
+// Like crossbeam's: a panic cannot leave a channel half-updated (every
+// change under the lock is a single push or pop), so using one after
+// catching a panic is fine.
+impl<T> std::panic::UnwindSafe for Sender<T> {}
+impl<T> std::panic::RefUnwindSafe for Sender<T> {}
+impl<T> std::panic::UnwindSafe for Receiver<T> {}
+impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
@@ -510,9 +536,17 @@ macro_rules! common {
             self.chan.lock().buf.len()
         }
 
-        /// Whether nothing is buffered now.
+        /// Whether nothing is buffered now (always true for a rendezvous
+        /// channel).
         pub fn is_empty(&self) -> bool {
             self.len() == 0
+        }
+
+        /// Whether the buffer is full now: a send would wait unless a
+        /// receiver is waiting (always true for a rendezvous channel, never
+        /// for an unbounded one).
+        pub fn is_full(&self) -> bool {
+            self.chan.cap.is_some_and(|c| self.len() >= c)
         }
 
         /// The buffer size (`Some(0)` for a rendezvous channel), or `None`

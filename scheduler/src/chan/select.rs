@@ -12,7 +12,10 @@
 //! 2. **Lock order**: the arms sorted by their channel's address; every
 //!    distinct channel is locked once, in that order (two selects over the
 //!    same channels cannot deadlock, and a select may name a channel
-//!    twice).
+//!    twice). The sort is stable and starts from the poll order, so arms on
+//!    one channel keep a random order among themselves (Go's `selectgo`
+//!    does the same): pass 2 queues them that way, and whoever fires the
+//!    wait later finds a random one of them first.
 //! 3. **Pass 1**, all locks held: try each arm in poll order as a
 //!    non-blocking operation. The first that completes wins: unlock, wake
 //!    its partner, done. With a `default` arm, or a deadline already past,
@@ -315,6 +318,17 @@ static NO_LOCK: ChanLock = ChanLock::new();
 /// completed (its result is in the arm), or that none was ready / the
 /// deadline passed.
 pub fn select(ops: &[Op<'_>], mode: Mode) -> Selected {
+    select_inner(ops, mode, false)
+}
+
+/// As [`select`], but when several arms are ready the first of them (in
+/// `ops` order) wins, instead of a random one (crossbeam's
+/// `select_biased!`). Once it has to wait, the first arm to be fired wins.
+pub fn select_biased(ops: &[Op<'_>], mode: Mode) -> Selected {
+    select_inner(ops, mode, true)
+}
+
+fn select_inner(ops: &[Op<'_>], mode: Mode, biased: bool) -> Selected {
     let n = ops.len();
     if n == 0 {
         return select_none(mode);
@@ -335,16 +349,20 @@ pub fn select(ops: &[Op<'_>], mode: Mode) -> Selected {
         locks_big.resize(n, &NO_LOCK);
         (&mut poll_big[..], &mut order_big[..], &mut locks_big[..])
     };
-    // 1. Poll order: inside-out Fisher-Yates.
+    // 1. Poll order: inside-out Fisher-Yates (biased: as written).
     for i in 0..n {
-        let j = fastrand_n(i + 1);
+        let j = if biased { i } else { fastrand_n(i + 1) };
         poll[i] = poll[j];
         poll[j] = i;
     }
-    // 2. Lock order: by channel address (insertion sort; n is small).
+    // 2. Lock order: by channel address (insertion sort; n is small). The
+    // sort starts from the poll order and is stable, so arms naming the
+    // same channel are queued, and so found by a waker, in random order:
+    // starting from the identity would queue them in arm order, and a
+    // waiting select would always be fired through its first such arm.
     let addr = |i: usize| ops[i].0.mutex() as *const ChanLock as usize;
     for i in 0..n {
-        order[i] = i;
+        order[i] = poll[i];
         let mut k = i;
         while k > 0 && addr(order[k - 1]) > addr(order[k]) {
             order.swap(k - 1, k);

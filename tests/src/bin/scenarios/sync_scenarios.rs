@@ -190,21 +190,25 @@ pub fn timed_waits_end_early() {
     sem.acquire(1).forget();
     let n = scale(20_000) as u64;
     let done = Arc::new(AtomicU64::new(0));
-    let (s2, d2) = (sem.clone(), done.clone());
+    // Permits the waiter took and gave up (only those may be released).
+    let forgotten = Arc::new(AtomicU64::new(0));
+    let (s2, d2, f2) = (sem.clone(), done.clone(), forgotten.clone());
     let waiter = runtime::go(move || {
         let mut got = 0u64;
         for _ in 0..n {
             if let Some(p) = s2.acquire_timeout(1, Duration::from_secs(3600)) {
                 p.forget();
+                f2.fetch_add(1, Ordering::Release);
                 got += 1;
             }
         }
         d2.store(got, Ordering::Relaxed);
     });
     let releaser = runtime::go(move || {
-        for _ in 0..n {
-            // One permit at a time: wait until the waiter took the last.
-            while sem.available() != 0 {
+        for i in 0..n {
+            // One permit at a time: wait until the waiter took the last
+            // and gave it up.
+            while sem.available() != 0 || forgotten.load(Ordering::Acquire) < i {
                 runtime::yield_now();
             }
             sem.release(1);
