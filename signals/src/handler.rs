@@ -25,7 +25,8 @@
 //! `crashing` (Ms that dumped) reaches `mcount − extra_m_count` read under
 //! the extra-list lock — the accounting of Go's 2015/2017 fix — or every
 //! asked M has answered. A watchdog ends the wait for an M that does not
-//! answer (its signals masked, or stuck) 5 s after the last progress. Then
+//! answer (its signals masked, or stuck) 5 s after the last progress, and
+//! names every M that stayed silent with its thread id. Then
 //! the crasher aborts with SIGABRT, so its thread is thread 1 in the core.
 //!
 //! Rejected: asking one M at a time, as Go's process-directed relay must.
@@ -557,13 +558,7 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
             seen = crashing;
             last_progress = now;
         } else if now - last_progress > RELAY_WATCHDOG_NS {
-            let mut o = Out::stderr();
-            o.str("gort: m=")
-                .dec(waiting.id as u64)
-                .str(" tid=")
-                .dec(waiting.tid() as u64)
-                .str(" did not answer the crash relay within 5 s; aborting without it")
-                .nl();
+            report_silent_ms(waiting);
             abort_now();
         }
         // A fine poll: a relayed M dumps in well under a millisecond, and
@@ -571,6 +566,34 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
         sleep_ns(RELAY_POLL_NS);
     }
     abort_now()
+}
+
+/// The watchdog fired: names every M that was asked and never answered
+/// (its signals masked, e.g. a foreign thread that blocked all signals
+/// after binding, or stuck with them blocked), one line each with its
+/// thread id, then how many. `first` is one of them.
+fn report_silent_ms(first: &'static M) {
+    let mut o = Out::stderr();
+    let mut silent = 0u64;
+    for m in ALLMS.iter() {
+        if !core::ptr::eq(m, first)
+            && !per_m(m).is_some_and(|p| p.dump.load(Ordering::Acquire) == 1)
+        {
+            continue;
+        }
+        silent += 1;
+        o.str("gort: m=")
+            .dec(m.id as u64)
+            .str(" tid=")
+            .dec(m.tid() as u64)
+            .str(if m.extra { " (a foreign thread)" } else { "" })
+            .str(" did not answer the crash relay within 5 s")
+            .nl();
+    }
+    o.str("gort: aborting without the stacks of ")
+        .dec(silent)
+        .str(if silent == 1 { " M" } else { " Ms" })
+        .nl();
 }
 
 /// Held while a relayed M prints its section, so sections never

@@ -168,3 +168,28 @@ fn try_go_under_an_address_space_limit_fills_it_and_fails_cleanly() {
     assert_eq!(o.value("malloc"), Some("8388608"), "{o}");
     assert_eq!(o.value("after"), Some("5"), "{o}");
 }
+
+#[test]
+fn the_relay_watchdog_names_every_silent_m() {
+    let o = case(
+        "crash_silent_foreign_threads",
+        &[("GORT_TRACEBACK", "crash")],
+    );
+    assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
+    let silent: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("silent="))
+        .collect();
+    assert_eq!(silent.len(), 3, "{o}");
+    for s in silent {
+        let want =
+            format!("gort: {s} (a foreign thread) did not answer the crash relay within 5 s");
+        assert!(o.stderr.contains(&want), "{want:?} missing:\n{o}");
+    }
+    assert!(
+        o.stderr
+            .contains("gort: aborting without the stacks of 3 Ms"),
+        "{o}"
+    );
+}

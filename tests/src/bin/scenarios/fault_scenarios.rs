@@ -183,3 +183,39 @@ fn vm_size_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Symptom: foreign threads that bound an M and then masked every signal
+/// never answer the crash relay, and the watchdog names only one of them.
+/// Run with `GORT_TRACEBACK=crash`.
+pub fn silent_foreign_threads() {
+    let gate = Arc::new(Gate::default());
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..3 {
+        let (gate, ids) = (gate.clone(), ids.clone());
+        std::thread::spawn(move || {
+            runtime::ffi::callback(|| ()).expect("callback");
+            // SAFETY: blocking every signal on this thread; the sets are
+            // valid.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+            }
+            let m = runtime::ffi::thread_m_id().expect("bound");
+            // SAFETY: gettid has no preconditions.
+            ids.lock().unwrap().push((m, unsafe { libc::gettid() }));
+            gate.wait();
+        });
+    }
+    while ids.lock().unwrap().len() < 3 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for (m, tid) in ids.lock().unwrap().iter() {
+        println!("silent=m={m} tid={tid}");
+    }
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    runtime::go(crate::crash_scenarios::crash_here_with_null_read)
+        .join()
+        .ok();
+}

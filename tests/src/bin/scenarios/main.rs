@@ -543,6 +543,10 @@ fn main() {
             "fault_address_space_limit",
             fault_scenarios::address_space_limit,
         ),
+        (
+            "crash_silent_foreign_threads",
+            fault_scenarios::silent_foreign_threads,
+        ),
         ("crash_segv_in_g", crash_scenarios::segv_in_g),
         ("crash_deadlock", crash_scenarios::deadlock),
         ("crash_sigfpe", crash_scenarios::sigfpe),
