@@ -49,6 +49,8 @@ pub enum CallbackError {
     OnSchedulerStack,
     /// The callback panicked; the payload.
     Panicked(Box<dyn Any + Send>),
+    /// Called in a child of `fork` (see `fork.rs`): exec after fork.
+    ForkedChild,
 }
 
 impl core::fmt::Display for CallbackError {
@@ -60,6 +62,10 @@ impl core::fmt::Display for CallbackError {
                 f.write_str("callback: called from the scheduler, not from a G or a foreign thread")
             }
             CallbackError::Panicked(_) => f.write_str("callback: the callback panicked"),
+            CallbackError::ForkedChild => f.write_str(
+                "callback: refused in a forked child (the runtime's threads stayed in the parent); \
+                 call exec or _exit after fork",
+            ),
         }
     }
 }
@@ -83,6 +89,9 @@ struct Frame<'a> {
 pub fn callback<R>(f: impl FnOnce() -> R) -> Result<R, CallbackError> {
     if exiting() {
         return Err(CallbackError::Exiting);
+    }
+    if crate::fork::in_forked_child() {
+        return Err(CallbackError::ForkedChild);
     }
     let m = match current_m() {
         Some(m) => m,

@@ -29,7 +29,8 @@
 //! 12. [`registry`]: the append-only lists of all Gs and Ms a signal
 //!     handler can walk without locks.
 //! 13. [`config`], [`stats`], [`fatal`], [`barrier`] (the asymmetric
-//!     barriers the hot paths of the protocols above rely on).
+//!     barriers the hot paths of the protocols above rely on), [`fork`]
+//!     (what a forked child may still do: exec).
 //!
 //! Design notes: `docs/design.md`. Users do not depend on this crate
 //! directly; they use `runtime`.
@@ -41,6 +42,7 @@ pub mod chan;
 pub mod config;
 pub mod extram;
 pub mod fatal;
+pub mod fork;
 pub mod g;
 pub mod join;
 pub mod m;

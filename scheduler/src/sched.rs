@@ -192,6 +192,7 @@ fn after_start() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         crate::callback::register_exit_hook();
+        crate::fork::register();
         crate::extram::ensure_spare();
         crate::sysmon::start();
     });

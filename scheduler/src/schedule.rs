@@ -189,6 +189,10 @@ pub fn yield_now() {
     if m.curg().is_none() {
         return std::thread::yield_now();
     }
+    if crate::fork::in_forked_child() {
+        // No other G can run in a forked child (see `fork.rs`).
+        return;
+    }
     let (m, lent) = crate::preempt::enter_or_wait(m);
     let Some(g) = m.curg() else { return };
     let Some(p) = m.p() else { return };
@@ -295,6 +299,9 @@ pub fn unlock_os_thread() {
 /// runs on now.
 #[inline(never)]
 pub(crate) fn switch_from_g(m: MRef, g: GRef) -> MRef {
+    if crate::fork::in_forked_child() {
+        crate::fork::refuse_park();
+    }
     let mut to_g0_arg = 0usize;
     // A locked M runs no other G; an M whose locked G exited must reach g0
     // to end its thread before running anything else.

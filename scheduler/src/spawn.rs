@@ -33,12 +33,19 @@ pub enum SpawnError {
     /// No stack could be made (memory, the map limit, or the configured
     /// stack limit): the message names the cause.
     Stack(StackError),
+    /// Called in a child of `fork`, where the runtime's threads do not
+    /// exist (see `fork.rs`): exec after fork.
+    ForkedChild,
 }
 
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SpawnError::Stack(e) => write!(f, "cannot create a G: {e}"),
+            SpawnError::ForkedChild => f.write_str(
+                "cannot create a G in a forked child: the runtime's threads stayed in the parent; \
+                 call exec or _exit after fork",
+            ),
         }
     }
 }
@@ -47,6 +54,7 @@ impl std::error::Error for SpawnError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SpawnError::Stack(e) => Some(e),
+            SpawnError::ForkedChild => None,
         }
     }
 }
@@ -56,6 +64,9 @@ impl std::error::Error for SpawnError {
 /// the new G's id (the G itself may have finished and its struct been reused
 /// by the time the caller looks).
 pub fn spawn(entry: Arc<dyn Entry>, opts: SpawnOptions) -> Result<u64, SpawnError> {
+    if crate::fork::in_forked_child() {
+        return Err(SpawnError::ForkedChild);
+    }
     let s = sched();
     let m = current_m();
     let lent = m.is_some_and(crate::preempt::enter);

@@ -576,9 +576,8 @@ fn report_silent_ms(first: &'static M) {
     let mut o = Out::stderr();
     let mut silent = 0u64;
     for m in ALLMS.iter() {
-        if !core::ptr::eq(m, first)
-            && !per_m(m).is_some_and(|p| p.dump.load(Ordering::Acquire) == 1)
-        {
+        let asked = per_m(m).is_some_and(|p| p.dump.load(Ordering::Acquire) == 1);
+        if !asked && !core::ptr::eq(m, first) {
             continue;
         }
         silent += 1;

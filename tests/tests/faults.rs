@@ -193,3 +193,24 @@ fn the_relay_watchdog_names_every_silent_m() {
         "{o}"
     );
 }
+
+#[test]
+fn fork_in_a_g_refuses_the_runtime_in_the_child_and_exec_works() {
+    // Under qemu-user each fork copies the emulator too: fewer.
+    let forks = if under_qemu() { "30" } else { "300" };
+    let o = case("fault_fork_in_g", &[("FORKS", forks)]);
+    o.assert_success();
+    let third: usize = forks.parse::<usize>().unwrap() / 3;
+    assert_eq!(o.value("hung"), Some("0"), "{o}");
+    assert_eq!(o.value("other"), Some("[]"), "{o}");
+    assert_eq!(o.parse::<usize>("spawn_refused"), third, "{o}");
+    assert_eq!(o.parse::<usize>("park_refused"), third, "{o}");
+    assert_eq!(o.parse::<usize>("exec_ok"), third, "{o}");
+    assert!(
+        o.stderr.contains(
+            "fatal error: fork: a G cannot park or finish in a forked child (its runtime threads \
+             stayed in the parent); call exec or _exit after fork"
+        ),
+        "{o}"
+    );
+}

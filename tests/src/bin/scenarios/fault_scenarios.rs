@@ -219,3 +219,115 @@ pub fn silent_foreign_threads() {
         .join()
         .ok();
 }
+
+/// What a forked child did, from its exit status.
+#[derive(Debug, Default)]
+struct ForkOutcomes {
+    spawn_refused: usize,
+    park_refused: usize,
+    exec_ok: usize,
+    other: Vec<String>,
+    hung: usize,
+}
+
+/// Symptom: `fork()` in a G while other Gs spawn on other threads: the
+/// child hangs in `spawn` on a lock that a thread which did not come along
+/// held at the fork, or hangs once its G parks. The child must get a clear
+/// refusal instead, and fork-then-exec must keep working.
+pub fn fork_in_g() {
+    let forks: usize = std::env::var("FORKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Other threads busy in the runtime's locks (spawning, joining,
+    // sleeping) at the moments of the forks.
+    let busy: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            runtime::go(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let hs: Vec<_> = (0..8).map(|i| runtime::go(move || i)).collect();
+                    for h in hs {
+                        h.join().unwrap();
+                    }
+                    runtime::sleep(Duration::from_micros(50));
+                }
+            })
+        })
+        .collect();
+    let outcomes = runtime::go(move || {
+        let true_bin = std::ffi::CString::new("/bin/true").unwrap();
+        let argv = [true_bin.as_ptr(), std::ptr::null()];
+        let mut o = ForkOutcomes::default();
+        for i in 0..forks {
+            // SAFETY: the child only calls the runtime (which must refuse
+            // cleanly), exec or _exit.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                if i % 3 == 2 {
+                    // SAFETY: argv is a null-terminated array of C strings
+                    // made before the fork.
+                    unsafe { libc::execv(true_bin.as_ptr(), argv.as_ptr()) };
+                    // SAFETY: _exit in the child.
+                    unsafe { libc::_exit(20) };
+                }
+                let code = match runtime::try_go(|| ()) {
+                    Err(runtime::SpawnError::ForkedChild) => 10,
+                    Ok(_) => 11,
+                    Err(_) => 12,
+                };
+                runtime::yield_now();
+                if i % 3 == 0 {
+                    // SAFETY: _exit in the child.
+                    unsafe { libc::_exit(code) };
+                }
+                // Parks: refused with a fatal error, exit status 2.
+                runtime::sleep(Duration::from_millis(1));
+                // SAFETY: _exit in the child.
+                unsafe { libc::_exit(13) };
+            }
+            assert!(pid > 0, "fork failed");
+            let deadline = std::time::Instant::now() + tests::scaled(Duration::from_secs(10));
+            let status = loop {
+                let mut st = 0;
+                // SAFETY: waitpid on our own child; st is a valid out-pointer.
+                if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
+                    break Some(st);
+                }
+                if std::time::Instant::now() > deadline {
+                    // SAFETY: killing and reaping our own child.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, &mut st, 0);
+                    }
+                    break None;
+                }
+                runtime::sleep(Duration::from_micros(200));
+            };
+            match status {
+                None => o.hung += 1,
+                Some(st) if libc::WIFEXITED(st) => match (i % 3, libc::WEXITSTATUS(st)) {
+                    (0, 10) => o.spawn_refused += 1,
+                    (1, 2) => o.park_refused += 1,
+                    (2, 0) => o.exec_ok += 1,
+                    (k, c) => o.other.push(format!("case {k} exit {c}")),
+                },
+                Some(st) => o.other.push(format!("status {st:#x}")),
+            }
+        }
+        o
+    })
+    .join()
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for h in busy {
+        h.join().unwrap();
+    }
+    println!("spawn_refused={}", outcomes.spawn_refused);
+    println!("park_refused={}", outcomes.park_refused);
+    println!("exec_ok={}", outcomes.exec_ok);
+    println!("hung={}", outcomes.hung);
+    println!("other={:?}", outcomes.other);
+    println!("forks={forks}");
+}

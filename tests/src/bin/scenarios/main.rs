@@ -543,6 +543,7 @@ fn main() {
             "fault_address_space_limit",
             fault_scenarios::address_space_limit,
         ),
+        ("fault_fork_in_g", fault_scenarios::fork_in_g),
         (
             "crash_silent_foreign_threads",
             fault_scenarios::silent_foreign_threads,
