@@ -26,7 +26,10 @@ where
         let Some((f, done)) = self.slot.take_fn() else {
             return;
         };
-        done.complete(catch_unwind(AssertUnwindSafe(f)));
+        let outcome = catch_unwind(AssertUnwindSafe(f));
+        // A join sees the effects of the G's `g_local!` destructors.
+        scheduler::glocal::drop_g_locals();
+        done.complete(outcome);
     }
 }
 

@@ -24,16 +24,12 @@
 //!   `RwLock`, `Condvar`, `WaitGroup`, `Once`, `Semaphore`);
 //! - [`net`]: TCP, UDP and Unix sockets that park Gs on the netpoller;
 //! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
-//!   ([`syscall`]).
+//!   ([`syscall`]);
+//! - living with other crates: [`block_on`] (futures), [`g_local!`] (G-local
+//!   storage), [`scope`] (Gs that borrow), [`ThreadBound`].
 //!
 //! # Rules for code running in a G
 //!
-//! - A G may continue on another OS thread after any call that can park
-//!   (join, sleep, yield, a wait). `std::thread_local!` values therefore
-//!   belong to the M, not the G: do not hold a borrow of one across such a
-//!   call, and do not expect to find the same value after it. Code that
-//!   needs one thread (thread-affine C libraries, `std::thread::current()`
-//!   identity) calls [`lock_os_thread`] first.
 //! - Blocking std calls (`std::thread::sleep`, std sockets, `std::sync`
 //!   locks held for long) block the M: after about 10 ms the monitor thread
 //!   hands its P to another M so the other Gs run on, but the M stays
@@ -41,23 +37,58 @@
 //! - Scheduling is cooperative: a G that loops without a runtime call loses
 //!   its P after a ~10 ms slice only if other Gs wait; call
 //!   [`preempt_point`] (one load) or [`yield_now`] in long computations.
+//! - Futures from async crates are awaited with [`block_on`], which parks
+//!   the G; futures bound to a tokio runtime run on that runtime (see
+//!   "Async crates" in `docs/guide.md`).
+//!
+//! # Soundness
+//!
+//! A G may continue on another OS thread after any call that can park
+//! (join, sleep, yield, a lock or channel wait, socket I/O, [`block_on`]).
+//! [`go`] is safe, but its contract is: **no value tied to the current OS
+//! thread may be alive across such a call**, unless the G called
+//! [`lock_os_thread`] first. Such values are:
+//!
+//! - borrows of a `std::thread_local!` and values got from one (an `Rc` to
+//!   thread-local state, e.g. `rand::thread_rng()`; the thread-local cache
+//!   of an allocator-like crate);
+//! - std's `MutexGuard`/`RwLockReadGuard`/`RwLockWriteGuard` (unlocked on
+//!   another thread; also blocks the M while held);
+//! - `tracing` span guards (`span.enter()`), which record the span as the
+//!   thread's current one;
+//! - thread-affine C state (OpenGL contexts, some database client handles).
+//!
+//! Use instead: [`g_local!`] for per-G state (`rand::rngs::StdRng` in a
+//! `g_local!`, not `thread_rng()`), [`sync`]'s locks, `tracing`'s
+//! `Instrument`-free style of entering a span only around code that does not
+//! park (or `span.in_scope(...)` around such code), or [`lock_os_thread`].
+//! Mark a thread-bound value you must keep with a [`ThreadBound`]: debug
+//! builds then stop the program, naming the marker's line, when its G parks
+//! with it live. Why `go` stays safe rather than `unsafe` (as `may::go!`):
+//! "Why `go` stays safe" in `docs/design.md`.
 //!
 //! Design: `docs/design.md`.
-#![deny(unsafe_code)]
+#![deny(unsafe_code)] // except `scope` (one lifetime erasure) and `ffi`
 
 mod builder;
 pub mod chan;
 pub mod ffi;
+mod future;
+mod glocal;
 mod join;
 pub mod net;
+mod scope;
 pub mod sync;
 pub mod time;
 
 pub use builder::{BuildError, Builder};
+pub use future::block_on;
 pub use join::{GoBuilder, JoinHandle};
 pub use scheduler::config::ConfigError;
 pub use scheduler::stack::{GuardKind, StackError};
+pub use scheduler::{GLocal, ThreadBound};
 pub use scheduler::{SpawnError, Stats};
+pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use signals::Level as TracebackLevel;
 
 /// Sets up what must exist before the first M starts: crash tracing

@@ -188,6 +188,16 @@ unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| (frame.run)())) {
         frame.panic = Some(p);
     }
+    // A callback's G-local values last for the callback.
+    if let Some(g) = crate::m::current_g()
+        && let Err(p) = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the G itself, after the callback returned: no
+            // reference from `GLocal::with` is live.
+            unsafe { g.locals().clear() }
+        }))
+    {
+        frame.panic.get_or_insert(p);
+    }
     frame.done = true;
     let Some(m) = current_m() else {
         crate::throw!("cb_entry: no m")

@@ -113,6 +113,8 @@ pub enum WaitReason {
     SelectNoCases = 13,
     /// A socket (`runtime::net`), in the netpoller.
     IoWait = 14,
+    /// `runtime::block_on`: a future's waker will ready it.
+    Future = 15,
 }
 
 impl WaitReason {
@@ -132,6 +134,7 @@ impl WaitReason {
             12 => WaitReason::Select,
             13 => WaitReason::SelectNoCases,
             14 => WaitReason::IoWait,
+            15 => WaitReason::Future,
             _ => WaitReason::None,
         }
     }
@@ -155,6 +158,7 @@ impl WaitReason {
             WaitReason::Select => "select",
             WaitReason::SelectNoCases => "select (no cases)",
             WaitReason::IoWait => "IO wait",
+            WaitReason::Future => "future",
         }
     }
 }
@@ -194,6 +198,12 @@ pub struct G {
     /// twice, which would run it on two Ms at once).
     #[cfg(debug_assertions)]
     queued: core::sync::atomic::AtomicBool,
+    /// `g_local!` values; touched only by the G itself while it runs.
+    locals: crate::glocal::Locals,
+    /// Live `ThreadBound` markers of the G (see `thread_bound.rs`) and where
+    /// the newest was made; touched only by the G itself.
+    pub(crate) thread_bound: AtomicU32,
+    pub(crate) thread_bound_site: AtomicPtr<core::panic::Location<'static>>,
 }
 
 // SAFETY: the non-atomic fields (`stack`, `entry`, `name`) are touched only
@@ -235,7 +245,15 @@ impl G {
             lock_depth: AtomicU32::new(0),
             #[cfg(debug_assertions)]
             queued: core::sync::atomic::AtomicBool::new(false),
+            locals: crate::glocal::Locals::default(),
+            thread_bound: AtomicU32::new(0),
+            thread_bound_site: AtomicPtr::new(core::ptr::null_mut()),
         }
+    }
+
+    /// The G's `g_local!` storage. Only the running G itself may use it.
+    pub(crate) fn locals(&self) -> &crate::glocal::Locals {
+        &self.locals
     }
 
     /// Debug check: the G is being put on a run queue.
@@ -368,6 +386,7 @@ impl G {
         self.locked_m
             .store(core::ptr::null_mut(), Ordering::Relaxed);
         self.lock_depth.store(0, Ordering::Relaxed);
+        self.thread_bound.store(0, Ordering::Relaxed);
     }
 
     /// Gives an idle G a stack of its own for good (an extra M's callback

@@ -36,6 +36,7 @@
 //! directly; they use `runtime`.
 
 pub mod barrier;
+pub mod bound;
 pub mod callback;
 pub mod cell;
 pub mod chan;
@@ -44,6 +45,7 @@ pub mod extram;
 pub mod fatal;
 pub mod fork;
 pub mod g;
+pub mod glocal;
 pub mod join;
 pub mod m;
 pub mod netpoll;
@@ -64,9 +66,11 @@ pub mod timer;
 pub mod waiter;
 pub mod waitq;
 
+pub use bound::ThreadBound;
 pub use callback::{CallbackError, callback};
 pub use extram::{DropmError, NeedmError, dropm, needm};
 pub use g::{Entry, G, GRef, GStatus, WaitReason};
+pub use glocal::GLocal;
 pub use m::{M, MHooks, current_g, current_m, set_m_hooks};
 pub use preempt::preempt_point;
 pub use schedule::{lock_os_thread, park, ready, unlock_os_thread, yield_now};

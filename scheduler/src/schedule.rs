@@ -123,6 +123,7 @@ pub fn park<F: FnMut() -> bool>(reason: WaitReason, mut unlock: F) {
     let Some(g) = m.curg() else {
         crate::throw!("park: not on a G")
     };
+    crate::bound::check_park(g);
     g.set_wait(reason, coarse_now());
     unsafe fn call<F: FnMut() -> bool>(data: *mut ()) -> bool {
         // SAFETY: data is the `&mut F` below, on the parked G's stack,
@@ -195,6 +196,7 @@ pub fn yield_now() {
     }
     let (m, lent) = crate::preempt::enter_or_wait(m);
     let Some(g) = m.curg() else { return };
+    crate::bound::check_park(g);
     let Some(p) = m.p() else { return };
     match yield_swap(m, g, p) {
         Some(m) if lent => crate::preempt::leave_on(m),
@@ -531,6 +533,9 @@ pub(crate) unsafe extern "C" fn g_entry(data: usize, _arg: usize) -> ! {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             entry.run();
             drop(entry);
+            // SAFETY: the G itself, after its function returned: no
+            // reference from `GLocal::with` is live.
+            unsafe { g.locals().clear() };
         }));
         if outcome.is_err() {
             crate::throw!("g_entry: a panic escaped a G's entry");

@@ -8,6 +8,7 @@ mod chan_scenarios;
 mod crash_faults;
 mod crash_relay;
 mod crash_scenarios;
+mod eco_scenarios;
 mod fault_scenarios;
 mod ffi_scenarios;
 mod net_scenarios;
@@ -612,11 +613,12 @@ fn main() {
     if name.starts_with("crash_") && !OWN_START.contains(&name.as_str()) {
         wait_for_symbols();
     }
-    match scenarios.iter().find(|(n, _)| *n == name) {
+    let all = || scenarios.iter().chain(eco_scenarios::SCENARIOS);
+    match all().find(|(n, _)| *n == name) {
         Some((_, f)) => f(),
         None => {
             eprintln!("unknown scenario {name:?}; known:");
-            for (n, _) in scenarios {
+            for (n, _) in all() {
                 eprintln!("  {n}");
             }
             std::process::exit(64);
