@@ -22,7 +22,9 @@
 //! - [`time`]: `after`, tickers and deadlines on the scheduler's timers;
 //! - [`sync`]: primitives that park Gs instead of threads (`Mutex`,
 //!   `RwLock`, `Condvar`, `WaitGroup`, `Once`, `Semaphore`);
-//! - [`net`]: TCP, UDP and Unix sockets that park Gs on the netpoller;
+//! - [`net`]: TCP, UDP and Unix sockets that park Gs on the netpoller,
+//!   sockets handed in as descriptors, readiness waits on any descriptor
+//!   ([`net::PollFd`]), Go's deadlines;
 //! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
 //!   ([`syscall`]);
 //! - living with other crates: [`block_on`] (futures), [`g_local!`] (G-local
@@ -68,7 +70,9 @@
 //! "Why `go` stays safe" in `docs/design.md`.
 //!
 //! Design: `docs/design.md`.
-#![deny(unsafe_code)] // except `scope` (one lifetime erasure) and `ffi`
+// Unsafe code only where a contract demands it: `ffi`, the lifetime
+// erasure in `scope`, and `FromRawFd` in `net`.
+#![deny(unsafe_code)]
 
 mod builder;
 pub mod chan;

@@ -306,6 +306,42 @@ impl Drop for Registration {
     }
 }
 
+/// When an I/O call gives up: a fixed deadline of the call (from a
+/// per-call timeout), and a deadline shared with the socket that may move
+/// while the call waits (Go's `SetDeadline`; see
+/// [`Registration::wake_waiters`]). Both on the runtime clock; the earlier
+/// one counts. `From<Option<u64>>` makes one with only the fixed part.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Deadline<'a> {
+    /// The call's own deadline.
+    pub fixed: Option<u64>,
+    /// The socket's deadline, read at every wait (0: none).
+    pub shared: Option<&'a AtomicU64>,
+}
+
+impl Deadline<'_> {
+    /// The deadline in force now.
+    pub fn get(&self) -> Option<u64> {
+        let shared = self
+            .shared
+            .map(|a| a.load(Ordering::Acquire))
+            .filter(|&t| t != 0);
+        match (self.fixed, shared) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl From<Option<u64>> for Deadline<'_> {
+    fn from(fixed: Option<u64>) -> Self {
+        Deadline {
+            fixed,
+            shared: None,
+        }
+    }
+}
+
 /// The deadline `timeout` from now on the runtime clock.
 pub fn deadline_after(timeout: Option<Duration>) -> Option<u64> {
     timeout.map(|d| nanotime().saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
@@ -323,12 +359,12 @@ impl Registration {
 
     /// Runs `op` (a non-blocking syscall) until it stops saying
     /// `WouldBlock`, waiting for `mode` readiness in between; gives up with
-    /// `TimedOut` at `deadline` (runtime clock). On a G the wait parks the
-    /// G; on a plain thread it blocks the thread in `poll(2)`.
-    pub fn io<R>(
+    /// `TimedOut` at the deadline (see [`Deadline`]). On a G the wait parks
+    /// the G; on a plain thread it blocks the thread in `poll(2)`.
+    pub fn io<'d, R>(
         &self,
         mode: Mode,
-        deadline: Option<u64>,
+        deadline: impl Into<Deadline<'d>>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         self.io_drain(mode, deadline, || op().map(|r| (r, false)))
@@ -338,15 +374,16 @@ impl Registration {
     /// side drained, so that the next call would find `EAGAIN` (`true` only
     /// when the kernel said so: see "Calls that know they drained the
     /// socket"). The next call then parks first, unless an edge came in.
-    pub fn io_drain<R>(
+    pub fn io_drain<'d, R>(
         &self,
         mode: Mode,
-        deadline: Option<u64>,
+        deadline: impl Into<Deadline<'d>>,
         mut op: impl FnMut() -> io::Result<(R, bool)>,
     ) -> io::Result<R> {
+        let deadline = deadline.into();
         let edges = &self.pd.edges[mode as usize];
         if drained_now(edges) {
-            self.wait_inner(mode, deadline, true)?;
+            self.wait_inner(mode, deadline.get(), true)?;
         }
         loop {
             let seen = edges.load(Ordering::Acquire);
@@ -358,7 +395,7 @@ impl Registration {
                     return Ok(r);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_inner(mode, deadline, false)?;
+                    self.wait_inner(mode, deadline.get(), false)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -366,10 +403,33 @@ impl Registration {
         }
     }
 
-    /// Waits until the socket may be ready for `mode` (a wake-up may be
-    /// spurious: retry the call), or fails with `TimedOut` at `deadline`.
-    pub fn wait(&self, mode: Mode, deadline: Option<u64>) -> io::Result<()> {
-        self.wait_inner(mode, deadline, false)
+    /// Waits until the descriptor may be ready for `mode` (a wake-up may be
+    /// spurious: retry the call), or fails with `TimedOut` at the deadline.
+    pub fn wait<'d>(&self, mode: Mode, deadline: impl Into<Deadline<'d>>) -> io::Result<()> {
+        self.wait_inner(mode, deadline.into().get(), false)
+    }
+
+    /// Wakes every G parked on `mode` as if the descriptor turned ready, so
+    /// that each looks at its deadline again (Go's `SetDeadline` on a
+    /// socket with calls in flight). They retry their call, which finds
+    /// `EAGAIN` and waits again unless the new deadline has passed. A plain
+    /// thread blocked in `poll(2)` sees a new deadline at its next wait.
+    pub fn wake_waiters(&self, mode: Mode) {
+        let mut woken = Vec::new();
+        {
+            let mut st = self.pd.state.lock();
+            if st.seq != self.seq {
+                return;
+            }
+            let side = &mut st.sides[mode as usize];
+            if side.waiters.is_empty() {
+                return;
+            }
+            wake_side(side, &mut woken);
+        }
+        for g in woken {
+            crate::schedule::ready(g);
+        }
     }
 
     /// [`wait`](Self::wait); `drained`: the caller saw [`DRAINED`], so a

@@ -389,3 +389,22 @@ pub fn poll_one(fd: RawFd, interest: Interest, timeout_ms: libc::c_int) -> io::R
         }
     }
 }
+
+/// Sets or clears `O_NONBLOCK` on any descriptor.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL on a borrowed (open) descriptor has no memory effects.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL with flags derived from the descriptor's own.
+    if new != flags && unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

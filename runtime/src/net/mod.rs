@@ -1,7 +1,8 @@
 //! Sockets that park the calling G instead of blocking its thread.
 //!
-//! [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`] and
-//! [`UnixStream`] have the shape of their `std::net` namesakes and implement
+//! [`TcpListener`], [`TcpStream`], [`UdpSocket`], [`UnixListener`],
+//! [`UnixStream`] and [`UnixDatagram`] have the shape of their `std::net`
+//! (`std::os::unix::net`) namesakes and implement
 //! `std::io::Read`/`Write` (also for `&TcpStream`, so one G can read while
 //! another writes). Underneath every socket is non-blocking and registered
 //! once, edge-triggered, with the scheduler's netpoller
@@ -13,8 +14,21 @@
 //! Timeouts (`set_read_timeout`, `set_write_timeout`, `connect_timeout`)
 //! are the scheduler's own timers, no thread per timer, and fail the call
 //! with [`std::io::ErrorKind::TimedOut`]. As with `SO_RCVTIMEO`, a timeout
-//! bounds each call, not a whole exchange. Unlike the socket options, they
-//! belong to the handle: a `try_clone` copies them once.
+//! bounds each call, not a whole exchange. Go's absolute deadlines
+//! (`set_deadline`, `set_read_deadline`, `set_write_deadline`, and
+//! `set_deadline` on listeners for `accept`) bound every call until the
+//! instant given, so a peer that trickles a byte at a time cannot keep an
+//! exchange alive; a new deadline also reaches calls already waiting on a
+//! G (a past one fails them: how a server stops an accept loop). Unlike
+//! the socket options, timeouts and deadlines belong to the handle: a
+//! `try_clone` copies them once.
+//!
+//! Sockets made elsewhere — a listener from systemd or `listenfd`, a socket
+//! built with socket2, a std socket — come in through `from_std`,
+//! `From<OwnedFd>` or `FromRawFd`, and go back out through `into_std`,
+//! `IntoRawFd` or `OwnedFd::from`. Any other pollable descriptor (a pipe,
+//! an eventfd, inotify, a serial port) gets readiness waits that park the G
+//! through [`PollFd`].
 //!
 //! From a plain thread (not a G) the same types work: a call that would
 //! block waits in `poll(2)` on the socket, honouring the timeouts.
@@ -69,6 +83,31 @@ macro_rules! timeout_methods {
         pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
             Ok(Timeouts::get(&self.timeouts.write))
         }
+
+        /// Go's `SetDeadline`: both [`set_read_deadline`](Self::set_read_deadline)
+        /// and [`set_write_deadline`](Self::set_write_deadline).
+        pub fn set_deadline(&self, at: Option<std::time::Instant>) {
+            self.set_read_deadline(at);
+            self.set_write_deadline(at);
+        }
+
+        /// Go's `SetReadDeadline`: every read (receive) from now on fails
+        /// with `TimedOut` once `at` has passed, however many calls it
+        /// takes to get there (unlike the per-call timeout, a peer that
+        /// sends one byte at a time cannot keep the exchange alive past
+        /// it). Applies to reads already waiting on a G too; a deadline in
+        /// the past fails them at once. `None` removes it.
+        pub fn set_read_deadline(&self, at: Option<std::time::Instant>) {
+            Timeouts::set_at(&self.timeouts.read_at, at);
+            self.reg.wake_waiters(scheduler::netpoll::Mode::Read);
+        }
+
+        /// Go's `SetWriteDeadline`: as [`set_read_deadline`](Self::set_read_deadline)
+        /// for writes (sends).
+        pub fn set_write_deadline(&self, at: Option<std::time::Instant>) {
+            Timeouts::set_at(&self.timeouts.write_at, at);
+            self.reg.wake_waiters(scheduler::netpoll::Mode::Write);
+        }
     };
 }
 
@@ -114,24 +153,79 @@ macro_rules! impl_stream_io {
     };
 }
 
+/// `set_deadline` for a listener with an `accept_at` field and a `reg`.
+macro_rules! accept_deadline_method {
+    () => {
+        /// Go's `SetDeadline` on a listener: `accept` fails with
+        /// `TimedOut` once `at` has passed, including an `accept` already
+        /// waiting on a G (the way to stop an accept loop for a clean
+        /// shutdown). `None` removes it.
+        pub fn set_deadline(&self, at: Option<std::time::Instant>) {
+            Timeouts::set_at(&self.accept_at.0, at);
+            self.reg.wake_waiters(scheduler::netpoll::Mode::Read);
+        }
+    };
+}
+
+mod pollfd;
+mod raw;
 mod tcp;
 mod udp;
 mod unix;
 
+pub use pollfd::PollFd;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
+
+/// A listener's accept deadline on the runtime clock (0: none), and its
+/// setter (Go's `SetDeadline` on a listener).
+#[derive(Debug, Default)]
+struct AcceptDeadline(AtomicU64);
+
+impl AcceptDeadline {
+    fn get(&self) -> Deadline<'_> {
+        Deadline {
+            fixed: None,
+            shared: Some(&self.0),
+        }
+    }
+}
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use scheduler::netpoll::Deadline;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// A socket's read and write timeouts, in nanoseconds (0: none).
+/// `O_NONBLOCK` and netpoll registration of a descriptor a user handed in.
+fn register_user_fd(
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<scheduler::netpoll::Registration> {
+    use std::os::fd::AsRawFd;
+    scheduler::sys::set_nonblocking(fd, true)?;
+    scheduler::netpoll::register(fd.as_raw_fd()).map_err(|e| {
+        // epoll_ctl's EPERM: the descriptor does not support polling.
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "this descriptor cannot be polled (a regular file or directory is always \
+                 ready: read or write it directly)",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// A socket's read and write timeouts, in nanoseconds (0: none), and its
+/// absolute read and write deadlines on the runtime clock (0: none).
 #[derive(Debug, Default)]
 struct Timeouts {
     read: AtomicU64,
     write: AtomicU64,
+    read_at: AtomicU64,
+    write_at: AtomicU64,
 }
 
 impl Timeouts {
@@ -157,18 +251,37 @@ impl Timeouts {
         }
     }
 
-    fn read_deadline(&self) -> Option<u64> {
-        scheduler::netpoll::deadline_after(Self::get(&self.read))
+    fn set_at(slot: &AtomicU64, at: Option<std::time::Instant>) {
+        // A deadline before the runtime clock's epoch is 0 there: 1 still
+        // means "passed", 0 means none.
+        let t = at.map_or(0, |i| scheduler::timer::nanotime_of(i).max(1));
+        slot.store(t, Ordering::Release);
     }
 
-    fn write_deadline(&self) -> Option<u64> {
-        scheduler::netpoll::deadline_after(Self::get(&self.write))
+    /// A read's deadline: the per-call timeout from now, and the socket's
+    /// deadline as it stands at each wait.
+    fn read_deadline(&self) -> Deadline<'_> {
+        Deadline {
+            fixed: scheduler::netpoll::deadline_after(Self::get(&self.read)),
+            shared: Some(&self.read_at),
+        }
+    }
+
+    /// A write's deadline (as [`read_deadline`](Self::read_deadline)).
+    fn write_deadline(&self) -> Deadline<'_> {
+        Deadline {
+            fixed: scheduler::netpoll::deadline_after(Self::get(&self.write)),
+            shared: Some(&self.write_at),
+        }
     }
 
     fn copy(&self) -> Timeouts {
+        let c = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
         Timeouts {
-            read: AtomicU64::new(self.read.load(Ordering::Relaxed)),
-            write: AtomicU64::new(self.write.load(Ordering::Relaxed)),
+            read: c(&self.read),
+            write: c(&self.write),
+            read_at: c(&self.read_at),
+            write_at: c(&self.write_at),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! TCP: [`TcpListener`] and [`TcpStream`] on the netpoller.
 
-use super::{Timeouts, each_addr};
+use super::{AcceptDeadline, Timeouts, each_addr};
 use scheduler::netpoll::{Mode, Registration, deadline_after, register};
 use scheduler::sys;
 use std::io;
@@ -26,6 +26,7 @@ pub struct TcpListener {
     // Field order is drop order: deregister before the socket closes.
     reg: Registration,
     inner: std::net::TcpListener,
+    accept_at: AcceptDeadline,
 }
 
 impl TcpListener {
@@ -36,17 +37,26 @@ impl TcpListener {
             let fd = sys::socket_for(a, sys::Kind::Stream)?;
             sys::bind_inet(fd.as_fd(), a, sys::Kind::Stream)?;
             sys::listen(fd.as_fd())?;
-            let inner = std::net::TcpListener::from(fd);
-            let reg = register(inner.as_raw_fd())?;
-            Ok(TcpListener { reg, inner })
+            TcpListener::wrap(std::net::TcpListener::from(fd))
         })
     }
 
+    fn wrap(inner: std::net::TcpListener) -> io::Result<TcpListener> {
+        let reg = register(inner.as_raw_fd())?;
+        Ok(TcpListener {
+            reg,
+            inner,
+            accept_at: AcceptDeadline::default(),
+        })
+    }
+
+    accept_deadline_method!();
+
     /// Waits for a connection (parks the G; blocks a plain thread).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, addr) = self
-            .reg
-            .io(Mode::Read, None, || sys::accept(self.inner.as_fd()))?;
+        let (fd, addr) = self.reg.io(Mode::Read, self.accept_at.get(), || {
+            sys::accept(self.inner.as_fd())
+        })?;
         let stream = TcpStream::from_fd(fd)?;
         let addr = match addr {
             Some(a) => a,
@@ -65,11 +75,10 @@ impl TcpListener {
         self.inner.local_addr()
     }
 
-    /// Another handle on the same socket (`dup`), registered on its own.
+    /// Another handle on the same socket (`dup`), registered on its own
+    /// (without this handle's deadline).
     pub fn try_clone(&self) -> io::Result<TcpListener> {
-        let inner = self.inner.try_clone()?;
-        let reg = register(inner.as_raw_fd())?;
-        Ok(TcpListener { reg, inner })
+        TcpListener::wrap(self.inner.try_clone()?)
     }
 
     /// The pending socket error (`SO_ERROR`), if any.
@@ -106,6 +115,10 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
+    fn wrap(inner: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_fd(OwnedFd::from(inner))
+    }
+
     fn from_fd(fd: OwnedFd) -> io::Result<TcpStream> {
         // Kernels before 4.18 (and some emulators) lack TCP_INQ: reads then
         // take the plain path.
@@ -232,6 +245,8 @@ impl TcpStream {
     }
 }
 
+super::raw::impl_conversions!(TcpListener, std::net::TcpListener);
+super::raw::impl_conversions!(TcpStream, std::net::TcpStream);
 impl_fd!(TcpListener);
 impl_fd!(TcpStream);
 impl_stream_io!(TcpStream);

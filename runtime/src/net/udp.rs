@@ -24,13 +24,16 @@ impl UdpSocket {
         each_addr(addr, |a| {
             let fd = sys::socket_for(a, sys::Kind::Datagram)?;
             sys::bind_inet(fd.as_fd(), a, sys::Kind::Datagram)?;
-            let inner = std::net::UdpSocket::from(fd);
-            let reg = register(inner.as_raw_fd())?;
-            Ok(UdpSocket {
-                reg,
-                inner,
-                timeouts: Timeouts::default(),
-            })
+            UdpSocket::wrap(std::net::UdpSocket::from(fd))
+        })
+    }
+
+    fn wrap(inner: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        let reg = register(inner.as_raw_fd())?;
+        Ok(UdpSocket {
+            reg,
+            inner,
+            timeouts: Timeouts::default(),
         })
     }
 
@@ -102,3 +105,4 @@ impl UdpSocket {
 }
 
 impl_fd!(UdpSocket);
+super::raw::impl_conversions!(UdpSocket, std::net::UdpSocket);

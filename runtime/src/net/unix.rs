@@ -1,6 +1,7 @@
-//! Unix-domain stream sockets: [`UnixListener`] and [`UnixStream`].
+//! Unix-domain sockets: [`UnixListener`], [`UnixStream`] and
+//! [`UnixDatagram`].
 
-use super::Timeouts;
+use super::{AcceptDeadline, Timeouts};
 use scheduler::netpoll::{Mode, Registration, register};
 use scheduler::sys;
 use std::io;
@@ -17,6 +18,7 @@ pub struct UnixListener {
     // Field order is drop order: deregister before the socket closes.
     reg: Registration,
     inner: std::os::unix::net::UnixListener,
+    accept_at: AcceptDeadline,
 }
 
 impl UnixListener {
@@ -25,16 +27,25 @@ impl UnixListener {
         let fd = sys::socket(sys::AF_UNIX, sys::Kind::Stream)?;
         sys::bind_unix(fd.as_fd(), path.as_ref())?;
         sys::listen(fd.as_fd())?;
-        let inner = std::os::unix::net::UnixListener::from(fd);
-        let reg = register(inner.as_raw_fd())?;
-        Ok(UnixListener { reg, inner })
+        UnixListener::wrap(std::os::unix::net::UnixListener::from(fd))
     }
+
+    fn wrap(inner: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        let reg = register(inner.as_raw_fd())?;
+        Ok(UnixListener {
+            reg,
+            inner,
+            accept_at: AcceptDeadline::default(),
+        })
+    }
+
+    accept_deadline_method!();
 
     /// Waits for a connection (parks the G; blocks a plain thread).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (fd, _) = self
-            .reg
-            .io(Mode::Read, None, || sys::accept(self.inner.as_fd()))?;
+        let (fd, _) = self.reg.io(Mode::Read, self.accept_at.get(), || {
+            sys::accept(self.inner.as_fd())
+        })?;
         let s = UnixStream::from_fd(fd)?;
         let addr = s.inner.peer_addr()?;
         Ok((s, addr))
@@ -61,6 +72,10 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
+    fn wrap(inner: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        UnixStream::from_fd(OwnedFd::from(inner))
+    }
+
     fn from_fd(fd: OwnedFd) -> io::Result<UnixStream> {
         let inner = std::os::unix::net::UnixStream::from(fd);
         let reg = register(inner.as_raw_fd())?;
@@ -153,6 +168,120 @@ impl UnixStream {
     }
 }
 
+/// A Unix-domain datagram socket. `recv`/`recv_from` park the calling G
+/// until a datagram arrives; sends park only while the peer's queue is full.
+#[derive(Debug)]
+pub struct UnixDatagram {
+    // Field order is drop order: deregister before the socket closes.
+    reg: Registration,
+    inner: std::os::unix::net::UnixDatagram,
+    timeouts: Timeouts,
+}
+
+impl UnixDatagram {
+    fn wrap(inner: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        inner.set_nonblocking(true)?;
+        let reg = register(inner.as_raw_fd())?;
+        Ok(UnixDatagram {
+            reg,
+            inner,
+            timeouts: Timeouts::default(),
+        })
+    }
+
+    /// A socket bound to the socket file `path` (which must not exist).
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        UnixDatagram::wrap(std::os::unix::net::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address (it can send, and receive replies only
+    /// once connected, or on Linux through an autobound name).
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::wrap(std::os::unix::net::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair of datagram sockets (`socketpair`).
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::wrap(a)?, UnixDatagram::wrap(b)?))
+    }
+
+    /// Sets the default peer for [`send`](Self::send) and filters
+    /// [`recv`](Self::recv) to it.
+    pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.inner.connect(path)
+    }
+
+    /// Sends one datagram to the socket file `path`.
+    pub fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.reg
+            .io(Mode::Write, self.timeouts.write_deadline(), || {
+                self.inner.send_to(buf, path)
+            })
+    }
+
+    /// Sends one datagram to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.reg
+            .io(Mode::Write, self.timeouts.write_deadline(), || {
+                self.inner.send(buf)
+            })
+    }
+
+    /// Receives one datagram and who sent it.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+            self.inner.recv_from(buf)
+        })
+    }
+
+    /// Receives one datagram.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+            self.inner.recv(buf)
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+
+    /// Shuts down the read half, the write half, or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Another handle on the same socket (`dup`), registered on its own;
+    /// it starts with this handle's timeouts and deadlines.
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        let inner = self.inner.try_clone()?;
+        let reg = register(inner.as_raw_fd())?;
+        Ok(UnixDatagram {
+            reg,
+            inner,
+            timeouts: self.timeouts.copy(),
+        })
+    }
+
+    timeout_methods!();
+
+    /// The pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+}
+
+super::raw::impl_conversions!(UnixListener, std::os::unix::net::UnixListener);
+super::raw::impl_conversions!(UnixStream, std::os::unix::net::UnixStream);
+super::raw::impl_conversions!(UnixDatagram, std::os::unix::net::UnixDatagram);
 impl_fd!(UnixListener);
 impl_fd!(UnixStream);
+impl_fd!(UnixDatagram);
 impl_stream_io!(UnixStream);
