@@ -214,3 +214,190 @@ fn fork_in_a_g_refuses_the_runtime_in_the_child_and_exec_works() {
         "{o}"
     );
 }
+
+#[test]
+fn panics_with_any_payload_and_in_drop_reach_join() {
+    let o = case("fault_panic_payloads", &[]);
+    o.assert_success();
+    assert_eq!(o.value("struct_payload"), Some("Some(Code(7))"), "{o}");
+    assert_eq!(o.value("int_payload"), Some("Some(42)"), "{o}");
+    assert_eq!(
+        o.value("drop_payload"),
+        Some("Some(\"panic in drop\")"),
+        "{o}"
+    );
+    assert_eq!(o.value("callback_payload"), Some("Some(Code(9))"), "{o}");
+    // The hook names the G and says the payload is not a string.
+    assert!(o.stderr.contains("Box<dyn Any>"), "{o}");
+    assert!(!o.stderr.contains("thread '"), "{o}");
+    assert_eq!(o.value("after"), Some("3"), "{o}");
+}
+
+#[test]
+fn a_panic_in_drop_while_unwinding_aborts_with_the_g_named() {
+    let o = case("crash_panic_in_drop_while_unwinding", &[]);
+    // Rust aborts on a panic during unwinding; gort reports the abort.
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(!o.stdout.contains("unreachable"), "{o}");
+    assert!(
+        o.stderr.contains("goroutine 2 'unwinder' panicked at"),
+        "{o}"
+    );
+    assert!(
+        o.stderr.contains("panic in a destructor during cleanup"),
+        "{o}"
+    );
+    assert!(o.stderr.contains("fatal signal SIGABRT"), "{o}");
+    assert!(o.stderr.contains("[running, name=unwinder]"), "{o}");
+    assert!(o.stderr.contains("panic_while_unwinding_function"), "{o}");
+}
+
+#[test]
+fn duration_max_timeouts_wait_for_ever_without_overflow() {
+    let o = case("fault_duration_max", &[]);
+    o.assert_success();
+    assert_eq!(o.value("recv_timeout"), Some("Ok(5)"), "{o}");
+    assert_eq!(o.value("wait_timeout"), Some("true"), "{o}");
+    assert_eq!(o.value("after_max"), Some("Err(Timeout)"), "{o}");
+    assert_eq!(o.value("read_deadline"), Some("Ok((1, 120))"), "{o}");
+    // The G asleep for Duration::MAX is parked, and the process exited.
+    assert_eq!(o.value("sleeping_gs"), Some("1"), "{o}");
+}
+
+#[test]
+fn emfile_in_an_accept_loop_is_an_error_and_the_connection_waits() {
+    let o = case("fault_emfile_accept", &[]);
+    o.assert_success();
+    assert_eq!(o.value("first"), Some("Ok(())"), "{o}");
+    assert_eq!(
+        o.value("second"),
+        Some(format!("Err(Some({}))", libc::EMFILE).as_str()),
+        "{o}"
+    );
+    assert_eq!(o.value("again"), Some("Ok(())"), "{o}");
+}
+
+#[test]
+fn sigquit_while_a_g_is_in_a_plain_blocking_call_dumps_it() {
+    // Crash mode: the M blocked in read(2) dumps its own stack.
+    let o = tests::run_signalled(
+        BIN,
+        &["crash_quit_in_blocking_call"],
+        &[("GORT_TRACEBACK", "crash")],
+        Some(libc::SIGQUIT),
+        tests::crash_limit(),
+    );
+    assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
+    assert!(o.stderr.starts_with("fatal signal SIGQUIT"), "{o}");
+    assert!(o.stderr.contains("blocked_in_plain_read_function"), "{o}");
+    // Default level: the G is listed, its stack said to be with its M.
+    let o = tests::run_signalled(
+        BIN,
+        &["crash_quit_in_blocking_call"],
+        &[],
+        Some(libc::SIGQUIT),
+        tests::crash_limit(),
+    );
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(o.stderr.contains("goroutine 2 [running]:"), "{o}");
+    assert!(o.stderr.contains("running on another M"), "{o}");
+}
+
+#[test]
+fn a_crash_with_10k_gs_and_100_callbacks_in_flight_dumps_within_a_second() {
+    let o = case("crash_busy_process", &[("GORT_TRACEBACK", "crash")]);
+    assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
+    let took = o.since("crash_at");
+    assert!(
+        took < tests::scaled(std::time::Duration::from_secs(1)),
+        "the dump took {took:?}"
+    );
+    assert!(o.stderr.contains("ten_thousand_parked_function"), "{o}");
+    assert!(o.stderr.contains("mid_flight_callback_function"), "{o}");
+    // Every M with a thread dumped: the 100 foreign threads' Ms too.
+    assert!(
+        o.section_ms().len() > 100,
+        "{} sections",
+        o.section_ms().len()
+    );
+    assert!(!o.stderr.contains("did not answer the crash relay"), "{o}");
+}
+
+#[test]
+fn twenty_thousand_short_lived_foreign_threads_leave_no_growth() {
+    // Under qemu-user a thread start costs ~1 ms: fewer.
+    let n = if under_qemu() { "2000" } else { "20000" };
+    let o = case("fault_short_lived_foreign_threads", &[("THREADS", n)]);
+    o.assert_success();
+    assert_eq!(o.value("calls"), Some(n), "{o}");
+    let (t0, t1): (usize, usize) = (o.parse("threads_before"), o.parse("threads_after"));
+    assert!(t1 <= t0 + 1, "threads {t0} -> {t1}\n{o}");
+    let (m0, m1): (usize, usize) = (o.parse("mcount_before"), o.parse("mcount_after"));
+    assert!(m1 <= m0 + 2, "mcount {m0} -> {m1}\n{o}");
+    assert_eq!(o.value("extra_m_in_use"), Some("0"), "{o}");
+    let rss: u64 = o.parse("rss_growth_kib");
+    assert!(rss < 16 << 10, "RSS grew by {rss} KiB\n{o}");
+}
+
+#[test]
+fn a_g_stack_overflow_is_reported_at_every_traceback_level() {
+    if under_qemu() {
+        eprintln!(
+            "skipped under qemu-user: guard pages are mprotect pages there and qemu reports the overflow fault differently"
+        );
+        return;
+    }
+    for level in ["none", "single", "all", "system", "crash"] {
+        let o = case("crash_g_stack_overflow", &[("GORT_TRACEBACK", level)]);
+        if level == "crash" {
+            assert_eq!(o.signal, Some(libc::SIGABRT), "{level}: {o}");
+        } else {
+            assert_eq!(o.code, Some(2), "{level}: {o}");
+        }
+        assert!(o.stderr.starts_with("fatal signal SIGSEGV"), "{level}: {o}");
+        assert!(
+            o.stderr.contains("stack overflow (stack size 65536)"),
+            "{level}: {o}"
+        );
+        // Every level but none shows the recursion, collapsed.
+        assert_eq!(
+            o.stderr.contains("frames of recursion"),
+            level != "none",
+            "{level}: {o}"
+        );
+    }
+}
+
+#[test]
+fn a_callback_that_overflows_its_stack_is_reported_as_a_g() {
+    if under_qemu() {
+        eprintln!(
+            "skipped under qemu-user: guard pages are mprotect pages there and qemu reports the overflow fault differently"
+        );
+        return;
+    }
+    let o = case("crash_callback_stack_overflow", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(o.stderr.contains("stack overflow (stack size"), "{o}");
+    assert!(o.stderr.contains("locked to thread]"), "{o}");
+    assert!(o.stderr.contains("recurse_forever"), "{o}");
+}
+
+// Cases of the matrix tested elsewhere, with the same child-process
+// pattern:
+//
+// - C-ABI misuse status codes (null function, `gort_dropm` without an M, on
+//   a runtime thread, inside a callback, `gort_needm` twice, a callback
+//   during exit): `ffi_foreign.rs`, `misuse_of_the_c_abi_returns_status_codes`
+//   and `a_callback_during_exit_is_refused`.
+// - `max_stacks` reached: `sched_scenarios.rs`,
+//   `try_go_fails_cleanly_at_the_stack_limit`; `vm.max_map_count` with
+//   mprotect guards: `mprotect_guards_report_vm_max_map_count`.
+// - `GORT_MAX_THREADS` reached by runtime threads: `sched_scenarios.rs`,
+//   `the_thread_limit_is_a_clear_fatal_error`.
+// - An invalid `GORT_TRACEBACK`: `crash_dump.rs`,
+//   `an_invalid_traceback_level_is_reported`.
+// - 10,000 concurrent connections: `net_tcp.rs`,
+//   `ten_thousand_concurrent_connections_echo`.
+// - An OS thread's own stack overflow: `crash_dump.rs`,
+//   `an_os_thread_overflow_still_gets_stds_message`.

@@ -110,7 +110,7 @@ pub fn seed_extra_ms_then_crash() {
 
 #[inline(never)]
 #[allow(unconditional_recursion)] // the overflow is the point
-fn recurse_forever(n: u64) -> u64 {
+pub(crate) fn recurse_forever(n: u64) -> u64 {
     let pad = std::hint::black_box([n; 32]);
     recurse_forever(n + 1) + pad[3]
 }

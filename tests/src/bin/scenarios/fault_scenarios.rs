@@ -105,11 +105,19 @@ pub fn small_stack_panic() {
         .expect("max_stacks(1) allows one G")
         .join();
     println!("joined={}", if r.is_err() { "err" } else { "ok" });
-    // The stack came back: one G again, and a second at once is refused.
+    // The stack comes back once the G's M has left it, microseconds after
+    // `join` returns: one G again, and a second at once is refused.
     let wg = Arc::new(runtime::sync::WaitGroup::new());
     wg.add(1);
-    let w2 = wg.clone();
-    let first = runtime::try_go(move || w2.wait()).expect("one G");
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    let first = loop {
+        let w2 = wg.clone();
+        match runtime::try_go(move || w2.wait()) {
+            Ok(h) => break h,
+            Err(e) if std::time::Instant::now() > until => panic!("one G: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    };
     match runtime::try_go(|| ()) {
         Ok(_) => println!("second=ok"),
         Err(e) => println!("second={e}"),
@@ -330,4 +338,293 @@ pub fn fork_in_g() {
     println!("hung={}", outcomes.hung);
     println!("other={:?}", outcomes.other);
     println!("forks={forks}");
+}
+
+/// A panic payload that is neither `&str` nor `String`.
+#[derive(Debug, PartialEq)]
+struct Code(u32);
+
+/// Panics when dropped.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("panic in drop");
+    }
+}
+
+/// Symptom: a panic with a payload that is not a string, or a panic in a
+/// destructor, is lost, mangled, or takes the process down.
+pub fn panic_payloads() {
+    let r = runtime::go(|| std::panic::panic_any(Code(7))).join();
+    let p = r.expect_err("the G panicked");
+    println!("struct_payload={:?}", p.downcast_ref::<Code>());
+    let r = runtime::go(|| std::panic::panic_any(42u64)).join();
+    println!(
+        "int_payload={:?}",
+        r.expect_err("the G panicked").downcast_ref::<u64>()
+    );
+    let r = runtime::go(|| drop(PanicOnDrop)).join();
+    println!(
+        "drop_payload={:?}",
+        r.expect_err("the G panicked").downcast_ref::<&str>()
+    );
+    // A callback's panic, from a foreign thread, with a struct payload.
+    let r = std::thread::spawn(|| runtime::ffi::callback(|| std::panic::panic_any(Code(9))))
+        .join()
+        .expect("the foreign thread survives");
+    match r {
+        Err(runtime::ffi::CallbackError::Panicked(p)) => {
+            println!("callback_payload={:?}", p.downcast_ref::<Code>());
+        }
+        other => println!("callback={other:?}"),
+    }
+    println!("after={}", runtime::go(|| 3).join().unwrap());
+}
+
+#[inline(never)]
+fn panic_while_unwinding_function() {
+    let _guard = PanicOnDrop;
+    panic!("first panic");
+}
+
+/// Symptom: a panic in a destructor while a G unwinds (which Rust turns
+/// into an abort) ends the process without saying which G.
+pub fn panic_in_drop_while_unwinding() {
+    runtime::GoBuilder::new()
+        .name("unwinder")
+        .spawn(panic_while_unwinding_function)
+        .unwrap()
+        .join()
+        .ok();
+    println!("unreachable: the process survived a panic during unwinding");
+}
+
+/// Symptom: a timeout of `Duration::MAX` overflows a deadline (a panic, or
+/// a timer that fires at once).
+pub fn duration_max() {
+    // A G asleep for ever: parked, and the process still exits.
+    runtime::go(|| runtime::sleep(Duration::MAX));
+    let (tx, rx) = runtime::chan::bounded::<u32>(0);
+    let t = runtime::go(move || {
+        runtime::sleep(Duration::from_millis(20));
+        tx.send(5).unwrap();
+    });
+    let got = runtime::go(move || rx.recv_timeout(Duration::MAX))
+        .join()
+        .unwrap();
+    t.join().unwrap();
+    println!("recv_timeout={got:?}");
+    let wg = Arc::new(runtime::sync::WaitGroup::new());
+    wg.add(1);
+    let w2 = wg.clone();
+    let waiter = runtime::go(move || w2.wait_timeout(Duration::MAX));
+    runtime::sleep(Duration::from_millis(20));
+    wg.done();
+    println!("wait_timeout={}", waiter.join().unwrap());
+    let never = runtime::time::after(Duration::MAX);
+    let r = runtime::go(move || never.recv_timeout(Duration::from_millis(30)))
+        .join()
+        .unwrap();
+    println!("after_max={r:?}");
+    // A socket deadline of Duration::MAX: data still arrives.
+    let l = runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = runtime::go(move || {
+        use std::io::Write;
+        let (mut s, _) = l.accept().unwrap();
+        runtime::sleep(Duration::from_millis(20));
+        s.write_all(b"x").unwrap();
+    });
+    let n = runtime::go(move || {
+        use std::io::Read;
+        let mut c = runtime::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::MAX)).unwrap();
+        let mut b = [0u8; 1];
+        c.read(&mut b).map(|n| (n, b[0]))
+    })
+    .join()
+    .unwrap();
+    server.join().unwrap();
+    println!("read_deadline={n:?}");
+    println!("sleeping_gs={}", runtime::stats().waiting_gs);
+}
+
+/// Symptom: an accept loop that runs out of file descriptors (EMFILE)
+/// panics, spins, or parks for ever with the connection still queued.
+pub fn emfile_accept() {
+    // The runtime's start-up work (the symbol table is read from the
+    // binary's file) is done before the table is filled.
+    crate::wait_for_symbols();
+    let l = runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    // Fill the descriptor table, then free exactly three: two clients and
+    // one accepted connection fit, the second accept does not.
+    let mut filler = Vec::new();
+    loop {
+        // SAFETY: dup of our own stdin; the copies are closed below.
+        let fd = unsafe { libc::dup(0) };
+        if fd < 0 {
+            break;
+        }
+        filler.push(fd);
+        if filler.len() > 1_000_000 {
+            println!("error=no descriptor limit");
+            return;
+        }
+    }
+    for fd in filler.drain(filler.len() - 3..) {
+        // SAFETY: closing a descriptor this scenario dup'ed.
+        unsafe { libc::close(fd) };
+    }
+    let clients = runtime::go(move || {
+        let a = runtime::net::TcpStream::connect(addr).unwrap();
+        let b = runtime::net::TcpStream::connect(addr).unwrap();
+        (a, b)
+    })
+    .join()
+    .unwrap();
+    // Kept open: its descriptor is the last free one.
+    let first = l.accept().map(|(s, _)| s);
+    println!("first={:?}", first.as_ref().map(|_| ()));
+    let second = l.accept().map(|_| ());
+    println!("second={:?}", second.as_ref().map_err(|e| e.raw_os_error()));
+    // Descriptors back: the queued connection is accepted.
+    for fd in filler.drain(..) {
+        // SAFETY: closing a descriptor this scenario dup'ed.
+        unsafe { libc::close(fd) };
+    }
+    let again = runtime::go(move || l.accept().map(|_| ())).join().unwrap();
+    println!("again={again:?}");
+    drop((clients, first));
+}
+
+#[inline(never)]
+fn blocked_in_plain_read_function(fd: i32) {
+    let mut b = [0u8; 1];
+    // SAFETY: a plain blocking read(2) on our own pipe, into b.
+    unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+}
+
+/// Symptom: a SIGQUIT while a G sits in a plain blocking call (not through
+/// `runtime::syscall`) hangs or loses that G's stack.
+pub fn quit_in_blocking_call() {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds has room for the two ends.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let rd = fds[0];
+    runtime::go(move || blocked_in_plain_read_function(rd));
+    // Let the G reach read(2), and sysmon take its P.
+    std::thread::sleep(Duration::from_millis(100));
+    println!("ready");
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+#[inline(never)]
+fn mid_flight_callback_function(wg: &runtime::sync::WaitGroup) {
+    wg.wait();
+    std::hint::black_box(());
+}
+
+#[inline(never)]
+fn ten_thousand_parked_function(wg: &runtime::sync::WaitGroup) {
+    wg.wait();
+    std::hint::black_box(());
+}
+
+/// Symptom: a crash with 10,000 Gs and 100 callbacks parked mid-flight on
+/// foreign threads takes seconds to dump, or hangs in the relay.
+pub fn crash_busy_process() {
+    let wg = Arc::new(runtime::sync::WaitGroup::new());
+    wg.add(1);
+    for _ in 0..10_000 {
+        let wg = wg.clone();
+        runtime::go(move || ten_thousand_parked_function(&wg));
+    }
+    let in_callback = Arc::new(AtomicUsize::new(0));
+    for _ in 0..100 {
+        let (wg, n) = (wg.clone(), in_callback.clone());
+        std::thread::spawn(move || {
+            runtime::ffi::callback(|| {
+                n.fetch_add(1, Ordering::SeqCst);
+                mid_flight_callback_function(&wg);
+            })
+        });
+    }
+    while in_callback.load(Ordering::SeqCst) < 100 || runtime::stats().waiting_gs < 10_100 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    crate::crash_relay::print_mono("crash_at");
+    runtime::go(crate::crash_scenarios::crash_here_with_null_read)
+        .join()
+        .ok();
+}
+
+fn threads_now() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Symptom: thousands of short-lived foreign threads, each calling back
+/// once, leak their extra Ms, threads or memory.
+pub fn short_lived_foreign_threads() {
+    let total: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let batch = 16;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let run = |n: usize| {
+        for _ in 0..n / batch {
+            let ts: Vec<_> = (0..batch)
+                .map(|_| {
+                    let calls = calls.clone();
+                    std::thread::spawn(move || {
+                        runtime::ffi::callback(|| {
+                            let v = runtime::go(|| 1).join().unwrap();
+                            calls.fetch_add(v, Ordering::Relaxed);
+                        })
+                        .unwrap();
+                    })
+                })
+                .collect();
+            for t in ts {
+                t.join().unwrap();
+            }
+        }
+    };
+    // Warm up (the pool, the allocator's arenas), then measure.
+    run(total / 10);
+    std::thread::sleep(Duration::from_millis(50));
+    let (threads0, rss0, mcount0) = (threads_now(), rss_kib(), runtime::stats().mcount);
+    run(total - total / 10);
+    std::thread::sleep(Duration::from_millis(50));
+    let s = runtime::stats();
+    println!("calls={}", calls.load(Ordering::Relaxed));
+    println!("threads_before={threads0}");
+    println!("threads_after={}", threads_now());
+    println!("rss_growth_kib={}", rss_kib().saturating_sub(rss0));
+    println!("mcount_before={mcount0}");
+    println!("mcount_after={}", s.mcount);
+    println!("extra_m_in_use={}", s.extra_m_in_use);
+}
+
+/// Symptom: a callback from a foreign thread that overflows its G's stack
+/// dies with a bare SIGSEGV, or is reported as a plain thread's overflow.
+pub fn callback_stack_overflow() {
+    std::thread::spawn(|| runtime::ffi::callback(|| crate::crash_scenarios::recurse_forever(0)))
+        .join()
+        .ok();
 }

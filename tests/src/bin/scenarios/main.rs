@@ -545,6 +545,26 @@ fn main() {
             fault_scenarios::address_space_limit,
         ),
         ("fault_fork_in_g", fault_scenarios::fork_in_g),
+        ("fault_panic_payloads", fault_scenarios::panic_payloads),
+        (
+            "crash_panic_in_drop_while_unwinding",
+            fault_scenarios::panic_in_drop_while_unwinding,
+        ),
+        ("fault_duration_max", fault_scenarios::duration_max),
+        ("fault_emfile_accept", fault_scenarios::emfile_accept),
+        (
+            "crash_quit_in_blocking_call",
+            fault_scenarios::quit_in_blocking_call,
+        ),
+        ("crash_busy_process", fault_scenarios::crash_busy_process),
+        (
+            "crash_callback_stack_overflow",
+            fault_scenarios::callback_stack_overflow,
+        ),
+        (
+            "fault_short_lived_foreign_threads",
+            fault_scenarios::short_lived_foreign_threads,
+        ),
         (
             "crash_silent_foreign_threads",
             fault_scenarios::silent_foreign_threads,
