@@ -525,13 +525,15 @@ pub fn quit_in_blocking_call() {
 #[inline(never)]
 fn mid_flight_callback_function(wg: &runtime::sync::WaitGroup) {
     wg.wait();
-    std::hint::black_box(());
+    // Not the body of `ten_thousand_parked_function`: identical bodies
+    // would be folded into one symbol in release builds.
+    std::hint::black_box(100u64);
 }
 
 #[inline(never)]
 fn ten_thousand_parked_function(wg: &runtime::sync::WaitGroup) {
     wg.wait();
-    std::hint::black_box(());
+    std::hint::black_box(10_000u32);
 }
 
 /// Symptom: a crash with 10,000 Gs and 100 callbacks parked mid-flight on
