@@ -5,7 +5,7 @@ Called by bench/run.sh after it has built the binaries (target/release/
 *_bench and target/go_bench). Every process runs one workload of one
 implementation. `yield` and `spawn_join` repeat in-process after a warm-up;
 `parked` measures once per process (after one warm-up process at a tenth of
-the size), each process started right after `prefault` has touched and freed
+the size), `blocking*` pools the delay of every round of every process, each process started right after `prefault` has touched and freed
 as much memory as it needs (see there). Full mode runs 5 rounds, each round one process per
 implementation in turn, so that a slow spell of the (shared, virtual)
 machine hits every implementation alike; the table shows the median, min and
@@ -43,6 +43,8 @@ TARGETS = {
     "chan_mpmc": (None, "none (compare)"),
     # Relative: judged against Go's and may's medians in the same run.
     "tcp_echo": (None, "≤ Go's and may's ns per request"),
+    "blocking": (None, "≤ Go's delay"),
+    "blocking_read": (None, "≤ Go's delay"),
 }
 
 
@@ -60,6 +62,8 @@ def sizes(quick):
             "chan_pingpong": {i: (1_000 if i == "threads" else 10_000, 1) for i in IMPLS},
             "chan_mpmc": {i: (10_000, 1) for i in IMPLS},
             "tcp_echo": {i: (50, 1) for i in IMPLS},
+            "blocking": {i: (5, 1) for i in IMPLS},
+            "blocking_read": {i: (5, 1) for i in IMPLS},
         }
     return {
         # BENCH_ROUNDS=3 for a shorter full run.
@@ -72,6 +76,10 @@ def sizes(quick):
         "chan_pingpong": {i: (100_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
         "chan_mpmc": {i: (200_000 if i == "threads" else 1_000_000, 3) for i in IMPLS},
         "tcp_echo": {i: (1_000, 3) for i in IMPLS},
+        # Rounds of a 20 ms blocking call: the table pools every round's
+        # delay over all processes.
+        "blocking": {i: (21, 1) for i in IMPLS},
+        "blocking_read": {i: (21, 1) for i in IMPLS},
     }
 
 
@@ -249,7 +257,7 @@ def header(quick):
         f"- {cmd_out(['rustc', '--version'])}; {cmd_out(['go', 'version'])}",
         f"- crates: may {lock_version('may')}, tokio {lock_version('tokio')}; gort at {commit}"
         + (" (with uncommitted changes)" if dirty else ""),
-        "- mode: " + ("--quick (tiny sizes, 1 repetition: a smoke test, not a measurement)" if quick else f"full: {sizes(False)['rounds']} rounds; 3 repetitions per process after a warm-up, parked 1 per process"),
+        "- mode: " + ("--quick (tiny sizes, 1 repetition: a smoke test, not a measurement)" if quick else f"full: {sizes(False)['rounds']} rounds; 3 repetitions per process after a warm-up, parked 1 per process, blocking* {sizes(False)['blocking']['gort'][0]} rounds per process"),
     ]
     return "\n".join(lines)
 
@@ -259,6 +267,8 @@ def fmt(x, unit):
         return f"{x:.2f} s" if x >= 1 else f"{x * 1e3:.1f} ms"
     if unit == "KiB":
         return f"{x:.2f} KiB"
+    if unit == "µs":
+        return f"{x / 1000:,.1f} µs"
     if x >= 10_000:
         return f"{x / 1000:,.1f} µs"
     if x >= 100:
@@ -277,6 +287,8 @@ METRICS = [
     ("chan_pingpong", "chan_pingpong", "chan_pingpong: ns per round trip", "ns"),
     ("chan_mpmc", "chan_mpmc", "chan_mpmc (4+4, cap 128): ns per value", "ns"),
     ("tcp_echo", "tcp_echo", "tcp_echo: ns per request", "ns"),
+    ("blocking", "blocking", "blocking: wake-up delay, its worker in sleep(20 ms); n = rounds per process", "µs"),
+    ("blocking_read", "blocking_read", "blocking_read: wake-up delay, its worker in read(2) on a pipe (20 ms)", "µs"),
 ]
 
 
@@ -285,7 +297,16 @@ def values(key, row):
         return [float(v["create_ms"]) / 1e3 for v in row["values"]]
     if key == "parked_rss":
         return [float(v["rss_kib_per_unit"]) for v in row["values"]]
+    if key in ("blocking", "blocking_read"):
+        # Every round's delay, not each process's median.
+        return [float(d) for v in row["values"] for d in v["delays_ns"].split(",")]
     return [float(v["ns_per_op"]) for v in row["values"]]
+
+
+def ratio_text(r):
+    """peer / gort, with 3 significant digits below 0.1 (`blocking`'s
+    ratios span four orders of magnitude)."""
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.3g}×"
 
 
 def table(runs, quick):
@@ -309,13 +330,13 @@ def table(runs, quick):
             med, lo, hi = statistics.median(vals), min(vals), max(vals)
             if impl == "gort":
                 gort_med = med
-            ratio = "1.00×" if impl == "gort" else (f"{med / gort_med:.2f}×" if gort_med else "–")
+            ratio = "1.00×" if impl == "gort" else (ratio_text(med / gort_med) if gort_med else "–")
             target = ""
             if impl == "gort" and quick:
                 target = "(not judged by --quick)"
-            elif impl == "gort" and key == "tcp_echo":
+            elif impl == "gort" and key in ("tcp_echo", "blocking", "blocking_read"):
                 peers = [statistics.median(values(key, runs[(workload, p)]))
-                         for p in ("go", "may")
+                         for p in (("go", "may") if key == "tcp_echo" else ("go",))
                          if runs.get((workload, p)) and runs[(workload, p)]["n"] is not None]
                 met = bool(peers) and med <= min(peers)
                 target = f"{TARGETS[key][1]}: {'met' if met else 'missed'}"
@@ -385,7 +406,8 @@ def main():
     timeout = 120 if quick else 600
     # BENCH_ONLY=chan_pingpong,chan_mpmc runs a subset of the workloads.
     only = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
-    for workload in ("yield", "spawn_join", "parked", "skynet", "mutex", "chan_pingpong", "chan_mpmc", "tcp_echo"):
+    for workload in ("yield", "spawn_join", "parked", "skynet", "mutex", "chan_pingpong", "chan_mpmc", "tcp_echo",
+                     "blocking", "blocking_read"):
         if only and workload not in only:
             continue
         # Rounds interleave the implementations, so a slow spell of a shared
@@ -407,7 +429,9 @@ def main():
                 row["values"] += values
                 if err:
                     row["failures"].append((n, err))
-    sweep_note = sweep(quick, timeout)
+    # The parked sweep belongs to `parked`: a BENCH_ONLY run without it
+    # skips the sweep.
+    sweep_note = sweep(quick, timeout) if not only or "parked" in only else ""
     tab, notes = table(runs, quick)
     if PREFAULT_NS:
         head += (f"\n- first touch just before each `parked` process, while `prefault` warms the "
@@ -422,8 +446,9 @@ def main():
         print()
         print(notes)
     print()
-    print(sweep_note)
-    print()
+    if sweep_note:
+        print(sweep_note)
+        print()
     cpus = os.cpu_count() or 1
     wall = time.time() - t0
     busy1, steal1 = cpu_times()

@@ -5,6 +5,9 @@
 #
 #   bench/run.sh            full sizes, several repetitions (a few minutes)
 #   bench/run.sh --quick    tiny sizes, one repetition: a smoke test for CI
+#   BENCH_ONLY=blocking,blocking_read bench/run.sh
+#                           only these workloads (names as in the table;
+#                           `ffi` and `crash` name the two harnesses below)
 #
 # Build output goes to stderr; the table goes to stdout.
 set -euo pipefail
@@ -35,14 +38,20 @@ python3 driver.py "$@"
 # Go's cgo (its own harness: C code, a cgo program).
 quick=0
 for a in "$@"; do [ "$a" = --quick ] && quick=1; done
-echo
-echo "Foreign C thread → runtime callback, and C calls (bench/ffi.sh):"
-echo
-if [ "$quick" = 1 ]; then ./ffi.sh 1; else ./ffi.sh 5; fi
+# Whether BENCH_ONLY (comma-separated) asks for harness $1; empty: all.
+wanted() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+if wanted ffi; then
+    echo
+    echo "Foreign C thread → runtime callback, and C calls (bench/ffi.sh):"
+    echo
+    if [ "$quick" = 1 ]; then ./ffi.sh 1; else ./ffi.sh 5; fi
+fi
 
 # Workload 9: crash-dump latency, GORT_TRACEBACK=crash against Go's
 # GOTRACEBACK=crash (its own harness: a parent timing child processes).
-echo
-echo "Crash dump latency (bench/crash.sh):"
-echo
-if [ "$quick" = 1 ]; then ./crash.sh --quick; else ./crash.sh; fi
+if wanted crash; then
+    echo
+    echo "Crash dump latency (bench/crash.sh):"
+    echo
+    if [ "$quick" = 1 ]; then ./crash.sh --quick; else ./crash.sh; fi
+fi

@@ -19,6 +19,15 @@
 //	    on one channel buffering 128.
 //	  - tcp_echo: the net package, a goroutine per accepted connection and
 //	    per client; N connections, 100 exchanges of 64 bytes each.
+//	  - blocking: GOMAXPROCS=1; goroutine B receives from a channel; the main
+//	    goroutine A sends it time.Now(), then sleeps 20 ms in a raw
+//	    syscall.Nanosleep (a plain system call, not time.Sleep), then
+//	    receives B's delay on a second channel, N times.
+//	  - blocking_read: the same, A's blocking call a raw syscall.Read of one
+//	    byte from a pipe (syscall.Pipe: a blocking descriptor the netpoller
+//	    never sees) that a time.AfterFunc callback fills 20 ms after A asked.
+//	    Go has no thread outside its scheduler (short of cgo), so the writer
+//	    is a goroutine; it runs after B.
 package main
 
 import (
@@ -28,17 +37,19 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 const impl = "go"
 
 func usage(why string) {
-	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|skynet|mutex|chan_pingpong|chan_mpmc|tcp_echo> <size> [reps]\n", why)
+	fmt.Fprintf(os.Stderr, "go_bench: %s\nusage: go_bench <yield|spawn_join|parked|skynet|mutex|chan_pingpong|chan_mpmc|tcp_echo|blocking|blocking_read> <size> [reps]\n", why)
 	os.Exit(2)
 }
 
@@ -183,6 +194,8 @@ func main() {
 		chanMain(os.Args[1], n, reps)
 	case "tcp_echo":
 		tcpEcho(n, reps)
+	case "blocking", "blocking_read":
+		blocking(os.Args[1], n, reps)
 	default:
 		usage(fmt.Sprintf("unknown workload %q", os.Args[1]))
 	}
@@ -412,5 +425,106 @@ func tcpEcho(n, reps int) {
 		total := n * echoRequests
 		fmt.Printf("result workload=tcp_echo impl=%s n=%d rep=%d ns_per_op=%.2f rps=%.2f procs=%d\n",
 			impl, n, rep, nsPer(d, total), float64(total)/d.Seconds(), runtime.GOMAXPROCS(0))
+	}
+}
+
+// blockMs is how long A's blocking call lasts (harness::BLOCK).
+const blockMs = 20
+
+// blocker is A's plain blocking call: a raw nanosleep, or a raw read of the
+// byte that prepare asked for.
+type blocker struct {
+	pipe [2]int // read end, write end; unused for "blocking"
+	read bool
+}
+
+func newBlocker(workload string) *blocker {
+	b := &blocker{read: workload == "blocking_read"}
+	if b.read {
+		if err := syscall.Pipe(b.pipe[:]); err != nil {
+			panic(err)
+		}
+	}
+	return b
+}
+
+// prepare, before A wakes B: the writer sends one byte blockMs from now.
+func (b *blocker) prepare() {
+	if b.read {
+		w := b.pipe[1]
+		time.AfterFunc(blockMs*time.Millisecond, func() {
+			if n, err := syscall.Write(w, []byte{1}); n != 1 || err != nil {
+				panic(fmt.Sprintf("pipe write: %d %v", n, err))
+			}
+		})
+	}
+}
+
+func (b *blocker) block() {
+	if !b.read {
+		ts := syscall.NsecToTimespec(blockMs * int64(time.Millisecond))
+		for {
+			var left syscall.Timespec
+			err := syscall.Nanosleep(&ts, &left)
+			if err != syscall.EINTR {
+				return
+			}
+			ts = left
+		}
+	}
+	buf := []byte{0}
+	for {
+		n, err := syscall.Read(b.pipe[0], buf)
+		if n == 1 {
+			return
+		}
+		if err != syscall.EINTR {
+			panic(fmt.Sprintf("pipe read: %d %v", n, err))
+		}
+	}
+}
+
+// blockingOnce runs n rounds of: A (the calling goroutine) wakes B, then
+// blocks its thread in a raw system call; it returns B's delay per round.
+func blockingOnce(b *blocker, n int) []time.Duration {
+	wake := make(chan time.Time, 1)
+	done := make(chan time.Duration, 1)
+	go func() {
+		for sent := range wake {
+			done <- time.Since(sent)
+		}
+	}()
+	delays := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		b.prepare()
+		wake <- time.Now()
+		b.block()
+		delays = append(delays, <-done)
+	}
+	close(wake)
+	return delays
+}
+
+func blocking(workload string, n, reps int) {
+	runtime.GOMAXPROCS(1)
+	b := newBlocker(workload)
+	blockingOnce(b, warmupN(workload, n))
+	for rep := 0; rep < reps; rep++ {
+		delays := blockingOnce(b, n)
+		ns := make([]int64, len(delays))
+		all := make([]string, len(delays))
+		for i, d := range delays {
+			ns[i] = d.Nanoseconds()
+			all[i] = strconv.FormatInt(ns[i], 10)
+		}
+		sort.Slice(ns, func(i, j int) bool { return ns[i] < ns[j] })
+		m := len(ns) / 2
+		median := ns[m]
+		if len(ns)%2 == 0 {
+			median = (ns[m-1] + ns[m]) / 2
+		}
+		fmt.Printf("result workload=%s impl=%s n=%d rep=%d ns_per_op=%d min_ns=%d max_ns=%d block_ms=%d delays_ns=%s procs=%d\n",
+			workload, impl, n, rep, median, ns[0], ns[len(ns)-1], blockMs,
+			strings.Join(all, ","), runtime.GOMAXPROCS(0))
 	}
 }

@@ -39,8 +39,21 @@
 //!   the first client spawn to the last client done, connects included,
 //!   over `N * ECHO_REQUESTS`) and requests per second.
 //!
-//! `yield`, `spawn_join`, `skynet`, `mutex`, `chan_*` and `tcp_echo` run one warm-up ([`warmup_n`]) and then `reps`
-//! measured repetitions in the process; `parked` runs once (the driver starts more
+//! - `blocking N`: one worker (P, thread, `GOMAXPROCS`); unit B waits on a
+//!   channel; `N` times, unit A sends B the time (B is now runnable on A's
+//!   worker) and then makes a plain blocking call, `std::thread::sleep`
+//!   ([`BLOCK`]) or a raw `nanosleep` in Go, that no runtime wraps; B sends
+//!   back how long after the send it ran, and A waits for that answer
+//!   before the next round. Prints the median delay (`ns_per_op`) and every
+//!   delay (`delays_ns`): how long a runnable unit waits while another on
+//!   its worker is stuck in the kernel.
+//! - `blocking_read N`: the same, but A's blocking call is a plain `read(2)`
+//!   of one byte from a pipe that a thread outside the runtime fills
+//!   [`BLOCK`] after A asked for it ([`Blocker`]).
+//!
+//! `yield`, `spawn_join`, `skynet`, `mutex`, `chan_*`, `tcp_echo` and
+//! `blocking*` run one warm-up ([`warmup_n`]) and then `reps` measured
+//! repetitions in the process; `parked` runs once (the driver starts more
 //! processes). Output, one line per measured repetition:
 //!
 //! ```text
@@ -75,6 +88,11 @@ pub enum Workload {
     /// Loopback TCP echo: `N` connections, [`ECHO_REQUESTS`] request/response
     /// exchanges of [`ECHO_BYTES`] bytes each.
     TcpEcho,
+    /// The delay before a woken unit runs while another unit on its worker
+    /// sleeps in the kernel (`std::thread::sleep`, `nanosleep`).
+    Blocking,
+    /// As [`Workload::Blocking`], the blocking call a `read(2)` on a pipe.
+    BlockingRead,
 }
 
 impl Workload {
@@ -89,6 +107,8 @@ impl Workload {
             Workload::ChanPingPong => "chan_pingpong",
             Workload::ChanMpmc => "chan_mpmc",
             Workload::TcpEcho => "tcp_echo",
+            Workload::Blocking => "blocking",
+            Workload::BlockingRead => "blocking_read",
         }
     }
 }
@@ -109,7 +129,7 @@ pub fn args(imp: &str) -> Args {
     let argv: Vec<String> = std::env::args().collect();
     let usage = |why: &str| -> ! {
         eprintln!(
-            "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|skynet|mutex|chan_pingpong|chan_mpmc|tcp_echo> <size> [reps]"
+            "{imp}_bench: {why}\nusage: {imp}_bench <yield|spawn_join|parked|skynet|mutex|chan_pingpong|chan_mpmc|tcp_echo|blocking|blocking_read> <size> [reps]"
         );
         std::process::exit(2);
     };
@@ -125,6 +145,8 @@ pub fn args(imp: &str) -> Args {
         "chan_pingpong" => Workload::ChanPingPong,
         "chan_mpmc" => Workload::ChanMpmc,
         "tcp_echo" => Workload::TcpEcho,
+        "blocking" => Workload::Blocking,
+        "blocking_read" => Workload::BlockingRead,
         w => usage(&format!("unknown workload {w:?}")),
     };
     let n = parse_count(&argv[2]).unwrap_or_else(|| usage(&format!("bad size {:?}", argv[2])));
@@ -358,4 +380,114 @@ pub fn report_tcp_echo(imp: &str, conns: usize, rep: usize, d: Duration) -> Line
     Line::new(Workload::TcpEcho, imp, conns, rep)
         .f("ns_per_op", ns_per(d, requests))
         .f("rps", requests as f64 / d.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------
+// blocking
+// ---------------------------------------------------------------------------
+
+/// `blocking*`: how long unit A's plain blocking call lasts.
+pub const BLOCK: Duration = Duration::from_millis(20);
+
+/// Unit A's plain blocking call in `blocking` and `blocking_read`. Rust's
+/// side of every peer uses this, so that the call is the same code
+/// everywhere: `std::thread::sleep`, or a `libc::read` of one byte from a
+/// pipe whose writer is a plain OS thread (started here, outside every
+/// runtime, so that it needs no worker of the runtime under test).
+#[derive(Debug)]
+pub struct Blocker {
+    /// `None` for `blocking`: sleep.
+    pipe: Option<Pipe>,
+}
+
+#[derive(Debug)]
+struct Pipe {
+    read_fd: libc::c_int,
+    /// Each message asks the writer thread for one byte, [`BLOCK`] later.
+    arm: std::sync::mpsc::Sender<()>,
+}
+
+impl Blocker {
+    /// The blocker of workload `w` (`Blocking` or `BlockingRead`).
+    pub fn new(w: Workload) -> Blocker {
+        if w != Workload::BlockingRead {
+            return Blocker { pipe: None };
+        }
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+        let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
+        assert_eq!(rc, 0, "pipe: {}", std::io::Error::last_os_error());
+        let (read_fd, write_fd) = (fds[0], fds[1]);
+        let (arm, armed) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("pipe-writer".into())
+            .spawn(move || {
+                for () in armed {
+                    std::thread::sleep(BLOCK);
+                    // SAFETY: `write_fd` stays open for the life of the
+                    // process (never closed); the buffer is one valid byte.
+                    let n = unsafe { libc::write(write_fd, [1u8].as_ptr().cast(), 1) };
+                    assert_eq!(n, 1, "pipe write: {}", std::io::Error::last_os_error());
+                }
+            })
+            .expect("spawn the pipe writer thread");
+        Blocker {
+            pipe: Some(Pipe { read_fd, arm }),
+        }
+    }
+
+    /// Before A wakes B: asks the writer for a byte ([`BLOCK`] from now).
+    pub fn prepare(&self) {
+        if let Some(p) = &self.pipe {
+            p.arm.send(()).expect("the pipe writer thread is gone");
+        }
+    }
+
+    /// A's plain blocking call: sleeps [`BLOCK`], or reads the byte that
+    /// [`Blocker::prepare`] asked for (blocking until the writer sends it).
+    pub fn block(&self) {
+        let Some(p) = &self.pipe else {
+            std::thread::sleep(BLOCK);
+            return;
+        };
+        let mut b = [0u8; 1];
+        loop {
+            // SAFETY: `read_fd` is open for the life of the process; `b` is
+            // one writable byte.
+            let n = unsafe { libc::read(p.read_fd, b.as_mut_ptr().cast(), 1) };
+            if n == 1 {
+                return;
+            }
+            let e = std::io::Error::last_os_error();
+            assert!(
+                n < 0 && e.kind() == std::io::ErrorKind::Interrupted,
+                "pipe read: {n} {e}"
+            );
+        }
+    }
+}
+
+/// The `result` line of a `blocking*` repetition: `delays` are how long
+/// after A's send B ran, one per round.
+pub fn report_blocking(w: Workload, imp: &str, rep: usize, delays: &[Duration]) -> Line {
+    let mut ns: Vec<u128> = delays.iter().map(Duration::as_nanos).collect();
+    let all = ns.iter().map(u128::to_string).collect::<Vec<_>>().join(",");
+    ns.sort_unstable();
+    Line::new(w, imp, delays.len(), rep)
+        .kv("ns_per_op", median_ns(&ns))
+        .kv("min_ns", ns[0])
+        .kv("max_ns", ns[ns.len() - 1])
+        .kv("block_ms", BLOCK.as_millis())
+        .kv("delays_ns", all)
+}
+
+/// The median of sorted, non-empty `ns` (the mean of the middle two for an
+/// even count).
+fn median_ns(ns: &[u128]) -> u128 {
+    let m = ns.len() / 2;
+    if ns.len() % 2 == 1 {
+        ns[m]
+    } else {
+        (ns[m - 1] + ns[m]) / 2
+    }
 }

@@ -18,6 +18,11 @@
 //!   `chan::bounded(128)`.
 //! - `tcp_echo`: default procs; `runtime::net`, a G per accepted connection
 //!   and a G per client.
+//! - `blocking`, `blocking_read`: `Builder::procs(1)` (as `GORT_MAXPROCS=1`);
+//!   G B waits on a `chan::bounded(1)`; G A sends it `Instant::now()`, then
+//!   makes the plain blocking call ([`harness::Blocker`]: no
+//!   `runtime::syscall`, nothing gort wrote), then receives B's measured
+//!   delay on a second channel.
 
 use harness::{Args, Parked, Workload};
 use runtime::sync::WaitGroup;
@@ -30,7 +35,10 @@ const IMPL: &str = "gort";
 
 fn main() {
     let a = harness::args(IMPL);
-    if a.workload == Workload::Yield {
+    if matches!(
+        a.workload,
+        Workload::Yield | Workload::Blocking | Workload::BlockingRead
+    ) {
         runtime::Builder::new()
             .procs(1)
             .build()
@@ -47,6 +55,7 @@ fn main() {
         Workload::ChanPingPong => bench_pingpong(a, procs),
         Workload::ChanMpmc => bench_mpmc(a, procs),
         Workload::TcpEcho => bench_tcp_echo(a, procs),
+        Workload::Blocking | Workload::BlockingRead => bench_blocking(a, procs),
     })
     .join()
     .expect("gort_bench: the benchmark G panicked");
@@ -330,6 +339,40 @@ fn bench_tcp_echo(a: Args, procs: usize) {
     for rep in 0..a.reps {
         let d = tcp_echo_once(addr, a.n);
         harness::report_tcp_echo(IMPL, a.n, rep, d)
+            .kv("procs", procs)
+            .print();
+    }
+}
+
+/// `n` rounds of: A (this G) wakes B, then blocks its thread in plain code;
+/// B's delay of each round.
+fn blocking_once(blocker: &harness::Blocker, n: usize) -> Vec<Duration> {
+    use runtime::chan;
+    let (wake_tx, wake_rx) = chan::bounded::<Instant>(1);
+    let (done_tx, done_rx) = chan::bounded::<Duration>(1);
+    let b = runtime::go(move || {
+        for sent in &wake_rx {
+            done_tx.send(sent.elapsed()).unwrap();
+        }
+    });
+    let mut delays = Vec::with_capacity(n);
+    for _ in 0..n {
+        blocker.prepare();
+        wake_tx.send(Instant::now()).unwrap();
+        blocker.block();
+        delays.push(done_rx.recv().unwrap());
+    }
+    drop(wake_tx);
+    b.join().unwrap();
+    delays
+}
+
+fn bench_blocking(a: Args, procs: usize) {
+    let blocker = harness::Blocker::new(a.workload);
+    blocking_once(&blocker, harness::warmup_n(a.workload, a.n));
+    for rep in 0..a.reps {
+        let delays = blocking_once(&blocker, a.n);
+        harness::report_blocking(a.workload, IMPL, rep, &delays)
             .kv("procs", procs)
             .print();
     }

@@ -22,6 +22,10 @@
 //!   senders never wait).
 //! - `tcp_echo`: `may::net`, a coroutine per accepted connection and a
 //!   coroutine per client.
+//! - `blocking`, `blocking_read`: `may::config().set_workers(1)`; coroutine
+//!   B waits on a `may::sync::mpsc::channel`; coroutine A sends it
+//!   `Instant::now()`, makes the plain blocking call
+//!   ([`harness::Blocker`]), then receives B's delay on a second channel.
 
 use harness::{Args, Parked, Workload};
 use may::coroutine::JoinHandle;
@@ -69,7 +73,10 @@ where
 
 fn main() {
     let a = harness::args(IMPL);
-    if a.workload == Workload::Yield {
+    if matches!(
+        a.workload,
+        Workload::Yield | Workload::Blocking | Workload::BlockingRead
+    ) {
         may::config().set_workers(1);
     }
     let workers = may::config().get_workers();
@@ -82,6 +89,7 @@ fn main() {
         Workload::ChanPingPong => bench_pingpong(a, workers),
         Workload::ChanMpmc => bench_mpmc(a, workers),
         Workload::TcpEcho => bench_tcp_echo(a, workers),
+        Workload::Blocking | Workload::BlockingRead => bench_blocking(a, workers),
     })
     .expect("may_bench: spawn the benchmark coroutine")
     .join()
@@ -364,6 +372,41 @@ fn bench_tcp_echo(a: Args, workers: usize) {
         let d = tcp_echo_once(addr, a.n);
         harness::report_tcp_echo(IMPL, a.n, rep, d)
             .kv("workers", workers)
+            .print();
+    }
+}
+
+/// `n` rounds of: A (this coroutine) wakes B, then blocks its worker in
+/// plain code; B's delay of each round.
+fn blocking_once(blocker: &harness::Blocker, n: usize) -> Vec<Duration> {
+    use may::sync::mpsc;
+    let (wake_tx, wake_rx) = mpsc::channel::<Instant>();
+    let (done_tx, done_rx) = mpsc::channel::<Duration>();
+    let b = spawn(move || {
+        for sent in wake_rx.iter() {
+            done_tx.send(sent.elapsed()).unwrap();
+        }
+    })
+    .unwrap();
+    let mut delays = Vec::with_capacity(n);
+    for _ in 0..n {
+        blocker.prepare();
+        wake_tx.send(Instant::now()).unwrap();
+        blocker.block();
+        delays.push(done_rx.recv().unwrap());
+    }
+    drop(wake_tx);
+    b.join().unwrap();
+    delays
+}
+
+fn bench_blocking(a: Args, workers: usize) {
+    let blocker = harness::Blocker::new(a.workload);
+    blocking_once(&blocker, harness::warmup_n(a.workload, a.n));
+    for rep in 0..a.reps {
+        let delays = blocking_once(&blocker, a.n);
+        harness::report_blocking(a.workload, IMPL, rep, &delays)
+            .kv("procs", workers)
             .print();
     }
 }

@@ -23,6 +23,11 @@
 //!   channel has one consumer).
 //! - `tcp_echo`: `std::net`, blocking sockets, a thread (64 KiB stack) per
 //!   accepted connection and per client.
+//! - `blocking`, `blocking_read`: threads A and B pinned to one CPU (the
+//!   kernel is the "worker"); B waits on a `std::sync::mpsc::channel`; A
+//!   sends it `Instant::now()`, makes the plain blocking call
+//!   ([`harness::Blocker`]), then receives B's delay on a second channel.
+//!   The reference: the kernel runs B as soon as A blocks, if not before.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -43,6 +48,7 @@ fn main() {
         Workload::ChanPingPong => bench_pingpong(a),
         Workload::ChanMpmc => bench_mpmc(a),
         Workload::TcpEcho => bench_tcp_echo(a),
+        Workload::Blocking | Workload::BlockingRead => bench_blocking(a),
     }
 }
 
@@ -410,5 +416,44 @@ fn bench_tcp_echo(a: Args) {
     for rep in 0..a.reps {
         let d = tcp_echo_once(addr, a.n);
         harness::report_tcp_echo(IMPL, a.n, rep, d).print();
+    }
+}
+
+/// `n` rounds of: thread A (this one) wakes thread B, then blocks; B's
+/// delay of each round. Both are pinned to `cpu`.
+fn blocking_once(blocker: &harness::Blocker, cpu: usize, n: usize) -> Vec<Duration> {
+    use std::sync::mpsc;
+    let (wake_tx, wake_rx) = mpsc::channel::<Instant>();
+    let (done_tx, done_rx) = mpsc::channel::<Duration>();
+    let b = small_thread(move || {
+        pin_to(cpu);
+        for sent in wake_rx {
+            done_tx.send(sent.elapsed()).unwrap();
+        }
+    });
+    let mut delays = Vec::with_capacity(n);
+    for _ in 0..n {
+        blocker.prepare();
+        wake_tx.send(Instant::now()).unwrap();
+        blocker.block();
+        delays.push(done_rx.recv().unwrap());
+    }
+    drop(wake_tx);
+    b.join().unwrap();
+    delays
+}
+
+fn bench_blocking(a: Args) {
+    let cpu = first_allowed_cpu();
+    // The writer thread of `blocking_read` starts before the pin: it is the
+    // "other thread" and may run anywhere.
+    let blocker = harness::Blocker::new(a.workload);
+    pin_to(cpu);
+    blocking_once(&blocker, cpu, harness::warmup_n(a.workload, a.n));
+    for rep in 0..a.reps {
+        let delays = blocking_once(&blocker, cpu, a.n);
+        harness::report_blocking(a.workload, IMPL, rep, &delays)
+            .kv("procs", 1)
+            .print();
     }
 }

@@ -24,6 +24,13 @@
 //!   usual way to share one).
 //! - `tcp_echo`: the multi-thread runtime; `tokio::net`, a task per
 //!   accepted connection and a task per client.
+//! - `blocking`, `blocking_read`: the multi-thread runtime with one worker
+//!   thread; task B awaits a `tokio::sync::mpsc::channel(1)`; task A sends
+//!   it `Instant::now()`, then makes the plain blocking call inside the
+//!   task ([`harness::Blocker`]: what code that forgets `spawn_blocking` or
+//!   `block_in_place` does), then awaits B's delay on a second channel. With
+//!   one worker nothing can run B until A's call returns; tokio has no
+//!   monitor that would move it.
 
 use harness::{Args, Parked, Workload};
 use std::hint::black_box;
@@ -65,6 +72,14 @@ fn main() {
         Workload::TcpEcho => {
             let rt = Builder::new_multi_thread().enable_all().build().unwrap();
             bench_tcp_echo(&rt, a);
+        }
+        Workload::Blocking | Workload::BlockingRead => {
+            let rt = Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            bench_blocking(&rt, a);
         }
     }
 }
@@ -385,6 +400,47 @@ fn bench_tcp_echo(rt: &Runtime, a: Args) {
             let d = tcp_echo_once(addr, a.n).await;
             harness::report_tcp_echo(IMPL, a.n, rep, d)
                 .kv("workers", workers)
+                .print();
+        }
+    });
+}
+
+/// `n` rounds of: task A wakes task B, then blocks its worker thread in
+/// plain code; B's delay of each round. Both are spawned, so both run on
+/// the one worker (`block_on` runs on the calling thread, not a worker).
+async fn blocking_once(blocker: Arc<harness::Blocker>, n: usize) -> Vec<Duration> {
+    use tokio::sync::mpsc;
+    let (wake_tx, mut wake_rx) = mpsc::channel::<Instant>(1);
+    let (done_tx, mut done_rx) = mpsc::channel::<Duration>(1);
+    let b = tokio::spawn(async move {
+        while let Some(sent) = wake_rx.recv().await {
+            done_tx.send(sent.elapsed()).await.unwrap();
+        }
+    });
+    let a = tokio::spawn(async move {
+        let mut delays = Vec::with_capacity(n);
+        for _ in 0..n {
+            blocker.prepare();
+            wake_tx.send(Instant::now()).await.unwrap();
+            blocker.block();
+            delays.push(done_rx.recv().await.unwrap());
+        }
+        delays
+    });
+    let delays = a.await.unwrap();
+    b.await.unwrap();
+    delays
+}
+
+fn bench_blocking(rt: &Runtime, a: Args) {
+    let workers = rt.metrics().num_workers();
+    let blocker = Arc::new(harness::Blocker::new(a.workload));
+    rt.block_on(async {
+        blocking_once(blocker.clone(), harness::warmup_n(a.workload, a.n)).await;
+        for rep in 0..a.reps {
+            let delays = blocking_once(blocker.clone(), a.n).await;
+            harness::report_blocking(a.workload, IMPL, rep, &delays)
+                .kv("procs", workers)
                 .print();
         }
     });
