@@ -7,7 +7,8 @@
 #   bench/run.sh --quick    tiny sizes, one repetition: a smoke test for CI
 #   BENCH_ONLY=blocking,blocking_read bench/run.sh
 #                           only these workloads (names as in the table;
-#                           `ffi` and `crash` name the two harnesses below)
+#                           `ffi`, `sysmon` and `crash` name the harnesses
+#                           after the table)
 #
 # Build output goes to stderr; the table goes to stdout.
 set -euo pipefail
@@ -25,7 +26,7 @@ done
 
 start=$(date +%s)
 # Only the binaries of this harness (the directory holds other benchmarks).
-bins=(--bin gort_bench --bin may_bench --bin tokio_bench --bin threads_bench --bin calibrate)
+bins=(--bin gort_bench --bin may_bench --bin tokio_bench --bin threads_bench --bin calibrate --bin sysmon_cpu)
 cargo build --release --locked "${bins[@]}" >&2 || cargo build --release "${bins[@]}" >&2
 mkdir -p target
 # The Go program has no dependencies: never reach for the module proxy.
@@ -45,6 +46,14 @@ if wanted ffi; then
     echo "Foreign C thread → runtime callback, and C calls (bench/ffi.sh):"
     echo
     if [ "$quick" = 1 ]; then ./ffi.sh 1; else ./ffi.sh 5; fi
+fi
+
+# sysmon's own CPU time while 2 Ps run busy Gs (gort only).
+if wanted sysmon; then
+    echo
+    echo "sysmon's CPU time while both Ps are busy (bench/sysmon.sh):"
+    echo
+    if [ "$quick" = 1 ]; then ./sysmon.sh 0.5; else ./sysmon.sh 10; fi
 fi
 
 # Workload 9: crash-dump latency, GORT_TRACEBACK=crash against Go's
