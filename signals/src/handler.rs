@@ -516,6 +516,10 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
             per.dump.store(2, Ordering::Release);
         }
     }
+    if scheduler::fork::in_forked_child() {
+        // The other Ms' threads stayed in the parent: nobody to ask.
+        abort_now();
+    }
     RELAYING.store(true, Ordering::Release);
     // SAFETY: getpid is async-signal-safe.
     let pid = unsafe { libc::getpid() };

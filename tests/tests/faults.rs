@@ -388,6 +388,23 @@ fn a_callback_that_overflows_its_stack_is_reported_as_a_g() {
     assert!(o.stderr.contains("recurse_forever"), "{o}");
 }
 
+#[test]
+fn a_crash_in_a_forked_child_does_not_wait_for_the_parents_threads() {
+    let o = case(
+        "fault_crash_in_forked_child",
+        &[("GORT_TRACEBACK", "crash")],
+    );
+    o.assert_success();
+    assert_eq!(o.parse::<i32>("child_signal"), libc::SIGABRT, "{o}");
+    let ms: u64 = o.parse("child_ms");
+    assert!(
+        ms < tests::scaled(std::time::Duration::from_secs(3)).as_millis() as u64,
+        "the child's crash took {ms} ms (the relay waited for threads it does not have)\n{o}"
+    );
+    assert!(o.stderr.contains("fatal signal SIGSEGV"), "{o}");
+    assert!(!o.stderr.contains("did not answer the crash relay"), "{o}");
+}
+
 // Cases of the matrix tested elsewhere, with the same child-process
 // pattern:
 //

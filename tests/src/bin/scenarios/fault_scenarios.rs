@@ -630,3 +630,34 @@ pub fn callback_stack_overflow() {
         .join()
         .ok();
 }
+
+/// Symptom: a forked child that crashes in crash mode waits 5 s for the
+/// relay to reach Ms whose threads stayed in the parent. Run with
+/// `GORT_TRACEBACK=crash`.
+pub fn crash_in_forked_child() {
+    // Ms with threads in the parent, which the child must not wait for.
+    let busy: Vec<_> = (0..3)
+        .map(|_| runtime::go(|| std::thread::sleep(Duration::from_millis(300))))
+        .collect();
+    let (status, took) = runtime::go(|| {
+        // SAFETY: the child only faults, which is the point.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            crate::crash_scenarios::crash_here_with_null_read();
+            // SAFETY: _exit in the child.
+            unsafe { libc::_exit(0) };
+        }
+        let t = std::time::Instant::now();
+        let mut st = 0;
+        // SAFETY: waiting for our own child; st is a valid out-pointer.
+        runtime::syscall(|| unsafe { libc::waitpid(pid, &mut st, 0) });
+        (st, t.elapsed())
+    })
+    .join()
+    .unwrap();
+    for h in busy {
+        h.join().unwrap();
+    }
+    println!("child_signal={}", libc::WTERMSIG(status));
+    println!("child_ms={}", took.as_millis());
+}

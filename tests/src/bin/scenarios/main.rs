@@ -545,6 +545,10 @@ fn main() {
             fault_scenarios::address_space_limit,
         ),
         ("fault_fork_in_g", fault_scenarios::fork_in_g),
+        (
+            "fault_crash_in_forked_child",
+            fault_scenarios::crash_in_forked_child,
+        ),
         ("fault_panic_payloads", fault_scenarios::panic_payloads),
         (
             "crash_panic_in_drop_while_unwinding",
