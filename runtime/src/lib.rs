@@ -27,6 +27,8 @@
 //!   ([`net::PollFd`]), Go's deadlines;
 //! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
 //!   ([`syscall`]);
+//! - [`process`] and [`signal`]: child processes whose waits and pipes park
+//!   Gs (Go's `os/exec`), OS signals on channels (Go's `os/signal`);
 //! - living with other crates: [`block_on`] (futures), [`g_local!`] (G-local
 //!   storage), [`scope`] (Gs that borrow), [`ThreadBound`].
 //!
@@ -81,7 +83,9 @@ mod future;
 mod glocal;
 mod join;
 pub mod net;
+pub mod process;
 mod scope;
+pub mod signal;
 pub mod sync;
 pub mod time;
 

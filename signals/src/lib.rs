@@ -16,6 +16,7 @@
 //! - [`unwind`]: the bounds-checked, allocation-free stack walker;
 //! - [`symbols`], [`modules`]: the tables built at start-up that the
 //!   handler reads;
+//! - [`notify`]: other signals delivered to the program (`runtime::signal`);
 //! - [`altstack`]: per-M alternate signal stacks (an M start hook);
 //! - [`write`]: formatting without allocation.
 //!
@@ -27,6 +28,7 @@ pub mod dump;
 pub mod handler;
 pub mod level;
 pub mod modules;
+pub mod notify;
 pub mod symbols;
 pub mod table;
 pub mod unwind;
