@@ -157,6 +157,12 @@ pub(crate) static PANIC_ABORTS: std::sync::atomic::AtomicBool =
 /// there; resolving and printing it (DWARF line tables, demangling) takes
 /// tens of KiB, so it runs on a short-lived helper thread with a stack of
 /// its own while the G waits.
+///
+/// The message goes straight to the process's stderr (fd 2), as Go's
+/// runtime writes its panics, never through `eprint!`: the runtime's
+/// threads inherit the test harness's output capture of whichever test
+/// started them, so under `cargo test` an `eprint!` from a G would land in
+/// that test's buffer (usually already closed) and vanish.
 pub(crate) fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -170,7 +176,7 @@ pub(crate) fn install_panic_hook() {
             let backtrace = std::backtrace::Backtrace::capture();
             match backtrace.status() {
                 std::backtrace::BacktraceStatus::Captured => print_with_backtrace(head, backtrace),
-                _ => eprintln!("{head}note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"),
+                _ => write_stderr(&format!("{head}note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n")),
             }
             if PANIC_ABORTS.load(std::sync::atomic::Ordering::Relaxed) || signals::level::level() == signals::Level::Crash {
                 scheduler::fatal::throw("unhandled panic in a G");
@@ -192,11 +198,21 @@ fn print_with_backtrace(head: String, backtrace: std::backtrace::Backtrace) {
     let printed = std::thread::Builder::new()
         .name("gort-panic".into())
         .stack_size(RESOLVE_STACK_SIZE)
-        .spawn(move || eprint!("{h2}stack backtrace:\n{backtrace}"))
+        .spawn(move || write_stderr(&format!("{h2}stack backtrace:\n{backtrace}")))
         .map(|t| t.join().is_ok());
     if !matches!(printed, Ok(true)) {
-        eprintln!("{head}stack backtrace: not shown (no thread could be started to resolve it)");
+        write_stderr(&format!(
+            "{head}stack backtrace: not shown (no thread could be started to resolve it)\n"
+        ));
     }
+}
+
+/// Writes `text` to the process's stderr in one piece, bypassing any
+/// output capture (see [`install_panic_hook`]). Errors are ignored, as
+/// `eprint!` in a panic hook would have nowhere to report them.
+fn write_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn payload_str(p: &(dyn Any + Send)) -> &str {
