@@ -54,6 +54,7 @@
 
 mod error;
 mod lock;
+mod ring;
 pub mod select;
 mod sudog;
 
@@ -65,16 +66,18 @@ use crate::g::WaitReason;
 use crate::timer::{Timer, nanotime_of};
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;
+use core::mem::MaybeUninit;
+use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use lock::ChanLock;
-use std::collections::VecDeque;
+use ring::Ring;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sudog::{SelState, Sudog, TIMED_OUT, WaitQ, Wakeup, block};
 
 /// The state behind the lock.
 pub(crate) struct Inner<T> {
-    buf: VecDeque<T>,
+    buf: Ring<T>,
     /// Closed by `close` or by the last `Sender` going away.
     closed: bool,
     /// Every `Receiver` is gone: sends fail.
@@ -149,23 +152,34 @@ impl<T> Locked<'_, T> {
 }
 
 /// What a send attempt under the lock did.
-pub(crate) enum SendNow<T> {
-    /// Sent; wake this receiver once the lock is released.
+pub(crate) enum SendNow {
+    /// Sent: the value moved out of the sender's slot. Wake this receiver
+    /// once the lock is released.
     Done(Option<Wakeup>),
-    /// No room and no receiver.
-    Full(T),
-    /// Closed or no receivers.
-    Closed(T),
+    /// No room and no receiver: the value is still the sender's.
+    Full,
+    /// Closed or no receivers: the value is still the sender's.
+    Closed,
 }
 
 /// What a receive attempt under the lock did.
-pub(crate) enum RecvNow<T> {
-    /// Received; wake this sender once the lock is released.
-    Got(T, Option<Wakeup>),
+pub(crate) enum RecvNow {
+    /// Received into the receiver's slot; wake this sender once the lock is
+    /// released.
+    Got(Option<Wakeup>),
     /// Nothing there.
     Empty,
     /// Closed and drained.
     Closed,
+}
+
+/// Why a blocking operation gave up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Failed {
+    /// Closed (a send: or every receiver gone).
+    Closed,
+    /// The deadline passed.
+    TimedOut,
 }
 
 impl<T> Chan<T> {
@@ -173,7 +187,7 @@ impl<T> Chan<T> {
         Chan {
             lock: ChanLock::new(),
             inner: UnsafeCell::new(Inner {
-                buf: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
+                buf: Ring::with_capacity(cap.unwrap_or(0).min(1024)),
                 closed: false,
                 no_receivers: false,
                 recvq: WaitQ::new(),
@@ -207,49 +221,60 @@ impl<T> Chan<T> {
         unsafe { &mut *self.inner.get() }
     }
 
-    /// Tries to send `v` now. Caller holds the lock.
+    /// Tries to send the value at `src` now. Caller holds the lock.
+    ///
+    /// # Safety
+    ///
+    /// `src` points to an initialised `T` the caller owns. On
+    /// [`SendNow::Done`] the value has moved: the caller must neither use
+    /// nor drop it. Otherwise it is untouched.
     #[inline]
-    pub(crate) fn send_locked(&self, st: &mut Inner<T>, v: T) -> SendNow<T> {
+    pub(crate) unsafe fn send_locked(&self, st: &mut Inner<T>, src: *const T) -> SendNow {
         if st.closed || st.no_receivers {
-            return SendNow::Closed(v);
+            return SendNow::Closed;
         }
         if let Some((sg, w)) = st.recvq.dequeue() {
-            // SAFETY: we claimed `sg`; its owner does not touch it until
-            // woken.
-            unsafe { *sg.elem.get() = Some(v) };
+            // SAFETY: we claimed `sg`: its slot is valid and empty, and its
+            // owner does not touch it until woken; `src` is ours.
+            unsafe { ptr::copy_nonoverlapping(src, sg.elem, 1) };
             sg.success.set(true);
             return SendNow::Done(Some(w));
         }
         if self.cap.is_none_or(|c| st.buf.len() < c) {
-            st.buf.push_back(v);
+            // SAFETY: per the contract; the value moves.
+            unsafe { st.buf.push_from(src) };
             return SendNow::Done(None);
         }
-        SendNow::Full(v)
+        SendNow::Full
     }
 
-    /// Tries to receive now. Caller holds the lock.
+    /// Tries to receive now into `dst`. Caller holds the lock.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for a write of a `T` and holds nothing to drop. On
+    /// [`RecvNow::Got`] it holds the value, which the caller then owns.
     #[inline]
-    pub(crate) fn recv_locked(&self, st: &mut Inner<T>) -> RecvNow<T> {
+    pub(crate) unsafe fn recv_locked(&self, st: &mut Inner<T>, dst: *mut T) -> RecvNow {
         if let Some((sg, w)) = st.sendq.dequeue() {
-            // SAFETY: we claimed `sg`; its owner does not touch it until
-            // woken.
-            let sent = unsafe { (*sg.elem.get()).take() };
-            sg.success.set(true);
-            let Some(sent) = sent else {
-                crate::throw!("chan: queued sender without a value")
-            };
-            let v = match st.buf.pop_front() {
-                // A full buffer: the head is older than the sender's value.
-                Some(head) => {
-                    st.buf.push_back(sent);
-                    head
+            // SAFETY: we claimed `sg`: its slot holds the sender's value,
+            // untouched by its owner until woken; `success` tells the owner
+            // it moved. With a buffer (it is full: a sender waits) the head
+            // is older than the sender's value, which goes to the tail; the
+            // pop made room for it.
+            unsafe {
+                if st.buf.pop_into(dst) {
+                    st.buf.push_from(sg.elem);
+                } else {
+                    ptr::copy_nonoverlapping(sg.elem, dst, 1);
                 }
-                None => sent,
-            };
-            return RecvNow::Got(v, Some(w));
+            }
+            sg.success.set(true);
+            return RecvNow::Got(Some(w));
         }
-        if let Some(v) = st.buf.pop_front() {
-            return RecvNow::Got(v, None);
+        // SAFETY: per the contract.
+        if unsafe { st.buf.pop_into(dst) } {
+            return RecvNow::Got(None);
         }
         if st.closed {
             return RecvNow::Closed;
@@ -302,9 +327,16 @@ impl<T> Chan<T> {
         drop(buf);
     }
 
-    fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+    /// Sends the value at `src`, waiting until `deadline` (or for good).
+    ///
+    /// # Safety
+    ///
+    /// As [`send_locked`](Chan::send_locked): on `Ok` the value has moved,
+    /// on `Err` the caller still owns it.
+    unsafe fn send(&self, src: *mut T, deadline: Option<Instant>) -> Result<(), Failed> {
         let mut st = self.lock();
-        let v = match self.send_locked(&mut st, v) {
+        // SAFETY: per our contract.
+        match unsafe { self.send_locked(&mut st, src) } {
             SendNow::Done(w) => {
                 drop(st);
                 if let Some(w) = w {
@@ -312,70 +344,55 @@ impl<T> Chan<T> {
                 }
                 return Ok(());
             }
-            SendNow::Closed(v) => return Err(SendTimeoutError::Closed(v)),
-            SendNow::Full(v) => v,
-        };
+            SendNow::Closed => return Err(Failed::Closed),
+            SendNow::Full => {}
+        }
         if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(SendTimeoutError::Timeout(v));
+            return Err(Failed::TimedOut);
         }
-        let (sg, fired) = self.wait(st, deadline, Some(v), WaitReason::ChanSend, true);
-        if sg.success.get() {
-            return Ok(());
-        }
-        let Some(v) = sg.take_elem() else {
-            crate::throw!("chan: failed send lost its value")
-        };
-        Err(if fired == TIMED_OUT {
-            SendTimeoutError::Timeout(v)
-        } else {
-            SendTimeoutError::Closed(v)
-        })
+        self.wait(st, deadline, src, WaitReason::ChanSend, true)
     }
 
-    fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    /// Receives into `dst`, waiting until `deadline` (or for good).
+    ///
+    /// # Safety
+    ///
+    /// As [`recv_locked`](Chan::recv_locked): on `Ok`, `dst` holds the
+    /// value.
+    unsafe fn recv(&self, dst: *mut T, deadline: Option<Instant>) -> Result<(), Failed> {
         let mut st = self.lock();
-        match self.recv_locked(&mut st) {
-            RecvNow::Got(v, w) => {
+        // SAFETY: per our contract.
+        match unsafe { self.recv_locked(&mut st, dst) } {
+            RecvNow::Got(w) => {
                 drop(st);
                 if let Some(w) = w {
                     w.wake();
                 }
-                return Ok(v);
+                return Ok(());
             }
-            RecvNow::Closed => return Err(RecvTimeoutError::Closed),
+            RecvNow::Closed => return Err(Failed::Closed),
             RecvNow::Empty => {}
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(RecvTimeoutError::Timeout);
+            return Err(Failed::TimedOut);
         }
-        let (sg, fired) = self.wait(st, deadline, None, WaitReason::ChanReceive, false);
-        if sg.success.get() {
-            match sg.take_elem() {
-                Some(v) => return Ok(v),
-                None => crate::throw!("chan: receive woken without a value"),
-            }
-        }
-        Err(if fired == TIMED_OUT {
-            RecvTimeoutError::Timeout
-        } else {
-            RecvTimeoutError::Closed
-        })
+        self.wait(st, deadline, dst, WaitReason::ChanReceive, false)
     }
 
-    /// Queues a sudog (on `sendq` if `sending`) and blocks until it fires;
-    /// returns the sudog (off every queue) and how it fired.
+    /// Queues a sudog for the value or slot at `elem` (on `sendq` if
+    /// `sending`) and blocks until it fires; `Ok` if the value moved.
     #[inline(never)]
     fn wait(
         &self,
         st: Locked<'_, T>,
         deadline: Option<Instant>,
-        elem: Option<T>,
+        elem: *mut T,
         reason: WaitReason,
         sending: bool,
-    ) -> (SudogBox<T>, usize) {
+    ) -> Result<(), Failed> {
         let timer: Cell<Option<Timer>> = Cell::new(None);
         let locks = [&self.lock];
-        match deadline {
+        let (success, fired) = match deadline {
             None => {
                 let sel = SelState::new(false);
                 let sg = Sudog::new(&sel, 0, elem);
@@ -383,7 +400,7 @@ impl<T> Chan<T> {
                 st.waitq(sending).push(&sg);
                 st.keep();
                 let fired = block(&sel, &locks, None, reason, &timer);
-                (SudogBox::from(sg), fired)
+                (sg.success.get(), fired)
             }
             Some(d) => {
                 let sel = Arc::new(SelState::new(true));
@@ -400,31 +417,14 @@ impl<T> Chan<T> {
                 } else if let Some(t) = timer.take() {
                     t.stop();
                 }
-                (SudogBox::from(sg), fired)
+                (sg.success.get(), fired)
             }
+        };
+        match (success, fired == TIMED_OUT) {
+            (true, _) => Ok(()),
+            (false, true) => Err(Failed::TimedOut),
+            (false, false) => Err(Failed::Closed),
         }
-    }
-}
-
-/// A sudog after its wait, moved out of the waiting frame: only its value
-/// and outcome are still needed.
-struct SudogBox<T> {
-    elem: Option<T>,
-    success: Cell<bool>,
-}
-
-impl<T> From<Sudog<T>> for SudogBox<T> {
-    fn from(sg: Sudog<T>) -> Self {
-        SudogBox {
-            success: Cell::new(sg.success.get()),
-            elem: sg.take_elem(),
-        }
-    }
-}
-
-impl<T> SudogBox<T> {
-    fn take_elem(self) -> Option<T> {
-        self.elem
     }
 }
 
@@ -574,39 +574,63 @@ impl<T> Sender<T> {
     /// channel: until a receiver takes it). Fails, giving `v` back, if the
     /// channel is closed or every receiver is gone — also when that happens
     /// while waiting.
-    pub fn send(&self, v: T) -> Result<(), SendError<T>> {
-        self.chan
-            .send(v, None)
-            .map_err(|e| SendError(e.into_inner()))
+    ///
+    /// The value is copied once, from this call's argument to the buffer
+    /// or straight into a waiting receiver's slot, whatever its size (a
+    /// blocked sender's value waits where it is).
+    pub fn send(&self, mut v: T) -> Result<(), SendError<T>> {
+        // The argument itself is the sender's slot: wrapping it first
+        // (`MaybeUninit::new`) would copy it, several times in a debug
+        // build.
+        // SAFETY: `v` is ours; on `Ok` it was moved out bitwise and is
+        // forgotten below, never used or dropped.
+        match unsafe { self.chan.send(&raw mut v, None) } {
+            Ok(()) => {
+                core::mem::forget(v);
+                Ok(())
+            }
+            Err(_) => Err(SendError(v)),
+        }
     }
 
     /// Sends `v` only if that needs no waiting.
     pub fn try_send(&self, v: T) -> Result<(), TrySendError<T>> {
         let mut st = self.chan.lock();
-        match self.chan.send_locked(&mut st, v) {
+        // SAFETY: as in `send`.
+        match unsafe { self.chan.send_locked(&mut st, &raw const v) } {
             SendNow::Done(w) => {
                 drop(st);
+                core::mem::forget(v);
                 if let Some(w) = w {
                     w.wake();
                 }
                 Ok(())
             }
-            SendNow::Full(v) => Err(TrySendError::Full(v)),
-            SendNow::Closed(v) => Err(TrySendError::Closed(v)),
+            SendNow::Full => Err(TrySendError::Full(v)),
+            SendNow::Closed => Err(TrySendError::Closed(v)),
         }
     }
 
     /// Like [`send`](Sender::send), waiting at most `timeout`.
     pub fn send_timeout(&self, v: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => self.chan.send(v, Some(d)),
-            None => self.chan.send(v, None),
-        }
+        self.send_until(v, Instant::now().checked_add(timeout))
     }
 
     /// Like [`send`](Sender::send), waiting until `deadline` at most.
     pub fn send_deadline(&self, v: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
-        self.chan.send(v, Some(deadline))
+        self.send_until(v, Some(deadline))
+    }
+
+    fn send_until(&self, mut v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        // SAFETY: as in `send`.
+        match unsafe { self.chan.send(&raw mut v, deadline) } {
+            Ok(()) => {
+                core::mem::forget(v);
+                Ok(())
+            }
+            Err(Failed::Closed) => Err(SendTimeoutError::Closed(v)),
+            Err(Failed::TimedOut) => Err(SendTimeoutError::Timeout(v)),
+        }
     }
 
     /// Closes the channel, as Go's `close`: receivers get what was sent
@@ -627,20 +651,32 @@ impl<T> Receiver<T> {
 
     /// Receives a value, waiting while there is none. Fails once the
     /// channel is closed and drained.
+    ///
+    /// The value is copied once into this call's frame, from the buffer or
+    /// straight from a waiting sender's slot, whatever its size.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv(None).map_err(|_| RecvError)
+        let mut slot = MaybeUninit::uninit();
+        // SAFETY: `slot` is ours and empty; read only on `Ok`.
+        match unsafe { self.chan.recv(slot.as_mut_ptr(), None) } {
+            // SAFETY: `Ok`: the value was written to `slot`.
+            Ok(()) => Ok(unsafe { slot.as_ptr().read() }),
+            Err(_) => Err(RecvError),
+        }
     }
 
     /// Receives a value only if that needs no waiting.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut slot = MaybeUninit::uninit();
         let mut st = self.chan.lock();
-        match self.chan.recv_locked(&mut st) {
-            RecvNow::Got(v, w) => {
+        // SAFETY: as in `recv`.
+        match unsafe { self.chan.recv_locked(&mut st, slot.as_mut_ptr()) } {
+            RecvNow::Got(w) => {
                 drop(st);
                 if let Some(w) = w {
                     w.wake();
                 }
-                Ok(v)
+                // SAFETY: `Got`: the value was written to `slot`.
+                Ok(unsafe { slot.as_ptr().read() })
             }
             RecvNow::Empty => Err(TryRecvError::Empty),
             RecvNow::Closed => Err(TryRecvError::Closed),
@@ -649,15 +685,23 @@ impl<T> Receiver<T> {
 
     /// Like [`recv`](Receiver::recv), waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        match Instant::now().checked_add(timeout) {
-            Some(d) => self.chan.recv(Some(d)),
-            None => self.chan.recv(None),
-        }
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     /// Like [`recv`](Receiver::recv), waiting until `deadline` at most.
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.chan.recv(Some(deadline))
+        self.recv_until(Some(deadline))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut slot = MaybeUninit::uninit();
+        // SAFETY: as in `recv`.
+        match unsafe { self.chan.recv(slot.as_mut_ptr(), deadline) } {
+            // SAFETY: `Ok`: the value was written to `slot`.
+            Ok(()) => Ok(unsafe { slot.as_ptr().read() }),
+            Err(Failed::Closed) => Err(RecvTimeoutError::Closed),
+            Err(Failed::TimedOut) => Err(RecvTimeoutError::Timeout),
+        }
     }
 
     /// Closes the channel (see [`Sender::close`]).

@@ -42,6 +42,7 @@ use super::{Chan, Receiver, RecvError, RecvNow, SendError, SendNow, Sender};
 use crate::g::WaitReason;
 use crate::timer::{Timer, nanotime_of};
 use core::cell::{Cell, UnsafeCell};
+use core::mem::MaybeUninit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,17 +108,32 @@ impl core::fmt::Debug for Op<'_> {
 pub struct RecvArm<'a, T> {
     chan: &'a Chan<T>,
     sg: UnsafeCell<Option<Sudog<T>>>,
-    out: Cell<Option<Result<T, RecvError>>>,
+    /// Where a value is received (a sudog points here while queued).
+    slot: UnsafeCell<MaybeUninit<T>>,
+    /// [`PENDING`], [`GOT`] (`slot` holds the value) or [`CLOSED`].
+    state: Cell<u8>,
 }
 
 /// A send case holding the value to send. Use each arm in one select
 /// only. If another case wins, the value is dropped with the arm.
 pub struct SendArm<'a, T> {
     chan: &'a Chan<T>,
-    val: Cell<Option<T>>,
+    /// The value (a sudog points here while queued), while `has_val`.
+    val: UnsafeCell<MaybeUninit<T>>,
+    has_val: Cell<bool>,
     sg: UnsafeCell<Option<Sudog<T>>>,
-    out: Cell<Option<Result<(), SendError<T>>>>,
+    /// [`PENDING`], [`SENT`] or [`CLOSED`] (the value is still in `val`).
+    state: Cell<u8>,
 }
+
+/// An arm's outcome: not chosen (yet).
+const PENDING: u8 = 0;
+/// A receive arm got a value.
+const GOT: u8 = 1;
+/// A send arm sent its value.
+const SENT: u8 = 2;
+/// The channel was closed (a send: or lost its receivers).
+const CLOSED: u8 = 3;
 
 impl<T> core::fmt::Debug for RecvArm<'_, T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -137,7 +153,8 @@ impl<'a, T> RecvArm<'a, T> {
         RecvArm {
             chan: rx.chan(),
             sg: UnsafeCell::new(None),
-            out: Cell::new(None),
+            slot: UnsafeCell::new(MaybeUninit::uninit()),
+            state: Cell::new(PENDING),
         }
     }
 
@@ -146,9 +163,24 @@ impl<'a, T> RecvArm<'a, T> {
         Op(self)
     }
 
-    /// The result, if this case was chosen.
+    /// The result, if this case was chosen (once).
     pub fn take(&self) -> Option<Result<T, RecvError>> {
-        self.out.take()
+        match self.state.replace(PENDING) {
+            // SAFETY: `GOT`: the slot holds the value, and resetting the
+            // state hands it out once.
+            GOT => Some(Ok(unsafe { (*self.slot.get()).assume_init_read() })),
+            CLOSED => Some(Err(RecvError)),
+            _ => None,
+        }
+    }
+}
+
+impl<T> Drop for RecvArm<'_, T> {
+    fn drop(&mut self) {
+        if self.state.get() == GOT {
+            // SAFETY: a value received and never taken.
+            unsafe { self.slot.get_mut().assume_init_drop() };
+        }
     }
 }
 
@@ -157,9 +189,10 @@ impl<'a, T> SendArm<'a, T> {
     pub fn new(tx: &'a Sender<T>, v: T) -> Self {
         SendArm {
             chan: tx.chan(),
-            val: Cell::new(Some(v)),
+            val: UnsafeCell::new(MaybeUninit::new(v)),
+            has_val: Cell::new(true),
             sg: UnsafeCell::new(None),
-            out: Cell::new(None),
+            state: Cell::new(PENDING),
         }
     }
 
@@ -168,9 +201,28 @@ impl<'a, T> SendArm<'a, T> {
         Op(self)
     }
 
-    /// The result, if this case was chosen.
+    /// The result, if this case was chosen (once).
     pub fn take(&self) -> Option<Result<(), SendError<T>>> {
-        self.out.take()
+        match self.state.replace(PENDING) {
+            SENT => Some(Ok(())),
+            CLOSED if self.has_val.replace(false) => {
+                // SAFETY: not sent: `val` still holds the value, and
+                // clearing `has_val` hands it out once.
+                Some(Err(SendError(unsafe {
+                    (*self.val.get()).assume_init_read()
+                })))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<T> Drop for SendArm<'_, T> {
+    fn drop(&mut self) {
+        if self.has_val.get() {
+            // SAFETY: the value was neither sent nor handed back.
+            unsafe { self.val.get_mut().assume_init_drop() };
+        }
     }
 }
 
@@ -180,16 +232,20 @@ impl<T> RawArm for RecvArm<'_, T> {
     }
 
     fn poll(&self) -> Option<Option<Wakeup>> {
+        if self.state.get() != PENDING {
+            return None;
+        }
         // SAFETY: locked (trait contract); no other reference to the state
         // is live in this select.
         let st = unsafe { self.chan.inner() };
-        match self.chan.recv_locked(st) {
-            RecvNow::Got(v, w) => {
-                self.out.set(Some(Ok(v)));
+        // SAFETY: the slot is ours and empty (state `PENDING`).
+        match unsafe { self.chan.recv_locked(st, (*self.slot.get()).as_mut_ptr()) } {
+            RecvNow::Got(w) => {
+                self.state.set(GOT);
                 Some(w)
             }
             RecvNow::Closed => {
-                self.out.set(Some(Err(RecvError)));
+                self.state.set(CLOSED);
                 Some(None)
             }
             RecvNow::Empty => None,
@@ -197,9 +253,12 @@ impl<T> RawArm for RecvArm<'_, T> {
     }
 
     fn enqueue(&self, sel: &SelState, arm: usize) {
+        // SAFETY: the slot stays put (the arm is borrowed by the select
+        // until it returns) and is empty.
+        let elem = unsafe { (*self.slot.get()).as_mut_ptr() };
         // SAFETY: the sudog slot is ours until queued; once queued it is
         // not moved (the arm is borrowed by the select until it returns).
-        let sg = unsafe { &mut *self.sg.get() }.insert(Sudog::new(sel, arm, None));
+        let sg = unsafe { &mut *self.sg.get() }.insert(Sudog::new(sel, arm, elem));
         // SAFETY: locked.
         unsafe { self.chan.inner() }.recvq.push(sg);
     }
@@ -218,15 +277,7 @@ impl<T> RawArm for RecvArm<'_, T> {
         let Some(sg) = (unsafe { &mut *self.sg.get() }).take() else {
             return;
         };
-        let r = if sg.success.get() {
-            match sg.take_elem() {
-                Some(v) => Ok(v),
-                None => crate::throw!("select: receive woken without a value"),
-            }
-        } else {
-            Err(RecvError)
-        };
-        self.out.set(Some(r));
+        self.state.set(if sg.success.get() { GOT } else { CLOSED });
     }
 }
 
@@ -236,29 +287,31 @@ impl<T> RawArm for SendArm<'_, T> {
     }
 
     fn poll(&self) -> Option<Option<Wakeup>> {
-        let v = self.val.take()?;
+        if !self.has_val.get() || self.state.get() != PENDING {
+            return None;
+        }
         // SAFETY: locked (trait contract).
         let st = unsafe { self.chan.inner() };
-        match self.chan.send_locked(st, v) {
+        // SAFETY: `val` holds our value (`has_val`).
+        match unsafe { self.chan.send_locked(st, (*self.val.get()).as_ptr()) } {
             SendNow::Done(w) => {
-                self.out.set(Some(Ok(())));
+                self.has_val.set(false);
+                self.state.set(SENT);
                 Some(w)
             }
-            SendNow::Closed(v) => {
-                self.out.set(Some(Err(SendError(v))));
+            SendNow::Closed => {
+                self.state.set(CLOSED);
                 Some(None)
             }
-            SendNow::Full(v) => {
-                self.val.set(Some(v));
-                None
-            }
+            SendNow::Full => None,
         }
     }
 
     fn enqueue(&self, sel: &SelState, arm: usize) {
-        let v = self.val.take();
+        // SAFETY: `val` stays put while queued (as for RecvArm::enqueue).
+        let elem = unsafe { (*self.val.get()).as_mut_ptr() };
         // SAFETY: as for RecvArm::enqueue.
-        let sg = unsafe { &mut *self.sg.get() }.insert(Sudog::new(sel, arm, v));
+        let sg = unsafe { &mut *self.sg.get() }.insert(Sudog::new(sel, arm, elem));
         // SAFETY: locked.
         unsafe { self.chan.inner() }.sendq.push(sg);
     }
@@ -276,15 +329,13 @@ impl<T> RawArm for SendArm<'_, T> {
         let Some(sg) = (unsafe { &mut *self.sg.get() }).take() else {
             return;
         };
-        let r = if sg.success.get() {
-            Ok(())
+        if sg.success.get() {
+            // The receiver moved the value out.
+            self.has_val.set(false);
+            self.state.set(SENT);
         } else {
-            match sg.take_elem() {
-                Some(v) => Err(SendError(v)),
-                None => crate::throw!("select: failed send lost its value"),
-            }
-        };
-        self.out.set(Some(r));
+            self.state.set(CLOSED);
+        }
     }
 }
 

@@ -19,6 +19,11 @@
 //! the one channel it is queued on, under that channel's lock, so it claims
 //! with a plain store (no atomic read-modify-write on the hot path).
 //!
+//! A sudog does not hold the value: it points at it (Go's `sudog.elem`) —
+//! the sender's value in the sender's frame, or the receiver's empty slot
+//! in the receiver's frame — and the claimer copies the value across with
+//! one `memcpy`, so a large value never sits in a frame in between.
+//!
 //! The claimer then transfers the value (under the channel lock), takes the
 //! [`Waiter`] out of the state, releases the lock and wakes it
 //! ([`Wakeup::wake`]): a G is `ready`ed, a thread sees `woken` and returns.
@@ -137,30 +142,26 @@ pub(crate) struct Sudog<T> {
     pub(crate) sel: NonNull<SelState>,
     /// Which arm (0 for a plain send or receive).
     pub(crate) arm: usize,
-    /// A sender's value (taken by the receiver that fires it), or the value
-    /// a receiver was handed. Touched by the claimer under the channel lock
-    /// while queued, by the owner otherwise.
-    pub(crate) elem: UnsafeCell<Option<T>>,
-    /// Set by the claimer: true if a value moved, false if the channel was
-    /// closed (or lost its last receiver) instead.
+    /// Go's `sudog.elem`: for a sender, its value (in the sender's frame);
+    /// the receiver that fires the sudog moves it out. For a receiver, its
+    /// empty destination slot; the sender that fires it moves a value in.
+    /// Valid while the sudog is queued; touched by the claimer under the
+    /// channel lock.
+    pub(crate) elem: *mut T,
+    /// Set by the claimer: true if the value moved, false if the channel was
+    /// closed (or lost its last receiver) instead (a sender then still owns
+    /// its value; a receiver's slot stays empty).
     pub(crate) success: Cell<bool>,
 }
 
 impl<T> Sudog<T> {
-    pub(crate) fn new(sel: &SelState, arm: usize, elem: Option<T>) -> Sudog<T> {
+    pub(crate) fn new(sel: &SelState, arm: usize, elem: *mut T) -> Sudog<T> {
         Sudog {
             sel: NonNull::from(sel),
             arm,
-            elem: UnsafeCell::new(elem),
+            elem,
             success: Cell::new(false),
         }
-    }
-
-    /// The owner's view after the wait: the value slot.
-    pub(crate) fn take_elem(&self) -> Option<T> {
-        // SAFETY: called by the owner once the sudog is off every queue, so
-        // nobody else touches it.
-        unsafe { (*self.elem.get()).take() }
     }
 }
 
