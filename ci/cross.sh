@@ -17,7 +17,7 @@
 #
 # Environment:
 #   GORT_CROSS_PACKAGES  cargo package selection instead of --workspace,
-#                        e.g. "-p arch" or "-p arch -p scheduler".
+#                        e.g. "-p gort-arch" or "-p gort-arch -p gort-scheduler".
 #   GORT_CROSS_TARGETS   targets to run instead of both, space separated.
 #   GORT_UNDER_QEMU=1    is SET BY THIS SCRIPT for the test processes. A test
 #                        that cannot work under qemu-user (for example one

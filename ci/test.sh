@@ -9,17 +9,36 @@ cargo test --workspace --locked
 echo "== cargo test (release)"
 cargo test --workspace --locked --release
 echo "== the scheduler with plain fences instead of membarrier (GORT_MEMBARRIER=0)"
-GORT_MEMBARRIER=0 cargo test --locked --release -p scheduler --lib
+GORT_MEMBARRIER=0 cargo test --locked --release -p gort-scheduler --lib
 GORT_MEMBARRIER=0 cargo test --locked --release -p tests --test sched_spawn --test sched_scenarios \
   --test sched_sysmon --test chan_basic --test sync_mutex
 echo "== 1,000,000 parked Gs under the default vm.max_map_count (release)"
 echo "   vm.max_map_count=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo '?')"
 cargo run --release --locked --example tour -- 1000000 --check
 
-echo "== the C example, linked against the runtime's static library"
-cargo build --release --locked -p runtime
-out=target/c-example
-mkdir -p "$out"
-cc -std=c11 -Wall -Wextra -O2 -DGORT_EXAMPLE_MAIN -Iruntime/include tests/c/example.c \
-  target/release/libruntime.a -lpthread -ldl -lm -o "$out/example"
-"$out/example"
+echo "== the C example through pkg-config, against libgort.a and libgort.so"
+ci/need-c-tools.sh
+out="$PWD/target/c-example"
+rm -rf "$out"
+capi/install.sh --locked --prefix "$out/static" --library-type staticlib
+capi/install.sh --locked --prefix "$out/shared" --library-type cdylib
+cflags=(-std=c11 -Wall -Wextra -Werror -O2 -DGORT_EXAMPLE_MAIN)
+# shellcheck disable=SC2046 # pkg-config's output is a list of flags
+PKG_CONFIG_PATH="$out/static/lib/pkgconfig" cc "${cflags[@]}" tests/c/example.c \
+  $(PKG_CONFIG_PATH="$out/static/lib/pkgconfig" pkg-config --static --cflags --libs gort) -o "$out/example-static"
+# shellcheck disable=SC2046
+cc "${cflags[@]}" tests/c/example.c \
+  $(PKG_CONFIG_PATH="$out/shared/lib/pkgconfig" pkg-config --cflags --libs gort) -o "$out/example-shared"
+if readelf -d "$out/example-static" | grep -q 'NEEDED.*libgort'; then
+  echo "example-static needs libgort.so: it was not linked statically" >&2
+  exit 1
+fi
+readelf -d "$out/example-shared" | grep -q 'NEEDED.*\[libgort\.so\.' || {
+  echo "example-shared does not need libgort.so" >&2
+  exit 1
+}
+"$out/example-static"
+LD_LIBRARY_PATH="$out/shared/lib" "$out/example-shared"
+
+echo "== packaging: every publishable crate, and a new crate built from the .crate files"
+ci/package.sh

@@ -1,9 +1,9 @@
 //! A TCP echo server: one G per connection, on gort's netpoller.
 //!
 //! ```text
-//! cargo run --release -p runtime --example echo_server [ADDR]
+//! cargo run --release -p gort --example echo_server [ADDR]
 //! nc 127.0.0.1 7007          # type lines; they come back
-//! cargo run -p runtime --example echo_server -- --self-test
+//! cargo run -p gort --example echo_server -- --self-test
 //! ```
 //!
 //! `ADDR` defaults to `127.0.0.1:7007`. `--self-test` listens on a free

@@ -25,8 +25,8 @@
 //! - [`net`]: TCP, UDP and Unix sockets that park Gs on the netpoller,
 //!   sockets handed in as descriptors, readiness waits on any descriptor
 //!   ([`net::PollFd`]), Go's deadlines;
-//! - [`ffi`]: callbacks from foreign (C) threads, the C ABI, calls out
-//!   ([`syscall`]);
+//! - [`ffi`]: callbacks from foreign (C) threads and calls out
+//!   ([`syscall`]); the C ABI is the `gort-capi` package;
 //! - [`process`] and [`signal`]: child processes whose waits and pipes park
 //!   Gs (Go's `os/exec`), OS signals on channels (Go's `os/signal`);
 //! - living with other crates: [`block_on`] (futures), [`g_local!`] (G-local

@@ -47,6 +47,10 @@ pub enum CallbackError {
     /// Called on a runtime thread outside any G (the scheduler's own
     /// context): there is no G to run it as.
     OnSchedulerStack,
+    /// Called from a signal handler that interrupted a G: running the
+    /// callback inline would park (or finish) the interrupted G from inside
+    /// the handler. Plain threads may call back from a handler.
+    InSignalHandler,
     /// The callback panicked; the payload.
     Panicked(Box<dyn Any + Send>),
     /// Called in a child of `fork` (see `fork.rs`): exec after fork.
@@ -61,6 +65,9 @@ impl core::fmt::Display for CallbackError {
             CallbackError::OnSchedulerStack => {
                 f.write_str("callback: called from the scheduler, not from a G or a foreign thread")
             }
+            CallbackError::InSignalHandler => {
+                f.write_str("callback: called from a signal handler that interrupted a G")
+            }
             CallbackError::Panicked(_) => f.write_str("callback: the callback panicked"),
             CallbackError::ForkedChild => f.write_str(
                 "callback: refused in a forked child (the runtime's threads stayed in the parent); \
@@ -71,6 +78,19 @@ impl core::fmt::Display for CallbackError {
 }
 
 impl std::error::Error for CallbackError {}
+
+/// Whether the calling code runs on its thread's alternate signal stack,
+/// that is, in a signal handler installed with `SA_ONSTACK` (gort's own and
+/// every handler it accepts on its threads: see `signals::check_onstack`).
+/// One `sigaltstack` query; for the rare paths that may not park a G
+/// interrupted by a handler.
+pub fn on_signal_stack() -> bool {
+    // SAFETY: stack_t is plain data, valid when all zero.
+    let mut cur: libc::stack_t = unsafe { core::mem::zeroed() };
+    // SAFETY: a query only (no new stack); `cur` is a valid out-pointer.
+    let rc = unsafe { libc::sigaltstack(core::ptr::null(), &mut cur) };
+    rc == 0 && cur.ss_flags & libc::SS_ONSTACK != 0
+}
 
 /// What the callback G needs, on the foreign thread's stack.
 struct Frame<'a> {
@@ -101,7 +121,11 @@ pub fn callback<R>(f: impl FnOnce() -> R) -> Result<R, CallbackError> {
         }
     };
     if let Some(g) = m.curg() {
-        // Nested: we are on a G of this thread already.
+        // Nested: we are on a G of this thread already, unless a signal
+        // handler interrupted that G (then the G is not ours to run).
+        if on_signal_stack() {
+            return Err(CallbackError::InSignalHandler);
+        }
         let in_syscall = g.status() == GStatus::Syscall;
         if in_syscall {
             exit_syscall();

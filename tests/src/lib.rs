@@ -1,6 +1,9 @@
 //! Support for gort's integration tests: run a named scenario of the
 //! `scenarios` program in a child process with a hard time limit.
 
+// The C fixtures this library bundles call gort's C ABI: link it.
+extern crate gort as _;
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

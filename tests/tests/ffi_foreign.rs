@@ -130,6 +130,16 @@ fn the_c_example_runs() {
             .contains("12 callbacks from 4 C threads, 24 Gs started from C"),
         "{o}"
     );
+    assert!(
+        o.stdout
+            .contains("joined 4 Gs spawned from C, results summing to 30"),
+        "{o}"
+    );
+    assert!(
+        o.stdout
+            .contains("gort_join twice -> this G was joined already"),
+        "{o}"
+    );
 }
 
 #[test]

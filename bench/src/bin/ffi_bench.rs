@@ -26,11 +26,11 @@ fn now_ns() -> u64 {
 extern "C" fn loop_thread(arg: *mut c_void) -> *mut c_void {
     let n = arg as u64;
     // SAFETY: a valid callback and argument.
-    unsafe { runtime::ffi::gort_callback(Some(empty_cb), std::ptr::null_mut()) };
+    unsafe { gort::gort_callback(Some(empty_cb), std::ptr::null_mut()) };
     let t = now_ns();
     for _ in 0..n {
         // SAFETY: as above.
-        unsafe { runtime::ffi::gort_callback(Some(empty_cb), std::ptr::null_mut()) };
+        unsafe { gort::gort_callback(Some(empty_cb), std::ptr::null_mut()) };
     }
     ((now_ns() - t) / n) as usize as *mut c_void
 }
@@ -38,7 +38,7 @@ extern "C" fn loop_thread(arg: *mut c_void) -> *mut c_void {
 extern "C" fn first_thread(_: *mut c_void) -> *mut c_void {
     let t = now_ns();
     // SAFETY: a valid callback and argument.
-    unsafe { runtime::ffi::gort_callback(Some(empty_cb), std::ptr::null_mut()) };
+    unsafe { gort::gort_callback(Some(empty_cb), std::ptr::null_mut()) };
     (now_ns() - t) as usize as *mut c_void
 }
 

@@ -4,6 +4,7 @@
 //! A scenario prints `key=value` lines the test asserts on, and exits 0 when
 //! it completed. Each opens with the symptom it guards against.
 
+mod capi_scenarios;
 mod chan_scenarios;
 mod crash_faults;
 mod crash_relay;
@@ -519,6 +520,10 @@ fn main() {
         ("ffi_syscall_handoff", ffi_scenarios::syscall_handoff),
         ("ffi_c_example", ffi_scenarios::c_example),
         ("ffi_needm_stress", ffi_scenarios::needm_stress),
+        ("capi_before_start", capi_scenarios::before_start),
+        ("capi_join", capi_scenarios::join),
+        ("capi_syscall", capi_scenarios::syscall),
+        ("capi_signal_handler", capi_scenarios::signal_handler),
         ("chan_sleep_order", chan_scenarios::sleep_order),
         (
             "fault_idle_foreign_threads",
