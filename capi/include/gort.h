@@ -72,13 +72,16 @@ enum {
     GORT_E_JOINED = -11,
     /* gort_join: a G tried to join itself. */
     GORT_E_JOIN_SELF = -12,
+    /* Called in a child of fork(), where the runtime's threads do not
+     * exist; nothing was run or started. Call exec or _exit after fork. */
+    GORT_E_FORKED_CHILD = -13,
 };
 
 /* Runs fn(arg) as a G on the calling thread and returns when it has
  * returned. Works on foreign threads (binding an M on first use) and on
  * gort's own Gs (a G that called C which calls back: runs inline).
  * Returns GORT_OK, GORT_E_NULL_FN, GORT_E_EXITING, GORT_E_NO_MEMORY,
- * GORT_E_BAD_CONTEXT or GORT_E_SIGNAL_HANDLER. */
+ * GORT_E_BAD_CONTEXT, GORT_E_SIGNAL_HANDLER or GORT_E_FORKED_CHILD. */
 int gort_callback(void (*fn)(void *arg), void *arg);
 
 /* Binds an extra M to the calling thread ahead of the first callback.
@@ -107,13 +110,13 @@ int gort_syscall(void (*fn)(void *arg), void *arg);
 
 /* Starts a G running fn(arg) that nobody joins. Returns the G's id (> 0,
  * as crash dumps show it) or GORT_E_NULL_FN, GORT_E_EXITING,
- * GORT_E_NO_MEMORY or GORT_E_SIGNAL_HANDLER. */
+ * GORT_E_NO_MEMORY, GORT_E_SIGNAL_HANDLER or GORT_E_FORKED_CHILD. */
 int64_t gort_go(void (*fn)(void *arg), void *arg);
 
 /* Starts a G running fn(arg) to be joined with gort_join. Returns a handle
  * (> 0; not the G's id) or GORT_E_NULL_FN, GORT_E_EXITING,
- * GORT_E_NO_MEMORY or GORT_E_SIGNAL_HANDLER. Join each handle once: a
- * handle keeps a small record until it is joined. */
+ * GORT_E_NO_MEMORY, GORT_E_SIGNAL_HANDLER or GORT_E_FORKED_CHILD. Join
+ * each handle once: a handle keeps a small record until it is joined. */
 int64_t gort_spawn(int (*fn)(void *arg), void *arg);
 
 /* Waits until the G of a gort_spawn handle has returned and stores fn's

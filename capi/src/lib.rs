@@ -62,6 +62,9 @@ pub mod status {
     pub const JOINED: c_int = -11;
     /// A G tried to join itself.
     pub const JOIN_SELF: c_int = -12;
+    /// Called in a child of `fork`, where the runtime's threads do not
+    /// exist: exec or `_exit` after fork.
+    pub const FORKED_CHILD: c_int = -13;
 
     /// Every status: value, name in `gort.h`, `gort_strerror`'s text
     /// (NUL-terminated).
@@ -107,6 +110,11 @@ pub mod status {
         ),
         (JOINED, "GORT_E_JOINED", "this G was joined already\0"),
         (JOIN_SELF, "GORT_E_JOIN_SELF", "a G cannot join itself\0"),
+        (
+            FORKED_CHILD,
+            "GORT_E_FORKED_CHILD",
+            "refused in a forked child: call exec or _exit after fork\0",
+        ),
     ];
 }
 
@@ -115,6 +123,7 @@ fn callback_status(e: &CallbackError) -> c_int {
         CallbackError::Needm(n) => needm_status(*n),
         CallbackError::Exiting => status::EXITING,
         CallbackError::InSignalHandler => status::SIGNAL_HANDLER,
+        CallbackError::ForkedChild => status::FORKED_CHILD,
         // A C callback cannot unwind (the `extern "C"` boundary aborts), so
         // `Panicked` never reaches the C ABI; the rest are the scheduler's
         // own context.
@@ -254,6 +263,13 @@ fn spawn_refusal() -> Option<c_int> {
     }
 }
 
+fn spawn_status(e: &runtime::SpawnError) -> c_int {
+    match e {
+        runtime::SpawnError::ForkedChild => status::FORKED_CHILD,
+        _ => status::NO_MEMORY,
+    }
+}
+
 /// `int64_t gort_go(void (*fn)(void *), void *arg)`: starts a G running
 /// `fn(arg)` that nobody joins; returns its id (> 0) or a negative status.
 ///
@@ -275,7 +291,7 @@ pub unsafe extern "C" fn gort_go(
     let cfn = CFn(f, arg);
     match runtime::try_go(move || cfn.call()) {
         Ok(h) => h.id() as i64,
-        Err(_) => i64::from(status::NO_MEMORY),
+        Err(e) => i64::from(spawn_status(&e)),
     }
 }
 
@@ -317,7 +333,7 @@ pub unsafe extern "C" fn gort_spawn(
     let cfn = CFn(f, arg);
     let h = match runtime::try_go(move || cfn.call()) {
         Ok(h) => h,
-        Err(_) => return i64::from(status::NO_MEMORY),
+        Err(e) => return i64::from(spawn_status(&e)),
     };
     let mut table = spawned();
     let t = table.get_or_insert_with(|| Spawned {

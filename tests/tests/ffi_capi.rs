@@ -130,3 +130,18 @@ fn a_signal_handler_that_interrupted_a_g_gets_an_error_not_a_crash() {
     }
     assert_values(&o, &[("callbacks_after_plain", "2"), ("after", "5")]);
 }
+
+#[test]
+fn a_forked_child_gets_a_code_for_new_gs_and_callbacks() {
+    let o = run("capi_forked_child", &[]);
+    o.assert_success();
+    // gort_go, gort_spawn, gort_callback: GORT_E_FORKED_CHILD each.
+    assert_values(
+        &o,
+        &[
+            ("child", "-13,-13,-13"),
+            ("child_exit", "0"),
+            ("parent_after", "6"),
+        ],
+    );
+}

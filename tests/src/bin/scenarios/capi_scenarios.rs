@@ -280,3 +280,50 @@ pub fn signal_handler() {
     // The runtime still works.
     println!("after={}", runtime::go(|| 5).join().unwrap());
 }
+
+/// Symptom: a child of `fork` (whose runtime threads stayed in the parent)
+/// that starts a G or calls back from C hangs on a lock or waits for a
+/// thread that does not exist, instead of getting a code.
+pub fn forked_child() {
+    runtime::go(|| ()).join().unwrap();
+    // SAFETY: the child only calls the C ABI and async-signal-safe
+    // functions (write, _exit).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: valid callbacks for their arguments.
+        let codes = unsafe {
+            [
+                gort_go(Some(noop), null_mut()),
+                gort_spawn(Some(forty_two), null_mut()),
+                i64::from(gort_callback(Some(noop), null_mut())),
+            ]
+        };
+        // "-13,-13,-13": each code as two digits; "-99" for anything that is
+        // not a code (an id: the G started).
+        let mut line = [0u8; 16];
+        let mut n = 0;
+        for (i, c) in codes.iter().enumerate() {
+            let code = if (-98..0).contains(c) { -*c } else { 99 };
+            if i > 0 {
+                line[n] = b',';
+                n += 1;
+            }
+            line[n] = b'-';
+            line[n + 1] = b'0' + (code / 10) as u8;
+            line[n + 2] = b'0' + (code % 10) as u8;
+            n += 3;
+        }
+        line[n] = b'\n';
+        // SAFETY: write and _exit are async-signal-safe.
+        unsafe {
+            libc::write(1, b"child=".as_ptr().cast(), 6);
+            libc::write(1, line.as_ptr().cast(), n + 1);
+            libc::_exit(0);
+        }
+    }
+    let mut st = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    println!("child_exit={}", libc::WEXITSTATUS(st));
+    println!("parent_after={}", runtime::go(|| 6).join().unwrap());
+}

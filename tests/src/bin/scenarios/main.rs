@@ -524,6 +524,7 @@ fn main() {
         ("capi_join", capi_scenarios::join),
         ("capi_syscall", capi_scenarios::syscall),
         ("capi_signal_handler", capi_scenarios::signal_handler),
+        ("capi_forked_child", capi_scenarios::forked_child),
         ("chan_sleep_order", chan_scenarios::sleep_order),
         (
             "fault_idle_foreign_threads",
