@@ -19,7 +19,7 @@ fn build_release(root: &Path, target_dir: &Path) {
         .env("CARGO_TARGET_DIR", target_dir)
         .args(["build", "--release", "--quiet", "--locked"])
         .args(["-p", "tests", "--bin", "scenarios"])
-        .args(["-p", "signals", "--bin", "gort-symbolize"])
+        .args(["-p", "gort-signals", "--bin", "gort-symbolize"])
         .status()
         .expect("run cargo");
     assert!(st.success(), "release build failed: {st}");
