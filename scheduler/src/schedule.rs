@@ -41,7 +41,7 @@ use crate::p::{GFREE_MAX, P, PStatus};
 use crate::sched::{m_exited, sched, start_m, wakep, wakep_if_idle};
 use crate::timer::{NEVER, nanotime};
 use arch::context;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// The global queue goes first once every this many schedules on a P, so
 /// Gs there cannot starve behind a busy local queue (Go uses 61 too: prime,
@@ -893,6 +893,17 @@ pub(crate) fn dead_unsure() -> bool {
 /// See [`dead_unsure`].
 static DEAD_UNSURE: AtomicBool = AtomicBool::new(false);
 
+/// Threads the runtime's crates keep for themselves that never wake a G
+/// (the crash dump's symbolizer thread): the deadlock check counts them as
+/// accounted for.
+static HELPER_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Declares one more thread of the runtime's own that never wakes a G and
+/// lives until the process ends (see [`check_dead`]).
+pub fn add_helper_thread() {
+    HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
+}
+
 /// [`check_dead`]'s check; returns whether only threads it could not
 /// account for were in the way.
 fn check_dead_unsure(wake_sysmon: bool) -> bool {
@@ -926,8 +937,11 @@ fn check_dead_unsure(wake_sysmon: bool) -> bool {
         return false;
     }
     // Threads that cannot wake anyone: Ms with a thread (this one included),
-    // sysmon, and the blocked plain threads.
-    let known = crate::extram::mcount() - crate::extram::extra_m_count() + 1 + blocked;
+    // sysmon, the blocked plain threads and the runtime's helper threads.
+    let known = crate::extram::mcount() - crate::extram::extra_m_count()
+        + 1
+        + blocked
+        + HELPER_THREADS.load(Ordering::Relaxed);
     let tasks = std::fs::read_dir("/proc/self/task").map_or(usize::MAX, |d| d.count());
     if tasks > known {
         // Some other thread may still wake a G, or may be exiting: have

@@ -4,15 +4,36 @@
 //!
 //! Everything here runs inside a signal handler. It may: read atomics, walk
 //! the append-only G and M registries, read stacks through the bounds-checked
-//! unwinder, look symbols up in the table built at start-up, and write with
-//! `write(2)` through [`Out`]. It may not: allocate, format with `format!`,
-//! take a lock that ordinary code may hold, touch a lazily initialised
-//! thread-local, or call `dladdr`/`dl_iterate_phdr`/backtrace-rs.
+//! unwinder, look symbols up in the table built at start-up, ask the
+//! symbolizer thread for `file:line` ([`resolve::request`]) and read its
+//! answer, and write with `write(2)` through [`Out`]. It may not: allocate,
+//! format with `format!`, take a lock that ordinary code may hold, touch a
+//! lazily initialised thread-local, or call `dladdr`/`dl_iterate_phdr`/
+//! backtrace-rs.
 //!
-//! The format is specified in `docs/crash-format.md`.
+//! The functions take an [`Out`] and a [`Style`], not the signal context,
+//! so a dump taken outside a signal handler prints the same grammar.
+//!
+//! # Grammar
+//!
+//! Go's, exactly, so Go's traceback parsers read it (docs/crash-format.md):
+//!
+//! ```text
+//! (file lines start with a tab)
+//! goroutine 17 [running]:
+//! tour::read_null(...)
+//!     /src/tour.rs:42 +0x13 fp=0x7f.. sp=0x7f.. pc=0x55..
+//! created by tour::main in goroutine 1
+//!     /src/tour.rs:17
+//! ```
+//!
+//! gort's extras sit where those parsers accept them: `fp= sp= pc=` on
+//! the file line (Go's `GOTRACEBACK=system` form), G names and stack groups
+//! on lines of their own between goroutines, never inside one.
 
-use crate::level::Level;
 use crate::modules;
+use crate::resolve::{self, Answer};
+use crate::symbolize;
 use crate::symbols;
 use crate::unwind::{self, Regs};
 use crate::write::Out;
@@ -26,11 +47,15 @@ const EDGE_FRAMES: usize = 50;
 const MAX_GROUPS: usize = 256;
 /// Member ids listed per group.
 const GROUP_IDS: usize = 8;
+/// Go's line for frames left out (the middle of a deep stack, repeated
+/// recursion, frames past the capture limit).
+const ELIDED: &str = "...additional frames elided...";
 
-/// A captured stack: pcs, innermost first.
+/// A captured stack: pcs and stack pointers, innermost first.
 #[derive(Debug)]
 pub struct Frames {
     pcs: [usize; MAX_FRAMES],
+    sps: [usize; MAX_FRAMES],
     n: usize,
 }
 
@@ -39,13 +64,14 @@ impl Frames {
     pub const fn new() -> Frames {
         Frames {
             pcs: [0; MAX_FRAMES],
+            sps: [0; MAX_FRAMES],
             n: 0,
         }
     }
 
     /// Walks from `regs` within `readable`.
     pub fn capture(&mut self, regs: Regs, readable: &[(usize, usize)]) {
-        self.n = unwind::walk(regs, readable, None, &mut self.pcs);
+        self.n = unwind::walk_with_sps(regs, readable, None, &mut self.pcs, &mut self.sps);
     }
 
     /// The captured pcs.
@@ -53,13 +79,34 @@ impl Frames {
         &self.pcs[..self.n]
     }
 
+    /// The address that names frame `i`'s code: the pc itself for the
+    /// first frame (where the signal hit or the G resumes), the call for a
+    /// return address.
+    fn lookup(&self, i: usize) -> usize {
+        if i == 0 {
+            self.pcs[i]
+        } else {
+            self.pcs[i].wrapping_sub(1)
+        }
+    }
+
+    /// Adds every frame's lookup address to a symbolizer request.
+    pub fn add_to(&self, req: &mut resolve::Request) {
+        for i in 0..self.n {
+            req.add(self.lookup(i));
+        }
+    }
+
     /// FNV-1a hash of the frames that would be printed (stack identity for
     /// grouping: Gs that parked through different runtime paths but show
-    /// the same user frames form one group).
+    /// the same user frames form one group). Runtime frames are told by the
+    /// start-up symbol table's names.
     fn hash(&self, system: bool) -> u64 {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for (i, &pc) in self.pcs().iter().enumerate() {
-            if !system && hidden(pc, i, false) {
+            if !system
+                && symbols::lookup(self.lookup(i)).is_some_and(|s| hidden_without_lines(s.name))
+            {
                 continue;
             }
             h ^= pc as u64;
@@ -75,46 +122,97 @@ impl Default for Frames {
     }
 }
 
-/// Whether a frame belongs to the runtime (hidden below `system` level).
-/// The join packet's `run` stays visible: it is the G's root frame, and in
-/// optimised builds the G's closure is inlined into it.
-fn is_runtime_frame(name: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "scheduler::",
-        "arch::",
-        "signals::",
-        "std::panicking::",
-        "std::panic::catch_unwind",
-        "__rust_try",
-        "<core::panic::unwind_safe::AssertUnwindSafe",
-        "core::ops::function::FnOnce::call_once",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
+/// How stacks print.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// Runtime frames too (`GORT_TRACEBACK=system` and above).
+    pub system: bool,
+    /// The symbolizer's answer for the addresses printed: functions with
+    /// inlined calls expanded and `file:line`. Without it (or for an
+    /// address it does not cover), frames are named from the start-up
+    /// symbol table and print `??:0`.
+    pub answer: Option<&'static Answer>,
 }
 
-/// Prints one frame.
-fn frame(o: &mut Out, pc: usize, lookup_pc: usize) {
-    match symbols::lookup(lookup_pc) {
-        Some(s) => {
-            o.str(s.name)
-                .str("+")
-                .hex((pc - (lookup_pc - s.offset)) as u64);
+/// Without line tables the join packet's `run` stays visible: it is the
+/// G's root frame, and in optimised builds the G's closure is inlined into
+/// it, so hiding it would leave no user frame.
+fn hidden_without_lines(name: &str) -> bool {
+    symbolize::is_runtime_function(name) && !name.starts_with("<runtime::join::Packet")
+}
+
+/// Prints one physical frame (several lines when calls were inlined into
+/// it). `keep_top`: the innermost source frame is shown even if it is the
+/// runtime's (the exact pc of a running G: where the signal hit). Returns
+/// whether anything printed.
+fn frame(o: &mut Out, f: &Frames, i: usize, style: Style, keep_top: bool) -> bool {
+    let pc = f.pcs[i];
+    let lookup = f.lookup(i);
+    let show = |name: &str, first: bool| {
+        style.system || (keep_top && first) || !symbolize::is_runtime_function(name)
+    };
+    if let Some((mut source, entry)) = style.answer.and_then(|a| a.frames(lookup)) {
+        // Inlined frames first; the suffix goes on the last line printed.
+        let mut pending: Option<resolve::SourceFrame<'_>> = None;
+        let mut first = true;
+        let mut any = false;
+        for s in source.by_ref() {
+            if show(s.function, first) {
+                if let Some(p) = pending.take() {
+                    source_lines(o, p);
+                    o.nl();
+                }
+                pending = Some(s);
+            }
+            first = false;
         }
-        None => {
-            o.str("?");
+        if let Some(p) = pending {
+            source_lines(o, p);
+            let off = if entry != 0 && entry <= pc {
+                pc - entry
+            } else {
+                symbols::lookup(lookup).map_or(0, |s| s.offset + (pc - lookup))
+            };
+            suffix(o, f, i, off);
+            any = true;
         }
+        return any;
     }
-    o.nl();
-    o.str("\t");
-    match modules::module_of(lookup_pc) {
-        Some((m, off)) => {
-            o.str(&m.path).str("+").hex((off + (pc - lookup_pc)) as u64);
-        }
-        None => {
-            o.str("?");
-        }
+    let sym = symbols::lookup(lookup);
+    let name = sym.map_or("?", |s| s.name);
+    if !(style.system || keep_top && i == 0) && hidden_without_lines(name) {
+        return false;
     }
-    o.str(" pc=").hex(pc as u64).nl();
+    o.str(name).str("(...)").nl();
+    o.str("\t??:0");
+    suffix(o, f, i, sym.map_or(0, |s| s.offset + (pc - lookup)));
+    true
+}
+
+/// `function(...)` and `\tfile:line` of a source frame (no newline).
+fn source_lines(o: &mut Out, s: resolve::SourceFrame<'_>) {
+    o.str(s.function).str("(...)").nl();
+    if s.file.is_empty() {
+        o.str("\t??:0");
+    } else {
+        o.str("\t").str(s.file).str(":").dec(u64::from(s.line));
+    }
+}
+
+/// ` +0x<off> fp=0x… sp=0x… pc=0x…` and the newline. `fp` is the frame's
+/// top (its caller's sp), as in Go.
+fn suffix(o: &mut Out, f: &Frames, i: usize, off: usize) {
+    if off > 0 {
+        o.str(" +").hex(off as u64);
+    }
+    let fp = if i + 1 < f.n { f.sps[i + 1] } else { 0 };
+    o.str(" fp=")
+        .hex(fp as u64)
+        .str(" sp=")
+        .hex(f.sps[i] as u64)
+        .str(" pc=")
+        .hex(f.pcs[i] as u64)
+        .nl();
 }
 
 /// Length of the repetition starting at `i` with period `p` (in copies).
@@ -126,89 +224,70 @@ fn repeats(pcs: &[usize], i: usize, p: usize) -> usize {
     k
 }
 
-/// Whether frame `i` (pc `pc`) is a runtime frame hidden below `system`.
-/// The exact top frame of a running G is never hidden (it is where the
-/// signal hit); a parked G's top frames are the runtime's park path.
-fn hidden(pc: usize, i: usize, exact_top: bool) -> bool {
-    if exact_top && i == 0 {
-        return false;
-    }
-    let lookup = if i == 0 { pc } else { pc.wrapping_sub(1) };
-    symbols::lookup(lookup).is_some_and(|s| is_runtime_frame(s.name))
+/// Prints the stack of a G a signal interrupted (or of an M's own stack):
+/// runtime frames hidden unless `style.system`, except the exact top frame;
+/// recursion and the middle of very deep stacks elided with Go's line.
+pub fn stack(o: &mut Out, f: &Frames, style: Style) {
+    stack_from(o, f, style, true);
 }
 
-/// Prints a stack: runtime frames hidden unless `system`, recursion
-/// collapsed, the middle of very deep stacks elided. `exact_top`: the first
-/// pc is where a signal interrupted (always shown), not a parked G's resume
-/// address.
-pub fn stack(o: &mut Out, f: &Frames, system: bool) {
-    stack_from(o, f, system, true);
+/// [`stack`] for a parked G: its top frames are the runtime's park path,
+/// hidden like the others.
+pub fn parked_stack(o: &mut Out, f: &Frames, style: Style) {
+    stack_from(o, f, style, false);
 }
 
-/// [`stack`] for a parked G: its top runtime frames are hidden too.
-pub fn parked_stack(o: &mut Out, f: &Frames, system: bool) {
-    stack_from(o, f, system, false);
-}
-
-fn stack_from(o: &mut Out, f: &Frames, system: bool, exact_top: bool) {
+fn stack_from(o: &mut Out, f: &Frames, style: Style, exact_top: bool) {
     let pcs = f.pcs();
-    let mut printed = 0usize;
-    let mut i = 0;
     let total = pcs.len();
+    let mut printed = 0usize;
+    let mut elided = false;
+    let mut i = 0;
     while i < total {
-        // Collapse direct or short-cycle recursion.
-        let mut collapsed = false;
-        for p in 1..=4 {
-            let k = repeats(pcs, i, p);
-            if k >= 4 {
-                for j in 0..p {
-                    emit(o, pcs, i + j, system, exact_top, &mut printed);
-                }
-                o.str("...")
-                    .dec(((k - 1) * p) as u64)
-                    .str(" frames of recursion (")
-                    .dec(p as u64)
-                    .str("-frame cycle) elided...")
-                    .nl();
-                i += k * p;
-                collapsed = true;
-                break;
+        // Collapse direct or short-cycle recursion: one cycle, then Go's
+        // elision line.
+        if let Some((p, k)) = (1..=4)
+            .map(|p| (p, repeats(pcs, i, p)))
+            .find(|&(_, k)| k >= 4)
+        {
+            for j in 0..p {
+                printed += frame(o, f, i + j, style, exact_top && i + j == 0) as usize;
             }
-        }
-        if collapsed {
+            o.str(ELIDED).nl();
+            elided = true;
+            i += k * p;
             continue;
         }
         if printed == EDGE_FRAMES && total - i > EDGE_FRAMES {
-            let skip = total - i - EDGE_FRAMES;
-            o.str("...").dec(skip as u64).str(" frames elided...").nl();
-            i += skip;
+            o.str(ELIDED).nl();
+            elided = true;
+            i = total - EDGE_FRAMES;
             printed += 1;
             continue;
         }
-        emit(o, pcs, i, system, exact_top, &mut printed);
+        printed += frame(o, f, i, style, exact_top && i == 0) as usize;
         i += 1;
     }
-    if total == MAX_FRAMES {
-        o.str("...stack deeper than ")
-            .dec(MAX_FRAMES as u64)
-            .str(" frames: the outermost were not captured")
+    if total == MAX_FRAMES && !elided {
+        // The outermost frames were not captured.
+        o.str(ELIDED).nl();
+    }
+}
+
+/// Prints a G's name line (if it has a name) and `goroutine N [status,
+/// ...]:`. `status_override`: the state to print instead of the G's own
+/// (`running` for the G a signal interrupted).
+pub fn header(o: &mut Out, g: &'static G, status_override: Option<&str>, now_coarse: u64) {
+    if let Some(name) = g.name_static() {
+        // Its own line before the header: Go's parsers accept lines between
+        // goroutines, not inside the brackets.
+        o.str("[goroutine ")
+            .dec(g.goid())
+            .str(" name: ")
+            .str(name)
+            .str("]")
             .nl();
     }
-}
-
-fn emit(o: &mut Out, pcs: &[usize], i: usize, system: bool, exact_top: bool, printed: &mut usize) {
-    let pc = pcs[i];
-    // A return address points after the call: look up the call itself.
-    let lookup = if i == 0 { pc } else { pc.wrapping_sub(1) };
-    if !system && hidden(pc, i, exact_top) {
-        return;
-    }
-    frame(o, pc, lookup);
-    *printed += 1;
-}
-
-/// Prints `goroutine N [status, ...]:`.
-pub fn header(o: &mut Out, g: &'static G, status_override: Option<&str>, now_coarse: u64) {
     o.str("goroutine ").dec(g.goid()).str(" [");
     match status_override {
         Some(s) => o.str(s),
@@ -224,31 +303,57 @@ pub fn header(o: &mut Out, g: &'static G, status_override: Option<&str>, now_coa
     if g.status() == GStatus::Waiting && g.wait_since() != 0 {
         let mins = now_coarse.saturating_sub(g.wait_since()) / 60_000_000_000;
         if mins >= 1 {
-            o.str(", ")
-                .dec(mins)
-                .str(if mins == 1 { " minute" } else { " minutes" });
+            o.str(", ").dec(mins).str(" minutes");
         }
     }
     if !g.locked_m_ptr().is_null() {
         o.str(", locked to thread");
     }
-    if let Some(name) = g.name_static() {
-        o.str(", name=").str(name);
-    }
     o.str("]:").nl();
 }
 
-/// Prints `created by ... in goroutine N`.
+/// Prints `created by <function> in goroutine N` and the spawn site's
+/// `\t<file>:<line>`. The function is the one that spawned the G when
+/// the site's code address is known, else the site's crate.
 pub fn created_by(o: &mut Out, g: &'static G) {
-    if let Some(site) = g.spawn_site() {
-        o.str("created by ")
-            .str(site.file())
-            .str(":")
-            .dec(u64::from(site.line()));
-        if g.parent_goid() != 0 {
-            o.str(" in goroutine ").dec(g.parent_goid());
+    let Some(site) = g.spawn_site() else { return };
+    o.str("created by ");
+    spawner_name(o, site.file());
+    if g.parent_goid() != 0 {
+        o.str(" in goroutine ").dec(g.parent_goid());
+    }
+    o.nl();
+    o.str("\t")
+        .str(site.file())
+        .str(":")
+        .dec(u64::from(site.line()))
+        .nl();
+}
+
+/// The spawner as a Rust path guessed from its file (`src/bin/x.rs` ->
+/// `x`, `src/net/tcp.rs` -> `net::tcp`): the spawn site records a file
+/// and line, not a function.
+fn spawner_name(o: &mut Out, file: &str) {
+    let rel = match file.rfind("/src/") {
+        Some(i) => &file[i + 5..],
+        None => file.strip_prefix("src/").unwrap_or(file),
+    };
+    let rel = rel.strip_suffix(".rs").unwrap_or(rel);
+    let rel = rel.strip_prefix("bin/").unwrap_or(rel);
+    let rel = rel
+        .strip_suffix("/mod")
+        .or_else(|| rel.strip_suffix("/main"))
+        .unwrap_or(rel);
+    let mut first = true;
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        if !first {
+            o.str("::");
         }
-        o.nl();
+        o.str(part);
+        first = false;
+    }
+    if first {
+        o.str("?");
     }
 }
 
@@ -275,77 +380,128 @@ pub fn capture_parked(f: &mut Frames, g: &G) -> bool {
     true
 }
 
-/// Prints every G except `skip` (the faulting one, already printed). In
-/// `All` mode identical stacks are grouped.
-pub fn other_gs(o: &mut Out, skip: Option<usize>, level: Level, now_coarse: u64) {
-    let system = level >= Level::System;
-    // Pass 1: group parked Gs by stack hash.
-    let mut groups = [(0u64, 0usize, 0usize, [0u64; GROUP_IDS]); MAX_GROUPS];
-    let mut ngroups = 0;
-    let mut elided = 0usize;
-    let mut f = Frames::new();
-    for g in ALLGS.iter() {
-        if Some(g.index) == skip || matches!(g.status(), GStatus::Idle | GStatus::Dead) {
-            continue;
+/// The Gs other than the faulting one, grouped by identical stack and
+/// state (pass 1 of printing them; lives on the dumping thread's stack).
+#[derive(Debug)]
+pub struct Groups {
+    /// (hash, representative's index in ALLGS, members, first member ids).
+    groups: [(u64, usize, usize, [u64; GROUP_IDS]); MAX_GROUPS],
+    n: usize,
+    /// Gs running on other Ms (no saved context), by ALLGS index.
+    running: [usize; MAX_GROUPS],
+    n_running: usize,
+    /// Gs left out past `MAX_GROUPS` distinct stacks.
+    elided: usize,
+}
+
+impl Groups {
+    /// Groups every live G except `skip` (the faulting one, printed first).
+    pub fn collect(skip: Option<usize>, system: bool) -> Groups {
+        let mut gs = Groups {
+            groups: [(0, 0, 0, [0; GROUP_IDS]); MAX_GROUPS],
+            n: 0,
+            running: [0; MAX_GROUPS],
+            n_running: 0,
+            elided: 0,
+        };
+        let mut f = Frames::new();
+        for g in ALLGS.iter() {
+            if Some(g.index) == skip || matches!(g.status(), GStatus::Idle | GStatus::Dead) {
+                continue;
+            }
+            if g.status() != GStatus::Waiting && g.status() != GStatus::Runnable {
+                // Running or in a syscall on another M: no saved context.
+                if gs.n_running < MAX_GROUPS {
+                    gs.running[gs.n_running] = g.index;
+                    gs.n_running += 1;
+                } else {
+                    gs.elided += 1;
+                }
+                continue;
+            }
+            if !capture_parked(&mut f, g) {
+                continue;
+            }
+            // Named Gs stand alone: their name line belongs to one G.
+            let named = g.name_static().map_or(0, |_| g.goid());
+            let h = f.hash(system) ^ (g.status() as u64) ^ ((g.wait_reason() as u64) << 8) ^ named;
+            match gs.groups[..gs.n].iter_mut().find(|e| e.0 == h) {
+                Some(e) => {
+                    if e.2 < GROUP_IDS {
+                        e.3[e.2] = g.goid();
+                    }
+                    e.2 += 1;
+                }
+                None if gs.n < MAX_GROUPS => {
+                    gs.groups[gs.n] = (h, g.index, 1, [0; GROUP_IDS]);
+                    gs.groups[gs.n].3[0] = g.goid();
+                    gs.n += 1;
+                }
+                None => gs.elided += 1,
+            }
         }
-        if g.status() != GStatus::Waiting && g.status() != GStatus::Runnable {
-            // Running or in a syscall on another M: no saved context. Its M
-            // prints it in crash mode.
+        gs
+    }
+
+    /// Adds the frames the groups will print to a symbolizer request.
+    pub fn add_to(&self, req: &mut resolve::Request) {
+        let mut f = Frames::new();
+        for e in &self.groups[..self.n] {
+            if let Some(g) = ALLGS.get(e.1)
+                && capture_parked(&mut f, g)
+            {
+                f.add_to(req);
+            }
+        }
+    }
+
+    /// Prints one stack per group, then the Gs running elsewhere.
+    pub fn print(&self, o: &mut Out, style: Style, now_coarse: u64) {
+        let mut f = Frames::new();
+        for e in &self.groups[..self.n] {
+            let Some(g) = ALLGS.get(e.1) else { continue };
             o.nl();
             header(o, g, None, now_coarse);
-            o.str("\t(running on another M; its stack is in that M's section with GORT_TRACEBACK=crash)").nl();
+            if capture_parked(&mut f, g) {
+                parked_stack(o, &f, style);
+            }
             created_by(o, g);
-            continue;
-        }
-        if !capture_parked(&mut f, g) {
-            continue;
-        }
-        let h = f.hash(system) ^ (g.status() as u64) ^ ((g.wait_reason() as u64) << 8);
-        match groups[..ngroups].iter_mut().find(|e| e.0 == h) {
-            Some(e) => {
-                if e.2 < GROUP_IDS {
-                    e.3[e.2] = g.goid();
+            if e.2 > 1 {
+                // After the goroutine's blank line: Go's parsers take it
+                // as text between goroutines.
+                o.nl();
+                o.str("[")
+                    .dec(e.2 as u64 - 1)
+                    .str(" more goroutines with the stack of goroutine ")
+                    .dec(e.3[0])
+                    .str(":");
+                for &id in &e.3[1..e.2.min(GROUP_IDS)] {
+                    o.str(" ").dec(id);
                 }
-                e.2 += 1;
+                if e.2 > GROUP_IDS {
+                    o.str(" ...");
+                }
+                o.str("]").nl();
             }
-            None if ngroups < MAX_GROUPS => {
-                groups[ngroups] = (h, g.index, 1, [0; GROUP_IDS]);
-                groups[ngroups].3[0] = g.goid();
-                ngroups += 1;
-            }
-            None => elided += 1,
         }
-    }
-    // Pass 2: print one stack per group.
-    for e in &groups[..ngroups] {
-        let Some(g) = ALLGS.get(e.1) else { continue };
-        o.nl();
-        header(o, g, None, now_coarse);
-        if e.2 > 1 {
-            o.str("(")
-                .dec(e.2 as u64 - 1)
-                .str(" more goroutines with this stack:");
-            for &id in &e.3[1..e.2.min(GROUP_IDS)] {
-                o.str(" ").dec(id);
-            }
-            if e.2 > GROUP_IDS {
-                o.str(" ...");
-            }
-            o.str(")").nl();
+        for &gi in &self.running[..self.n_running] {
+            let Some(g) = ALLGS.get(gi) else { continue };
+            o.nl();
+            header(o, g, None, now_coarse);
+            // Go's line; in crash mode the G's M prints its stack.
+            o.str("\tgoroutine running on other thread; stack unavailable")
+                .nl();
+            created_by(o, g);
         }
-        if capture_parked(&mut f, g) {
-            parked_stack(o, &f, system);
+        if self.elided > 0 {
+            o.nl();
+            o.str("[")
+                .dec(self.elided as u64)
+                .str(" more goroutines elided: more than ")
+                .dec(MAX_GROUPS as u64)
+                .str(" distinct stacks]")
+                .nl();
         }
-        created_by(o, g);
-    }
-    if elided > 0 {
-        o.nl();
-        o.str("...")
-            .dec(elided as u64)
-            .str(" more goroutines elided (more than ")
-            .dec(MAX_GROUPS as u64)
-            .str(" distinct stacks)...")
-            .nl();
     }
 }
 

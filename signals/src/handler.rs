@@ -44,8 +44,9 @@
 //! making the crasher wait for the watchdog.
 
 use crate::altstack::{PerM, per_m};
-use crate::dump::{self, Frames};
+use crate::dump::{self, Frames, Style};
 use crate::level::{Level, level};
+use crate::resolve;
 use crate::table::{self, Action};
 use crate::unwind::Regs;
 use crate::write::Out;
@@ -393,7 +394,8 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
     }
 
     if lvl > Level::None {
-        // The faulting G (or the M's own stack) first, from the ucontext.
+        // The faulting G (or the M's own stack) first, from the ucontext;
+        // the other Gs grouped; then file:line for all of it in one request.
         let mut f = Frames::new();
         let regs = Regs {
             pc: ctx.pc(),
@@ -401,12 +403,28 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             fp: ctx.fp(),
             lr: ctx.lr(),
         };
+        match g {
+            Some(g) => capture_running(&mut f, regs, g, m, ctx.sp()),
+            None => f.capture(regs, &[os_stack(m, ctx.sp())]),
+        }
+        let others = (lvl >= Level::All)
+            .then(|| dump::Groups::collect(g.map(|g| g.index), lvl >= Level::System));
+        let answer = resolve::Request::begin().and_then(|mut req| {
+            f.add_to(&mut req);
+            if let Some(others) = &others {
+                others.add_to(&mut req);
+            }
+            req.send(resolve::WAIT_NS)
+        });
+        let style = Style {
+            system: lvl >= Level::System,
+            answer,
+        };
         o.nl();
         match g {
             Some(g) => {
                 dump::header(&mut o, g.0, Some("running"), coarse);
-                capture_running(&mut f, regs, g, m, ctx.sp());
-                dump::stack(&mut o, &f, lvl >= Level::System);
+                dump::stack(&mut o, &f, style);
                 dump::created_by(&mut o, g.0);
             }
             None => {
@@ -414,12 +432,18 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
                     .str(if m.is_some() { "scheduler" } else { "thread" })
                     .str("]:")
                     .nl();
-                f.capture(regs, &[os_stack(m, ctx.sp())]);
-                dump::stack(&mut o, &f, true);
+                dump::stack(
+                    &mut o,
+                    &f,
+                    Style {
+                        system: true,
+                        ..style
+                    },
+                );
             }
         }
-        if lvl >= Level::All {
-            dump::other_gs(&mut o, g.map(|g| g.index), lvl, coarse);
+        if let Some(others) = &others {
+            others.print(&mut o, style, coarse);
         }
         o.nl();
         print_regs(&mut o, ctx);
@@ -705,8 +729,20 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
         fp: ctx.fp(),
         lr: ctx.lr(),
     };
-    let system = level() >= Level::System;
-    match m.curg() {
+    let curg = m.curg();
+    match curg {
+        Some(g) => capture_running(&mut f, regs, g, Some(m), ctx.sp()),
+        None => f.capture(regs, &[os_stack(Some(m), ctx.sp())]),
+    }
+    let answer = resolve::Request::begin().and_then(|mut req| {
+        f.add_to(&mut req);
+        req.send(resolve::WAIT_NS)
+    });
+    let style = Style {
+        system: level() >= Level::System,
+        answer,
+    };
+    match curg {
         Some(g) => {
             dump::header(
                 &mut o,
@@ -714,14 +750,19 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
                 Some("running"),
                 now_ns(libc::CLOCK_MONOTONIC_COARSE),
             );
-            capture_running(&mut f, regs, g, Some(m), ctx.sp());
-            dump::stack(&mut o, &f, system);
+            dump::stack(&mut o, &f, style);
             dump::created_by(&mut o, g.0);
         }
         None => {
             o.str("goroutine 0 [idle]:").nl();
-            f.capture(regs, &[os_stack(Some(m), ctx.sp())]);
-            dump::stack(&mut o, &f, true);
+            dump::stack(
+                &mut o,
+                &f,
+                Style {
+                    system: true,
+                    ..style
+                },
+            );
         }
     }
     o.nl();
@@ -751,16 +792,25 @@ pub fn fatal_hook(_msg: &str) {
     let coarse = now_ns(libc::CLOCK_MONOTONIC_COARSE);
     if let Some(g) = m.and_then(|m| m.curg()) {
         o.nl();
-        dump::header(&mut o, g.0, Some("running"), coarse);
-        o.str("\t(the G that reported the error)").nl();
+        o.str("[goroutine ")
+            .dec(g.0.goid())
+            .str(" reported the error]")
+            .nl();
     }
     if lvl > Level::None {
-        dump::other_gs(
-            &mut o,
+        let others = dump::Groups::collect(
             m.and_then(|m| m.curg()).map(|g| g.index),
-            lvl,
-            coarse,
+            lvl >= Level::System,
         );
+        let answer = resolve::Request::begin().and_then(|mut req| {
+            others.add_to(&mut req);
+            req.send(resolve::WAIT_NS)
+        });
+        let style = Style {
+            system: lvl >= Level::System,
+            answer,
+        };
+        others.print(&mut o, style, coarse);
         dump::module_list(&mut o);
     }
     o.flush();

@@ -17,6 +17,8 @@
 //! - [`symbols`], [`modules`]: the tables built at start-up that the
 //!   handler reads;
 //! - [`notify`]: other signals delivered to the program (`runtime::signal`);
+//! - [`resolve`]: the symbolizer thread that gives a dump `file:line`;
+//!   [`symbolize`]: debug info lookups it shares with `gort-symbolize`;
 //! - [`altstack`]: per-M alternate signal stacks (an M start hook);
 //! - [`write`]: formatting without allocation.
 //!
@@ -29,6 +31,8 @@ pub mod handler;
 pub mod level;
 pub mod modules;
 pub mod notify;
+pub mod resolve;
+pub mod symbolize;
 pub mod symbols;
 pub mod table;
 pub mod unwind;
@@ -56,8 +60,11 @@ pub fn init() {
         });
         handler::install();
         scheduler::fatal::set_fatal_hook(handler::fatal_hook);
+        // file:line in dumps: a thread that reads debug info only when a
+        // dump asks (ready from here on, whatever the build).
+        resolve::start();
         // Demangling every symbol takes milliseconds: off the critical path.
-        // Until it is ready, frames print as module+offset only.
+        // It names frames when the symbolizer cannot answer.
         let _ = std::thread::Builder::new()
             .name("gort-symbols".into())
             .spawn(symbols::init);

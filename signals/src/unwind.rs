@@ -225,12 +225,50 @@ impl Frame {
     }
 }
 
+/// [`walk`], also writing each frame's stack pointer into `sps` (the sp
+/// the frame had when it called the next inner one; for the first frame,
+/// `start.sp`). Walks at most `min(out.len(), sps.len())` frames.
+pub fn walk_with_sps(
+    start: Regs,
+    readable: &[(usize, usize)],
+    cache: Option<&mut UnwindCache>,
+    out: &mut [usize],
+    sps: &mut [usize],
+) -> usize {
+    let max = out.len().min(sps.len());
+    let (out, sps) = (&mut out[..max], &mut sps[..max]);
+    let Some(first) = out.first_mut() else {
+        return 0;
+    };
+    *first = start.pc;
+    sps[0] = start.sp;
+    let mem = Mem { readable };
+    match cache {
+        Some(c) => walk_frames(start, &mem, Some(&mut c.0), out, Some(sps)),
+        None => match cfi::claim() {
+            Some(mut claimed) => walk_frames(start, &mem, Some(claimed.cache()), out, Some(sps)),
+            None => walk_frames(start, &mem, None, out, Some(sps)),
+        },
+    }
+}
+
 /// The walk proper; `out` is not empty and `out[0]` is written.
 fn walk_with(
     start: Regs,
     mem: &Mem<'_>,
+    cache: Option<&mut cfi::Cache>,
+    out: &mut [usize],
+) -> usize {
+    walk_frames(start, mem, cache, out, None)
+}
+
+/// [`walk_with`], recording sps too when given (`sps.len() >= out.len()`).
+fn walk_frames(
+    start: Regs,
+    mem: &Mem<'_>,
     mut cache: Option<&mut cfi::Cache>,
     out: &mut [usize],
+    mut sps: Option<&mut [usize]>,
 ) -> usize {
     let mut cur = Frame {
         regs: start,
@@ -249,6 +287,9 @@ fn walk_with(
             break;
         }
         out[n] = next.regs.pc;
+        if let Some(sps) = sps.as_deref_mut() {
+            sps[n] = next.regs.sp;
+        }
         n += 1;
         cur = next;
     }

@@ -1,6 +1,7 @@
-//! `gort-symbolize` on a dump that names this test program's own code: the
-//! `module+0xoffset` frames come back with function and `file:line`, a
-//! foreign build (build-id mismatch) is refused, bad input is reported.
+//! `gort-symbolize` on a dump that names this test program's own code, as a
+//! stripped binary's dump does (`?(...)` and `??:0 … pc=0x…`): the frames
+//! come back with function and `file:line` in the same grammar, a foreign
+//! build (build-id mismatch) is refused, bad input is reported.
 //!
 //! Under qemu-user (cross-arch CI) the tool, a foreign binary, runs through
 //! `GORT_QEMU_RUNNER`.
@@ -43,24 +44,24 @@ fn run(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("gort-symbolize output")
 }
 
-/// A dump in the handler's format with one frame: `symbolize_target`'s
-/// first instruction, in a running G (an exact pc). Returns the dump, the
-/// frame's module token and the executable's path.
+/// A dump in the handler's format with one unnamed frame:
+/// `symbolize_target`'s first instruction, in a running G (an exact pc).
+/// Returns the dump, the frame's file line and the executable's path.
 fn dump_of_target(build_id: Option<&str>) -> (String, String, String) {
     let mods = modules::init();
     let pc = symbolize_target as *const () as usize;
-    let (m, off) = modules::module_of(pc).expect("our code is in a module");
+    let (m, _) = modules::module_of(pc).expect("our code is in a module");
     assert!(std::ptr::eq(m, &mods[0]), "the executable is module 0");
     let mut hex = [0u8; 80];
     let id = build_id
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(m.build_id_hex(&mut hex)).into_owned());
-    let token = format!("{}+{off:#x}", m.path);
+    let token = format!("\t??:0 fp=0x0 sp=0x1000 pc={pc:#x}");
     let mut dump = String::new();
     dump.push_str("fatal signal SIGSEGV: segmentation violation code=1(SEGV_MAPERR)\n\n");
     dump.push_str("goroutine 17 [running]:\n");
-    dump.push_str("symbolize::symbolize_target+0x0\n");
-    dump.push_str(&format!("\t{token} pc={pc:#x}\n\n"));
+    dump.push_str("?(...)\n");
+    dump.push_str(&format!("{token}\n\n"));
     dump.push_str("modules:\n");
     dump.push_str(&format!("module {} base={:#x}", m.path, m.base));
     if !id.is_empty() {
@@ -72,29 +73,24 @@ fn dump_of_target(build_id: Option<&str>) -> (String, String, String) {
 
 #[test]
 fn frames_of_this_program_resolve_to_function_and_file_line() {
-    let (dump, token, _) = dump_of_target(None);
+    let (dump, _, _) = dump_of_target(None);
     let exe = std::env::current_exe().unwrap();
     let out = run(&["--binary", exe.to_str().unwrap()], &dump);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let line = stdout
-        .lines()
-        .find(|l| l.contains(&token))
-        .unwrap_or_else(|| panic!("no frame line in:\n{stdout}"));
-    assert!(
-        line.contains(" ["),
-        "not annotated: {line}\nstderr: {stderr}"
-    );
-    assert!(line.contains("symbolize_target"), "{line}");
-    assert!(line.contains("symbolize.rs:"), "{line}");
-    // Everything else is copied unchanged, the function line included.
-    assert!(
-        stdout.contains("\nsymbolize::symbolize_target+0x0\n"),
-        "{stdout}"
-    );
+    // The frame's two lines, rewritten in the same grammar.
+    let want = "\nsymbolize::symbolize_target(...)\n\t";
+    let at = stdout
+        .find(want)
+        .unwrap_or_else(|| panic!("not symbolized:\n{stdout}\nstderr: {stderr}"));
+    let file_line = stdout[at + want.len() - 1..].lines().next().unwrap();
+    assert!(file_line.contains("symbolize.rs:"), "{file_line}");
+    assert!(file_line.contains(" fp=0x0 sp=0x1000 pc=0x"), "{file_line}");
+    // Everything else is copied unchanged.
     assert!(stdout.contains("goroutine 17 [running]:"));
-    assert_eq!(stdout.lines().count(), dump.lines().count());
+    assert!(stdout.contains("\nmodules:\n"));
+    assert!(!stdout.contains("?(...)"), "{stdout}");
     assert_eq!(symbolize_target(2), 6);
 }
 
@@ -102,14 +98,14 @@ fn frames_of_this_program_resolve_to_function_and_file_line() {
 fn the_dumps_own_module_path_is_used_without_binary() {
     // The module list names this executable and its build-id: no --binary
     // needed on the machine that crashed.
-    let (dump, token, _) = dump_of_target(None);
+    let (dump, _, _) = dump_of_target(None);
     let out = run(&[], &dump);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    let line = stdout.lines().find(|l| l.contains(&token)).unwrap();
     assert!(
-        line.contains("symbolize_target") && line.contains("symbolize.rs:"),
-        "{line}"
+        stdout.contains("\nsymbolize::symbolize_target(...)\n\t")
+            && stdout.contains("symbolize.rs:"),
+        "{stdout}"
     );
 }
 
@@ -128,25 +124,30 @@ fn a_binary_of_another_build_is_refused() {
         out.status.success(),
         "unmatched frames are not fatal: {stderr}"
     );
-    let line = stdout.lines().find(|l| l.contains(&token)).unwrap();
     assert!(
-        !line.contains(" ["),
-        "annotated with the wrong build: {line}"
+        stdout.contains(&format!("?(...)\n{token}\n")),
+        "rewritten with the wrong build:\n{stdout}"
     );
     assert!(stderr.contains("differs"), "{stderr}");
     assert!(stderr.contains("no binary for"), "{stderr}");
 }
 
 #[test]
-fn offsets_outside_code_are_not_frames() {
-    // `name+0x1c` where the name is the module's file name (a function
-    // line of a program named like a function) must stay as it is.
-    let (mut dump, _, path) = dump_of_target(None);
-    let name = path.rsplit('/').next().unwrap().to_string();
-    dump.push_str(&format!("{name}+0x1c\n"));
+fn addresses_outside_code_are_left_alone() {
+    // A frame whose pc is in the module but not in its code (data) stays
+    // as it is.
+    let (mut dump, _, _) = dump_of_target(None);
+    static DATA: [u8; 16] = [0; 16];
+    let data = std::hint::black_box(&DATA).as_ptr() as usize;
+    let frame = format!("x::y(...)\n\t??:0 fp=0x0 sp=0x0 pc={data:#x}\n");
+    dump = dump.replacen(
+        "\nmodules:",
+        &format!("\ngoroutine 18 [sleep]:\n{frame}\nmodules:"),
+        1,
+    );
     let out = run(&[], &dump);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("\n{name}+0x1c\n")), "{stdout}");
+    assert!(stdout.contains(&frame), "{stdout}");
 }
 
 #[test]
@@ -171,7 +172,7 @@ fn bad_input_is_reported() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("usage: gort-symbolize"));
 
     // A dump with frames of an unknown module: copied unchanged, noted.
-    let dump = "\t/opt/elsewhere/prog+0x1234 pc=0x5555\nmodule /opt/elsewhere/prog base=0x5000\n";
+    let dump = "?(...)\n\t??:0 fp=0x0 sp=0x0 pc=0x5555\nmodule /opt/elsewhere/prog base=0x5000\n";
     let out = run(&[], dump);
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), dump);

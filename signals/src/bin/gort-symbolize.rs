@@ -1,15 +1,17 @@
-//! `gort-symbolize`: resolves the `module+0xoffset` frames of a gort crash
-//! dump to functions and `file:line`, offline, with the debug info of the
-//! same build.
+//! `gort-symbolize`: rewrites a gort crash dump offline with the debug info
+//! of the build that crashed: every frame gets its function, its inlined
+//! calls and `file:line`, in the dump's own grammar (Go's).
 //!
-//! A dump names every frame twice: a function from the start-up symbol
-//! table (`?` when the module is stripped) and `<module path>+0x<offset>`,
-//! the offset being the module's file virtual address. The dump ends with a
-//! module list (`module <path> base=0x… build-id=<hex>`). This tool copies
-//! the dump to stdout and appends to each line holding such a token
-//! ` [function at file:line]` — with inlined frames, innermost first,
-//! joined by ` <- ` — using DWARF through `addr2line`, or the ELF symbol
-//! table when a binary has no DWARF.
+//! A dump's file lines end in ` pc=0x<address>` and the dump ends with a
+//! module list (`module <path> base=0x… build-id=<hex>`). For each frame
+//! this tool finds the module holding the pc (the one with the highest
+//! base at or below it), looks `pc − base` up in the matching binary, and
+//! replaces the frame's two lines with one `function(...)` / `\tfile:line`
+//! pair per source frame (inlined calls first), the original suffix
+//! (` +0x… fp=… sp=… pc=…`) kept on the last. Runtime frames revealed that
+//! way are hidden as the dump would have hidden them (`--system` keeps
+//! them). Everything else — crash-mode sections of other Ms included — is
+//! copied as it is.
 //!
 //! Binaries are matched to the dump's modules by GNU build-id when both
 //! have one (so a separate debug file, `objcopy --only-keep-debug`, works
@@ -20,32 +22,29 @@
 //! This is an offline tool: it allocates, reads whole files and is not
 //! async-signal-safe in any way.
 
-use addr2line::gimli;
-use object::{
-    Object, ObjectSection, ObjectSegment, ObjectSymbol, ObjectSymbolTable, SegmentFlags, SymbolKind,
-};
-use std::borrow::Cow;
+use signals::symbolize::{Binary, Loc, build_id_hex, is_runtime_function};
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
-usage: gort-symbolize [--binary PATH]... [DUMP]
+usage: gort-symbolize [--binary PATH]... [--system] [DUMP]
 
 Reads a gort crash dump from DUMP (or stdin) and prints it with every
-`<module>+0x<offset>` frame followed by ` [function at file:line]`
-(inlined frames innermost first, joined by ` <- `).
+frame (a `function(...)` line and a `\t... pc=0x<address>` line) resolved
+to its function, inlined calls and `file:line`, in the same grammar.
 
   --binary PATH   an executable or shared object with debug info (or its
                   separate debug file) of the build that crashed; may be
                   repeated. Matched to the dump's modules by build-id when
                   both have one, else by file name. Without it, modules are
                   looked for at the paths the dump names (build-id checked).
+  --system        keep the runtime's own frames (as GORT_TRACEBACK=system)
   -h, --help      this text
 
 The first frame of a running goroutine (and of `goroutine 0`) is the exact
-pc; the other frames are return addresses and resolve at offset-1, the call.
+pc; the other frames are return addresses and resolve at pc-1, the call.
 Frames that match no binary are left as they are; what could not be matched
 is reported on stderr. Exit status: 0 on success (even if some frames stay
 unresolved), 1 when the dump or a --binary cannot be read, 2 on bad usage.
@@ -70,17 +69,20 @@ fn main() -> ExitCode {
 struct Args {
     binaries: Vec<PathBuf>,
     dump: Option<PathBuf>,
+    system: bool,
 }
 
 fn parse_args() -> Result<Option<Args>, Fatal> {
     let mut args = Args {
         binaries: Vec::new(),
         dump: None,
+        system: false,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
         match a.to_str() {
             Some("-h" | "--help") => return Ok(None),
+            Some("--system") => args.system = true,
             Some("--binary" | "-b") => match it.next() {
                 Some(p) => args.binaries.push(p.into()),
                 None => return Err(Fatal("--binary needs a path".into(), 2)),
@@ -111,37 +113,23 @@ fn run() -> Result<(), Fatal> {
     };
     let dump = read_dump(args.dump.as_deref())?;
     let modules = parse_module_list(&dump);
-
-    // Which modules the frames name, so only those are looked for.
-    let mut tokens_seen = 0usize;
-    let mut wanted = vec![false; modules.len()];
-    let mut bare: Vec<String> = Vec::new(); // prefixes, when there is no module list
-    for line in dump.lines() {
-        for t in tokens(line) {
-            tokens_seen += 1;
-            match module_for(&modules, t.prefix) {
-                Some(i) => wanted[i] = true,
-                // Without a module list, a prefix that reads as a file
-                // name (not a Rust path such as a function line's) may
-                // name a --binary.
-                None if modules.is_empty()
-                    && file_like(t.prefix)
-                    && !bare.iter().any(|b| b == t.prefix) =>
-                {
-                    bare.push(t.prefix.to_string());
-                }
-                None => {}
-            }
-        }
-    }
-    if tokens_seen == 0 {
-        eprintln!("gort-symbolize: no <module>+0x<offset> frames in the dump; copied unchanged");
-    }
-    if modules.is_empty() && tokens_seen > 0 {
+    let frames: Vec<u64> = dump.lines().filter_map(frame_pc).collect();
+    if frames.is_empty() {
+        eprintln!(
+            "gort-symbolize: no frames (`... pc=0x<address>` lines) in the dump; copied unchanged"
+        );
+    } else if modules.is_empty() {
         eprintln!(
             "gort-symbolize: the dump has no module list (`module <path> base=… build-id=…`): \
-             matching frames to binaries by file name only"
+             frames cannot be placed in a binary; copied unchanged"
         );
+    }
+    // Which modules the frames fall in, so only those are looked for.
+    let mut wanted = vec![false; modules.len()];
+    for &pc in &frames {
+        if let Some(mi) = module_at(&modules, pc) {
+            wanted[mi] = true;
+        }
     }
 
     // Explicit binaries: every one must load.
@@ -212,19 +200,6 @@ fn run() -> Result<(), Fatal> {
             );
         }
     }
-    // Bare prefixes (no module list): by file name.
-    let mut binary_of_bare: HashMap<&str, usize> = HashMap::new();
-    for b in &bare {
-        if let Some(bi) = bins.iter().position(|x| x.name == basename(b)) {
-            used[bi] = true;
-            binary_of_bare.insert(b.as_str(), bi);
-        } else {
-            eprintln!(
-                "gort-symbolize: no binary named {}: its frames are left as they are",
-                basename(b)
-            );
-        }
-    }
     for (bi, b) in bins.iter().enumerate().take(n_explicit) {
         if !used[bi] {
             eprintln!(
@@ -249,58 +224,115 @@ fn run() -> Result<(), Fatal> {
         }
     }
 
-    // Rewrite.
+    // Rewrite: a function line followed by a file line with `pc=` is a
+    // frame.
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
+    let mut cache: HashMap<(usize, u64), (Vec<Loc>, Option<u64>)> = HashMap::new();
+    let lines: Vec<&str> = dump.split_inclusive('\n').collect();
     let mut exact_next = false;
-    let mut cache: HashMap<(usize, u64), Option<String>> = HashMap::new();
-    for line in dump.split_inclusive('\n') {
-        let (body, nl) = match line.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (line, ""),
-        };
-        let trimmed = body.trim_start();
-        if trimmed.starts_with("goroutine ") {
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let body = line.trim_end_matches('\n');
+        if let Some(rest) = body.strip_prefix("goroutine ") {
             // The frames of a running G and of goroutine 0 come from a
             // signal context: their first pc is exact.
-            exact_next = trimmed.contains("[running") || trimmed.starts_with("goroutine 0 [");
+            exact_next = rest.contains(" [running]") || rest.starts_with("0 [");
         }
-        let mut notes = String::new();
-        for t in tokens(body) {
-            // Function lines (`name+0x1c`) also look like tokens: only a
-            // token naming a module is a frame.
-            let bi = match module_for(&modules, t.prefix) {
-                Some(mi) => binary_of[mi],
-                None if modules.is_empty() && file_like(t.prefix) => {
-                    binary_of_bare.get(t.prefix).copied()
-                }
-                None => continue,
-            };
-            let exact = std::mem::take(&mut exact_next);
-            let Some(bi) = bi else { continue };
-            let probe = if exact {
-                t.offset
-            } else {
-                t.offset.wrapping_sub(1)
-            };
-            let what = cache
-                .entry((bi, probe))
-                .or_insert_with(|| bins[bi].describe(t.offset, probe));
-            if let Some(w) = what {
-                notes.push_str(" [");
-                notes.push_str(w);
-                notes.push(']');
+        let pair = lines.get(i + 1).map(|l| l.trim_end_matches('\n'));
+        let (Some(next), true) = (pair, body.ends_with(')')) else {
+            write_all(&mut out, line)?;
+            i += 1;
+            continue;
+        };
+        let Some(pc) = frame_pc(next) else {
+            write_all(&mut out, line)?;
+            i += 1;
+            continue;
+        };
+        let exact = std::mem::take(&mut exact_next);
+        let resolved = module_at(&modules, pc).and_then(|mi| {
+            let bi = binary_of[mi]?;
+            let b = &bins[bi];
+            let base = modules[mi].base;
+            let probe = pc.wrapping_sub(base).wrapping_sub(u64::from(!exact));
+            let e = cache.entry((bi, probe)).or_insert_with(|| {
+                let entry = b.symbol(probe).map(|(start, _)| start.wrapping_add(base));
+                (b.frames(probe), entry)
+            });
+            (!e.0.is_empty()).then_some(&*e)
+        });
+        let Some((locs, entry)) = resolved else {
+            write_all(&mut out, line)?;
+            i += 1;
+            continue;
+        };
+        // Suffix of the original file line: ` +0x… fp=… sp=… pc=…`.
+        let tail = next
+            .find(" fp=")
+            .map_or_else(|| format!(" pc={pc:#x}"), |at| next[at..].to_string());
+        let off = match entry {
+            Some(e) if pc > *e => format!(" +{:#x}", pc - e),
+            _ => String::new(),
+        };
+        let keep = |k: usize, l: &Loc| {
+            args.system
+                || (exact && k == 0)
+                || !is_runtime_function(l.function.as_deref().unwrap_or(""))
+        };
+        let shown: Vec<&Loc> = locs
+            .iter()
+            .enumerate()
+            .filter(|(k, l)| keep(*k, l))
+            .map(|(_, l)| l)
+            .collect();
+        let mut text = String::new();
+        for (k, l) in shown.iter().enumerate() {
+            text.push_str(l.function.as_deref().unwrap_or("?"));
+            text.push_str("(...)\n\t");
+            match &l.file {
+                Some(f) => text.push_str(&format!("{f}:{}", l.line)),
+                None => text.push_str("??:0"),
             }
+            if k + 1 == shown.len() {
+                text.push_str(&off);
+                text.push_str(&tail);
+            }
+            text.push('\n');
         }
-        let r = out
-            .write_all(body.as_bytes())
-            .and_then(|()| out.write_all(notes.as_bytes()))
-            .and_then(|()| out.write_all(nl.as_bytes()));
-        if let Err(e) = r {
-            return write_error(e);
-        }
+        write_all(&mut out, &text)?;
+        i += 2;
     }
     out.flush().or_else(write_error)
+}
+
+fn write_all(out: &mut impl Write, s: &str) -> Result<(), Fatal> {
+    out.write_all(s.as_bytes()).or_else(write_error)
+}
+
+/// The `pc=0x…` that ends a frame's file line (a tab-indented line).
+fn frame_pc(line: &str) -> Option<u64> {
+    if !line.starts_with('\t') {
+        return None;
+    }
+    let at = line.rfind(" pc=0x")?;
+    let hex = &line[at + 6..];
+    if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The dump module holding `pc`: the one with the highest base at or below
+/// it.
+fn module_at(modules: &[DumpModule], pc: u64) -> Option<usize> {
+    modules
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.base <= pc)
+        .max_by_key(|(_, m)| m.base)
+        .map(|(i, _)| i)
 }
 
 /// A closed pipe (`| head`) ends the output quietly; anything else is fatal.
@@ -339,6 +371,7 @@ fn read_dump(path: Option<&Path>) -> Result<String, Fatal> {
 #[derive(Debug)]
 struct DumpModule {
     path: String,
+    base: u64,
     build_id: Option<String>,
 }
 
@@ -356,6 +389,11 @@ fn parse_module_list(dump: &str) -> Vec<DumpModule> {
         if path.is_empty() {
             continue;
         }
+        let base = rest[at + 8..]
+            .split_whitespace()
+            .next()
+            .and_then(|h| u64::from_str_radix(h, 16).ok());
+        let Some(base) = base else { continue };
         let build_id = rest[at..]
             .split_whitespace()
             .find_map(|w| w.strip_prefix("build-id="))
@@ -363,69 +401,15 @@ fn parse_module_list(dump: &str) -> Vec<DumpModule> {
             .map(str::to_ascii_lowercase);
         out.push(DumpModule {
             path: path.to_string(),
+            base,
             build_id,
         });
     }
     out
 }
 
-/// A `<prefix>+0x<hex>` token in a line.
-struct Token<'a> {
-    prefix: &'a str,
-    offset: u64,
-}
-
-/// The tokens of a line, in order. The prefix is the run of non-blank
-/// characters before `+0x`; the hex must end at a blank, the line's end or
-/// punctuation.
-fn tokens(line: &str) -> impl Iterator<Item = Token<'_>> {
-    let mut from = 0;
-    std::iter::from_fn(move || {
-        while let Some(rel) = line[from..].find("+0x") {
-            let plus = from + rel;
-            let hex_start = plus + 3;
-            let hex_len = line[hex_start..]
-                .bytes()
-                .take_while(u8::is_ascii_hexdigit)
-                .count();
-            let end = hex_start + hex_len;
-            from = end.max(plus + 1);
-            let prefix_start = line[..plus].rfind(char::is_whitespace).map_or(0, |i| {
-                i + line[i..].chars().next().map_or(1, char::len_utf8)
-            });
-            let prefix = &line[prefix_start..plus];
-            let ends_cleanly = line[end..]
-                .chars()
-                .next()
-                .is_none_or(|c| !c.is_alphanumeric() && c != '_');
-            if hex_len == 0 || hex_len > 16 || prefix.is_empty() || !ends_cleanly {
-                continue;
-            }
-            let Ok(offset) = u64::from_str_radix(&line[hex_start..end], 16) else {
-                continue;
-            };
-            return Some(Token { prefix, offset });
-        }
-        None
-    })
-}
-
-/// Whether a token's prefix may be a file name (a function line's is a
-/// Rust path: `a::b`, `<T as U>::f`).
-fn file_like(prefix: &str) -> bool {
-    !prefix.contains("::") && !prefix.contains('<')
-}
-
 fn basename(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
-}
-
-/// The dump module a token's prefix names: its path, or its file name.
-fn module_for(modules: &[DumpModule], prefix: &str) -> Option<usize> {
-    modules.iter().position(|m| m.path == prefix).or_else(|| {
-        let name = basename(prefix);
-        modules.iter().position(|m| basename(&m.path) == name)
-    })
 }
 
 /// The binary for a dump module: same build-id when both have one; else
@@ -440,7 +424,7 @@ fn match_binary(m: &DumpModule, bins: &[Binary<'_>]) -> Option<usize> {
     let name = basename(&m.path);
     let mut found = None;
     for (i, b) in bins.iter().enumerate() {
-        if b.name != name {
+        if basename(&b.path.to_string_lossy()) != name {
             continue;
         }
         match (&m.build_id, &b.build_id) {
@@ -458,191 +442,4 @@ fn match_binary(m: &DumpModule, bins: &[Binary<'_>]) -> Option<usize> {
         }
     }
     found
-}
-
-type Reader<'a> = gimli::EndianSlice<'a, gimli::RunTimeEndian>;
-
-/// An ELF file loaded for symbolization.
-struct Binary<'a> {
-    path: PathBuf,
-    /// File name, for matching.
-    name: String,
-    build_id: Option<String>,
-    /// `[start, end)` of executable sections (file virtual addresses).
-    text: Vec<(u64, u64)>,
-    dwarf: Option<addr2line::Context<Reader<'a>>>,
-    /// Function symbols `(start, size, name)` sorted by start, one per
-    /// start (a global name preferred).
-    symbols: Vec<(u64, u64, &'a str)>,
-}
-
-impl<'a> Binary<'a> {
-    fn load(path: &Path, data: &'a [u8]) -> Result<Binary<'a>, String> {
-        let file = object::File::parse(data).map_err(|e| format!("not an ELF file: {e}"))?;
-        // Executable sections, not segments: on aarch64 the first
-        // executable segment also covers the ELF header and `.rodata`.
-        let mut text: Vec<(u64, u64)> = file
-            .sections()
-            .filter(|s| s.kind() == object::SectionKind::Text && s.size() > 0)
-            .map(|s| (s.address(), s.address().saturating_add(s.size())))
-            .collect();
-        // No section headers: fall back to the executable segments.
-        let no_sections = text.is_empty();
-        for seg in file.segments().filter(|_| no_sections) {
-            if let SegmentFlags::Elf { p_flags } = seg.flags()
-                && p_flags & object::elf::PF_X != 0
-                && seg.size() > 0
-            {
-                text.push((seg.address(), seg.address().saturating_add(seg.size())));
-            }
-        }
-        let dwarf = if file.section_by_name(".debug_info").is_some() {
-            let endian = if file.is_little_endian() {
-                gimli::RunTimeEndian::Little
-            } else {
-                gimli::RunTimeEndian::Big
-            };
-            let load = |id: gimli::SectionId| -> Result<Reader<'a>, String> {
-                let bytes: &'a [u8] = match file.section_by_name(id.name()) {
-                    Some(s) => {
-                        if s.compressed_file_range()
-                            .is_ok_and(|r| r.format != object::CompressionFormat::None)
-                        {
-                            return Err(format!(
-                                "{} is compressed, which this tool does not read; \
-                                 decompress with `objcopy --decompress-debug-sections`",
-                                id.name()
-                            ));
-                        }
-                        s.data().map_err(|e| format!("{}: {e}", id.name()))?
-                    }
-                    None => &[],
-                };
-                Ok(gimli::EndianSlice::new(bytes, endian))
-            };
-            let sections = gimli::Dwarf::load(load)?;
-            Some(
-                addr2line::Context::from_dwarf(sections)
-                    .map_err(|e| format!("unreadable debug info: {e}"))?,
-            )
-        } else {
-            None
-        };
-        Ok(Binary {
-            path: path.to_path_buf(),
-            name: basename(&path.to_string_lossy()).to_string(),
-            build_id: build_id_hex(&file),
-            text,
-            dwarf,
-            symbols: function_symbols(&file),
-        })
-    }
-
-    fn has_dwarf(&self) -> bool {
-        self.dwarf.is_some()
-    }
-
-    fn has_symbols(&self) -> bool {
-        !self.symbols.is_empty()
-    }
-
-    /// `function at file:line[ <- caller at file:line…]` for the frame at
-    /// `offset` (looked up at `probe`), or None when nothing is known.
-    fn describe(&self, offset: u64, probe: u64) -> Option<String> {
-        // A module offset outside code is not a frame (a function-relative
-        // `name+0x1c` whose name happens to be a module's file name).
-        if !self
-            .text
-            .iter()
-            .any(|&(lo, hi)| offset >= lo && offset <= hi)
-        {
-            return None;
-        }
-        // (function, file:line), innermost inlined frame first.
-        let mut frames: Vec<(Option<String>, Option<String>)> = Vec::new();
-        if let Some(ctx) = &self.dwarf
-            && let Ok(mut it) = ctx.find_frames(probe).skip_all_loads()
-        {
-            while let Ok(Some(f)) = it.next() {
-                let name = f
-                    .function
-                    .as_ref()
-                    .and_then(|n| n.demangle().ok())
-                    .map(Cow::into_owned);
-                let loc = f.location.and_then(|l| {
-                    let file = l.file?;
-                    Some(match l.line {
-                        Some(line) => format!("{file}:{line}"),
-                        None => file.to_string(),
-                    })
-                });
-                frames.push((name, loc));
-            }
-        }
-        // The outermost frame is the real function: the symbol table can
-        // name it when DWARF does not (or when there is no DWARF).
-        match frames.last_mut() {
-            Some((name @ None, _)) => *name = self.symbol_name(probe),
-            Some(_) => {}
-            None => frames.push((Some(self.symbol_name(probe)?), None)),
-        }
-        let parts: Vec<String> = frames
-            .into_iter()
-            .filter_map(|f| match f {
-                (Some(n), Some(l)) => Some(format!("{n} at {l}")),
-                (Some(n), None) => Some(n),
-                (None, Some(l)) => Some(format!("? at {l}")),
-                (None, None) => None,
-            })
-            .collect();
-        if parts.is_empty() {
-            return None;
-        }
-        Some(parts.join(" <- "))
-    }
-
-    /// The function symbol containing `addr` (a sizeless one: the nearest
-    /// before it), demangled.
-    fn symbol_name(&self, addr: u64) -> Option<String> {
-        let i = self
-            .symbols
-            .partition_point(|s| s.0 <= addr)
-            .checked_sub(1)?;
-        let (start, size, name) = self.symbols[i];
-        if size != 0 && addr - start >= size {
-            return None;
-        }
-        Some(match rustc_demangle::try_demangle(name) {
-            Ok(d) => format!("{d:#}"),
-            Err(_) => name.to_string(),
-        })
-    }
-}
-
-/// Function symbols of `.symtab`, else `.dynsym`: see [`Binary::symbols`].
-fn function_symbols<'a>(file: &object::File<'a>) -> Vec<(u64, u64, &'a str)> {
-    let mut v: Vec<(u64, u64, bool, &'a str)> = Vec::new();
-    let table = file.symbol_table().or_else(|| file.dynamic_symbol_table());
-    for s in table.iter().flat_map(|t| t.symbols()) {
-        if s.kind() != SymbolKind::Text || !s.is_definition() {
-            continue;
-        }
-        if let Ok(name) = s.name()
-            && !name.is_empty()
-        {
-            v.push((s.address(), s.size(), !s.is_global(), name));
-        }
-    }
-    // Per start: global first, then the largest size.
-    v.sort_unstable_by(|a, b| (a.0, a.2, b.1).cmp(&(b.0, b.2, a.1)));
-    v.dedup_by_key(|s| s.0);
-    v.into_iter().map(|(a, n, _, name)| (a, n, name)).collect()
-}
-
-fn build_id_hex(file: &object::File<'_>) -> Option<String> {
-    let id = file.build_id().ok()??;
-    if id.is_empty() {
-        return None;
-    }
-    Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
