@@ -41,6 +41,7 @@ packages=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-i686-linux-gnu libc6-dev-i386-cross
   qemu-user
+  panicparse
 )
 
 # Install whatever is missing; on a second run this is a few dpkg-query calls.

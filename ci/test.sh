@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tests/tests/crash_goparse.rs feeds dumps to Go's traceback parser.
+if ! command -v panicparse >/dev/null 2>&1; then
+    echo "== installing Debian's panicparse (Go's traceback parser, for crash_goparse)"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y panicparse
+fi
+
 echo "== cargo test (debug)"
 cargo test --workspace --locked
 echo "== cargo test (release)"

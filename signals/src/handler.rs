@@ -368,11 +368,11 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
     }
     if let Some(g) = overflow {
         let (lo, hi) = g.stack_bounds();
-        o.str("goroutine ")
+        o.str("runtime: goroutine ")
             .dec(g.goid())
-            .str(" stack overflow (stack size ")
+            .str(" stack exceeds ")
             .dec((hi - lo) as u64)
-            .str(")")
+            .str("-byte limit")
             .nl();
     }
     o.str(entry.name).nl();

@@ -61,6 +61,8 @@ static DONE_SEQ: AtomicU32 = AtomicU32::new(0);
 static ANSWER: AtomicPtr<Answer> = AtomicPtr::new(core::ptr::null_mut());
 /// Whether the thread runs (requests are pointless otherwise).
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The process that started it: a forked child has no symbolizer thread.
+static PID: AtomicU32 = AtomicU32::new(0);
 
 /// One source frame of an answer: string ranges into [`Answer::text`].
 #[derive(Clone, Copy, Debug)]
@@ -134,6 +136,7 @@ pub fn start() {
     if RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
+    PID.store(std::process::id(), Ordering::Release);
     let spawned = std::thread::Builder::new()
         .name("gort-symbolizer".into())
         .stack_size(1 << 20)
@@ -144,9 +147,12 @@ pub fn start() {
     }
 }
 
-/// Whether a symbolizer thread is there to ask.
+/// Whether a symbolizer thread is there to ask (not in a forked child,
+/// where only the forking thread lives on). Async-signal-safe.
 pub fn available() -> bool {
+    // SAFETY: getpid is async-signal-safe.
     RUNNING.load(Ordering::Acquire)
+        && PID.load(Ordering::Acquire) == unsafe { libc::getpid() } as u32
 }
 
 /// A request being filled: holds the request slot until [`Request::send`]

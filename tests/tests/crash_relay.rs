@@ -101,12 +101,12 @@ fn two_faults(level: &str) -> Outcome {
             || l.starts_with("module")
             || l.starts_with("-----")
             || l.starts_with('(')
+            || l.starts_with('[')
+            || l.ends_with("(...)")
             || l.starts_with("...")
             || l.split_whitespace()
                 .nth(1)
                 .is_some_and(|v| v.starts_with("0x"))
-            || l.contains("+0x")
-            || l == "?"
             // qemu-user's own note when the guest dies by a signal.
             || (under_qemu() && l.starts_with("qemu: "));
         assert!(known, "garbled line {l:?}:\n{o}");

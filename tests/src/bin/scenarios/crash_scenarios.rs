@@ -254,3 +254,37 @@ pub fn sigfpe() {
         .join()
         .ok();
 }
+
+/// Symptom: a crash in the very first G, at start-up, before the symbol
+/// table is built, prints `?` for every frame. Nothing waits for symbols:
+/// the first use of the runtime is the faulting G.
+pub fn first_g() {
+    runtime::GoBuilder::new()
+        .name("first")
+        .spawn(crash_here_with_null_read)
+        .unwrap()
+        .join()
+        .ok();
+}
+
+/// Symptom: a crash inside a callback from a thread the runtime did not
+/// create loses the parked Gs or the callback's frames.
+pub fn in_foreign_callback() {
+    for _ in 0..3 {
+        runtime::go(parked_sleeper_function);
+    }
+    while runtime::stats().waiting_gs < 3 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A plain thread: to the runtime, a foreign one.
+    std::thread::spawn(|| {
+        runtime::ffi::callback(callback_that_faults).ok();
+    })
+    .join()
+    .ok();
+}
+
+#[inline(never)]
+fn callback_that_faults() {
+    std::hint::black_box(crash_here_with_null_read());
+}

@@ -595,6 +595,11 @@ fn main() {
         ),
         ("crash_seed", crash_scenarios::seed_extra_ms_then_crash),
         ("crash_g_stack_overflow", crash_scenarios::g_stack_overflow),
+        ("crash_first_g", crash_scenarios::first_g),
+        (
+            "crash_in_foreign_callback",
+            crash_scenarios::in_foreign_callback,
+        ),
         (
             "crash_thread_stack_overflow",
             crash_scenarios::thread_stack_overflow,
@@ -637,9 +642,9 @@ fn main() {
             sync_scenarios::thread_timed_wait_not_deadlock,
         ),
     ];
-    // These install a handler before gort starts, so they start it
-    // themselves.
-    const OWN_START: &[&str] = &["crash_noalloc", "crash_chain_previous"];
+    // These install a handler before gort starts, or crash at its very
+    // start, so they start it themselves.
+    const OWN_START: &[&str] = &["crash_noalloc", "crash_chain_previous", "crash_first_g"];
     if name.starts_with("crash_") && !OWN_START.contains(&name.as_str()) {
         wait_for_symbols();
     }
