@@ -56,7 +56,7 @@ def main():
         b, a = vals[(w, "before")], vals[(w, "after")]
         unit = "µs" if w.startswith("blocking") else "ns"
         f = lambda v: f"{driver.fmt(statistics.median(v), unit)} ({driver.fmt(min(v), unit)} – {driver.fmt(max(v), unit)})"
-        print(f"| {w} | {plan[w]['gort'][0]:,} | {f(b)} | {f(a)} | {statistics.median(a) / statistics.median(b):.2f}× |")
+        print(f"| {w} | {plan[w]['gort'][0]:,} | {f(b)} | {f(a)} | {driver.ratio_text(statistics.median(a) / statistics.median(b))} |")
 
 
 def metric(w, r):
