@@ -12,20 +12,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
-# publish = false: tests (the integration package). Everything else ships.
-echo "== cargo package (every publishable crate, each verified by building it from its .crate)"
-cargo package --workspace --exclude tests --locked --allow-dirty
-
 version="$(cargo pkgid -p gort)"
 version="${version##*@}"
 crates=(gort-arch gort-scheduler gort-signals gort gort-capi)
+
+# Cargo treats a registry crate of a given name and version as immutable:
+# it unpacks it once and never rebuilds it for changed sources. That holds
+# for the temporary local registry of the verification builds too (its
+# unpacked copies sit in a source directory whose name starts with "-"), so
+# a second run would verify the first run's sources. Drop those copies of
+# our crates, and verify in a target directory of its own, made afresh.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+for c in "${crates[@]}"; do
+  rm -rf "$cargo_home"/registry/src/-*/"$c-$version" "$cargo_home"/registry/cache/-*/"$c-$version.crate"
+done
+verify="$root/target/package-verify"
+rm -rf "$verify"
+
+# publish = false: tests (the integration package). Everything else ships.
+echo "== cargo package (every publishable crate, each verified by building it from its .crate)"
+cargo package --workspace --exclude tests --locked --allow-dirty --target-dir "$verify"
 
 check="$root/target/package-check"
 rm -rf "$check"
 mkdir -p "$check/crates" "$check/src/bin"
 patch=""
 for c in "${crates[@]}"; do
-  tar -xzf "target/package/$c-$version.crate" -C "$check/crates"
+  tar -xzf "$verify/package/$c-$version.crate" -C "$check/crates"
   patch+="$c = { path = \"crates/$c-$version\" }"$'\n'
 done
 

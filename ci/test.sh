@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # gort's test command (the one the README gives): unit, integration and
-# scenario tests in debug and release, then the million-G check in release.
+# scenario tests in debug and release, the million-G check in release, the C
+# example linked through pkg-config against libgort.a and libgort.so, and
+# the packaging check (ci/package.sh). Needs a C compiler, pkg-config and
+# readelf (ci/need-c-tools.sh installs them), crates.io, and ~4.3 GB of
+# free memory for the million Gs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +37,7 @@ capi/install.sh --locked --prefix "$out/static" --library-type staticlib
 capi/install.sh --locked --prefix "$out/shared" --library-type cdylib
 cflags=(-std=c11 -Wall -Wextra -Werror -O2 -DGORT_EXAMPLE_MAIN)
 # shellcheck disable=SC2046 # pkg-config's output is a list of flags
-PKG_CONFIG_PATH="$out/static/lib/pkgconfig" cc "${cflags[@]}" tests/c/example.c \
+cc "${cflags[@]}" tests/c/example.c \
   $(PKG_CONFIG_PATH="$out/static/lib/pkgconfig" pkg-config --static --cflags --libs gort) -o "$out/example-static"
 # shellcheck disable=SC2046
 cc "${cflags[@]}" tests/c/example.c \
@@ -48,6 +52,12 @@ readelf -d "$out/example-shared" | grep -q 'NEEDED.*\[libgort\.so\.' || {
 }
 "$out/example-static"
 LD_LIBRARY_PATH="$out/shared/lib" "$out/example-shared"
+# gort-capi's README program, as pasted.
+awk '/^```c$/ { on = 1; next } on && /^```$/ { exit } on { print }' capi/README.md >"$out/readme.c"
+# shellcheck disable=SC2046
+cc "${cflags[@]}" "$out/readme.c" \
+  $(PKG_CONFIG_PATH="$out/shared/lib/pkgconfig" pkg-config --cflags --libs gort) -o "$out/readme"
+[ "$(LD_LIBRARY_PATH="$out/shared/lib" "$out/readme")" = "ok: 49" ]
 
 echo "== packaging: every publishable crate, and a new crate built from the .crate files"
 ci/package.sh

@@ -1,5 +1,8 @@
 //! Per-architecture code for gort.
 //!
+//! **Internal to gort, not a stable API**: public for gort's other crates,
+//! changed in any release. Use the `gort` crate (imported as `runtime`).
+//!
 //! Everything that depends on the instruction set lives here, one topic per
 //! module and one file per architecture inside it:
 //!

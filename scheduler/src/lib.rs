@@ -1,5 +1,8 @@
 //! gort's M:N scheduler.
 //!
+//! **Internal to gort, not a stable API**: public for gort's other crates,
+//! changed in any release. Use the `gort` crate (imported as `runtime`).
+//!
 //! Gs (green threads) run on Ms (OS threads) that hold Ps (the right to run
 //! Gs), as in Go. Read in this order:
 //!

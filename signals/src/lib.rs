@@ -1,5 +1,8 @@
 //! gort's crash tracing.
 //!
+//! **Internal to gort, not a stable API**: public for gort's other crates,
+//! changed in any release. Use the `gort` crate (imported as `runtime`).
+//!
 //! On a fatal signal the handler prints the signal, the faulting M and G,
 //! a traceback of the faulting G (and, from `GORT_TRACEBACK=all` on, of every
 //! G), the registers and the module list. With `GORT_TRACEBACK=crash` it then
