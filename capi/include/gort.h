@@ -75,6 +75,8 @@ enum {
     /* Called in a child of fork(), where the runtime's threads do not
      * exist; nothing was run or started. Call exec or _exit after fork. */
     GORT_E_FORKED_CHILD = -13,
+    /* gort_dump: the descriptor is not open for writing. */
+    GORT_E_BAD_FD = -14,
 };
 
 /* Runs fn(arg) as a G on the calling thread and returns when it has
@@ -125,6 +127,14 @@ int64_t gort_spawn(int (*fn)(void *arg), void *arg);
  * GORT_E_JOINED, GORT_E_JOIN_SELF or GORT_E_SIGNAL_HANDLER; *result is
  * written only with GORT_OK. */
 int gort_join(int64_t handle, int *result);
+
+/* Writes every G's stack to fd, in the crash dump's format, while the
+ * program keeps running (runtime::dump in Rust): parked Gs from their saved
+ * contexts, a running G by its own thread, interrupted for the few
+ * microseconds of the walk. Not from a signal handler: dump on a signal
+ * from a thread that waits for it (sigwait, signalfd). Returns GORT_OK,
+ * GORT_E_BAD_FD or GORT_E_SIGNAL_HANDLER. */
+int gort_dump(int fd);
 
 /* A static, human-readable description of a status code (never NULL;
  * "unknown gort status" for a value that is not one). */

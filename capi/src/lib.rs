@@ -65,6 +65,8 @@ pub mod status {
     /// Called in a child of `fork`, where the runtime's threads do not
     /// exist: exec or `_exit` after fork.
     pub const FORKED_CHILD: c_int = -13;
+    /// `gort_dump`: the descriptor is not open for writing.
+    pub const BAD_FD: c_int = -14;
 
     /// Every status: value, name in `gort.h`, `gort_strerror`'s text
     /// (NUL-terminated).
@@ -114,6 +116,11 @@ pub mod status {
             FORKED_CHILD,
             "GORT_E_FORKED_CHILD",
             "refused in a forked child: call exec or _exit after fork\0",
+        ),
+        (
+            BAD_FD,
+            "GORT_E_BAD_FD",
+            "the file descriptor is not open for writing\0",
         ),
     ];
 }
@@ -218,6 +225,29 @@ pub extern "C" fn gort_sleep_ns(ns: u64) -> c_int {
     }
     runtime::sleep(Duration::from_nanos(ns));
     status::OK
+}
+
+/// `int gort_dump(int fd)`: writes every G's stack to `fd` in the crash
+/// dump's format while the program runs (`runtime::dump_fd`). Not from a
+/// signal handler (it takes a lock and waits for other threads): a C
+/// program dumps on a signal from a thread that waits for it (`sigwait`,
+/// `signalfd`).
+#[unsafe(no_mangle)]
+pub extern "C" fn gort_dump(fd: c_int) -> c_int {
+    if scheduler::callback::on_signal_stack() {
+        return status::SIGNAL_HANDLER;
+    }
+    // SAFETY: F_GETFL on any integer: an error for a closed descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_GETFL) } < 0 {
+        return status::BAD_FD;
+    }
+    // SAFETY: the descriptor is open (checked above) and the caller keeps
+    // it open for the call, the C contract of any function taking an fd.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    match runtime::dump_fd(fd) {
+        Ok(_) => status::OK,
+        Err(_) => status::BAD_FD,
+    }
 }
 
 /// `int gort_yield(void)`: lets other Gs run.

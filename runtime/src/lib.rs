@@ -217,6 +217,48 @@ pub fn unlock_os_thread() {
     scheduler::unlock_os_thread();
 }
 
+/// Writes every G's stack to `w`, in the crash dump's format with the same
+/// grouping of identical stacks, while the program keeps running (Go's
+/// `runtime.Stack(buf, true)`; [`dump_fd`], and `gort_dump(fd)` from C). Parked Gs are read
+/// from their saved contexts without stopping them; a G running on an M is
+/// walked by that M in a signal handler, which pauses that one thread for
+/// the length of the walk. Runtime frames are hidden unless
+/// `GORT_TRACEBACK=system`. The dump is prepared in an anonymous memory
+/// file and then copied to `w`.
+///
+/// ```
+/// let h = runtime::go(|| runtime::sleep(std::time::Duration::from_secs(1)));
+/// while runtime::stats().waiting_gs == 0 {
+///     std::thread::yield_now();
+/// }
+/// let mut out = Vec::new();
+/// runtime::dump(&mut out).unwrap();
+/// let text = String::from_utf8_lossy(&out);
+/// assert!(text.contains("goroutine "));
+/// # drop(h);
+/// ```
+pub fn dump(w: &mut impl std::io::Write) -> std::io::Result<DumpStats> {
+    ensure_started();
+    signals::live::dump(w)
+}
+
+/// [`dump`] straight to a descriptor (no memory file in between): what
+/// `gort_dump(fd)` calls. Fails with `InvalidInput` unless `fd` is open
+/// for writing.
+pub fn dump_fd(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<DumpStats> {
+    use std::os::fd::AsRawFd;
+    if !signals::live::writable_fd(fd.as_raw_fd()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "runtime::dump_fd: the descriptor is not open for writing",
+        ));
+    }
+    ensure_started();
+    Ok(signals::live::dump_fd(fd.as_raw_fd()))
+}
+
+pub use signals::live::DumpStats;
+
 /// A snapshot of the runtime: Ps, Ms, Gs by status, stacks. Starts the
 /// runtime if it has not started.
 pub fn stats() -> Stats {

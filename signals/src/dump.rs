@@ -455,8 +455,26 @@ impl Groups {
         }
     }
 
+    /// The Gs running on other Ms (no saved context), by `ALLGS` index.
+    pub fn running(&self) -> &[usize] {
+        &self.running[..self.n_running]
+    }
+
     /// Prints one stack per group, then the Gs running elsewhere.
     pub fn print(&self, o: &mut Out, style: Style, now_coarse: u64) {
+        self.print_with(o, style, now_coarse, &mut |_| None);
+    }
+
+    /// [`print`](Self::print), with the stacks of running Gs where
+    /// `running(index)` has one (a live dump asks each G's M for it; a
+    /// crash dump cannot, and its relay prints them in crash mode).
+    pub fn print_with<'f>(
+        &self,
+        o: &mut Out,
+        style: Style,
+        now_coarse: u64,
+        running: &mut dyn FnMut(usize) -> Option<&'f Frames>,
+    ) {
         let mut f = Frames::new();
         for e in &self.groups[..self.n] {
             let Some(g) = ALLGS.get(e.1) else { continue };
@@ -488,9 +506,14 @@ impl Groups {
             let Some(g) = ALLGS.get(gi) else { continue };
             o.nl();
             header(o, g, None, now_coarse);
-            // Go's line; in crash mode the G's M prints its stack.
-            o.str("\tgoroutine running on other thread; stack unavailable")
-                .nl();
+            match running(gi) {
+                Some(f) => stack(o, f, style),
+                None => {
+                    // Go's line; in crash mode the G's M prints its stack.
+                    o.str("\tgoroutine running on other thread; stack unavailable")
+                        .nl();
+                }
+            }
             created_by(o, g);
         }
         if self.elided > 0 {

@@ -71,7 +71,7 @@ static RELAYING: AtomicBool = AtomicBool::new(false);
 /// How long the relay waits for an M without progress.
 const RELAY_WATCHDOG_NS: u64 = 5_000_000_000;
 
-fn now_ns(clock: libc::clockid_t) -> u64 {
+pub(crate) fn now_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -155,6 +155,7 @@ pub fn install() {
     }
     map_crash_stack();
     arch::sigctx::SIGNAL_TARGET.store(handle as *const () as usize, Ordering::Release);
+    crate::live::install();
     for e in table::TABLE {
         // SAFETY: sigaction with a zeroed struct we fill; the entry point has
         // the SA_SIGINFO signature.
@@ -253,6 +254,10 @@ pub fn check_onstack() -> usize {
 unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo and ucontext.
     let ctx = unsafe { SigCtx::from_raw(info, uc) };
+    if sig == crate::live::LIVE_SIGNAL {
+        crate::live::on_signal(&ctx);
+        return;
+    }
     let Some(entry) = table::entry(sig) else {
         return;
     };
@@ -492,7 +497,7 @@ fn print_regs(o: &mut Out, ctx: &SigCtx) {
 /// Walks the G running on `m` from the signal context: its own stack and,
 /// for frames below a C call or the signal, the M's OS stack (the one `sp`
 /// is on first).
-fn capture_running(
+pub(crate) fn capture_running(
     f: &mut Frames,
     regs: Regs,
     g: scheduler::GRef,

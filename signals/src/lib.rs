@@ -19,6 +19,7 @@
 //! - [`unwind`]: the bounds-checked, allocation-free stack walker;
 //! - [`symbols`], [`modules`]: the tables built at start-up that the
 //!   handler reads;
+//! - [`live`]: dumps of every G while the program runs;
 //! - [`notify`]: other signals delivered to the program (`runtime::signal`);
 //! - [`resolve`]: the symbolizer thread that gives a dump `file:line`;
 //!   [`symbolize`]: debug info lookups it shares with `gort-symbolize`;
@@ -32,6 +33,7 @@ pub mod altstack;
 pub mod dump;
 pub mod handler;
 pub mod level;
+pub mod live;
 pub mod modules;
 pub mod notify;
 pub mod resolve;

@@ -47,8 +47,9 @@ impl core::fmt::Display for NotifyError {
             NotifyError::OutOfRange(s) => write!(f, "signal {s} is not a signal number (1..=64)"),
             NotifyError::Reserved(s) => write!(
                 f,
-                "signal {s} cannot be delivered to the program: it is a crash signal gort \
-                 dumps on (a fault, SIGABRT or SIGQUIT) or cannot be caught (SIGKILL, SIGSTOP)"
+                "signal {s} cannot be delivered to the program: gort uses it (a crash \
+                 signal: a fault, SIGABRT, SIGQUIT; SIGURG for live dumps) or it cannot be \
+                 caught (SIGKILL, SIGSTOP)"
             ),
             NotifyError::Os(e) => write!(f, "installing the signal handler failed: {e}"),
         }
@@ -65,6 +66,7 @@ fn check(sig: i32) -> Result<usize, NotifyError> {
         .ok_or(NotifyError::OutOfRange(sig))?;
     if sig == libc::SIGKILL
         || sig == libc::SIGSTOP
+        || sig == crate::live::LIVE_SIGNAL
         || crate::table::TABLE.iter().any(|e| e.signo == sig)
     {
         return Err(NotifyError::Reserved(sig));

@@ -39,6 +39,7 @@ functions! {
         => "int64_t gort_spawn(int (*fn)(void *arg), void *arg);";
     gort_join: unsafe extern "C" fn(i64, *mut c_int) -> c_int
         => "int gort_join(int64_t handle, int *result);";
+    gort_dump: extern "C" fn(c_int) -> c_int => "int gort_dump(int fd);";
     gort_strerror: extern "C" fn(c_int) -> *const c_char
         => "const char *gort_strerror(int status);";
 }
