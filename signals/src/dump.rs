@@ -504,6 +504,10 @@ impl Groups {
         }
         for &gi in &self.running[..self.n_running] {
             let Some(g) = ALLGS.get(gi) else { continue };
+            if matches!(g.status(), GStatus::Idle | GStatus::Dead) {
+                // Ended since it was listed (a live dump: the program runs).
+                continue;
+            }
             o.nl();
             header(o, g, None, now_coarse);
             match running(gi) {

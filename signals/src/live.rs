@@ -214,7 +214,9 @@ pub fn dump_fd(fd: i32) -> DumpStats {
     // Running Gs: each from its own M.
     let mut running: Vec<(usize, Box<Frames>)> = Vec::new();
     for &gi in groups.running() {
-        let Some(g) = scheduler::g::ALLGS.get(gi) else { continue };
+        let Some(g) = scheduler::g::ALLGS.get(gi) else {
+            continue;
+        };
         stats.asked += 1;
         let mut f = Box::new(Frames::new());
         if ask(g, &mut f, &mut stats) {

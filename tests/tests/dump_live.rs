@@ -50,12 +50,12 @@ fn a_live_dump_shows_parked_and_running_gs_and_the_program_runs_on() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.contains("live_parked_function"), "{text}");
     assert!(
-        text.contains("(99 more goroutines with this stack:"),
+        text.contains("[99 more goroutines with the stack of goroutine "),
         "{text}"
     );
     assert!(text.contains("[sleep"), "{text}");
     assert!(
-        text.contains("created by tests/tests/dump_live.rs:"),
+        text.contains("created by ") && text.contains("\ttests/tests/dump_live.rs:"),
         "{text}"
     );
     assert!(text.contains("modules:"), "{text}");
