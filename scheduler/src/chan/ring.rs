@@ -16,7 +16,8 @@ use core::mem::MaybeUninit;
 use core::ptr;
 
 /// A FIFO of `T`s. `slots[(head + i) % slots.len()]` for `i < len` hold
-/// values; the rest are uninitialised.
+/// values; the rest are uninitialised. `slots.len()` is 0 or a power of
+/// two, so the modulo is a mask.
 pub(crate) struct Ring<T> {
     slots: Box<[MaybeUninit<T>]>,
     head: usize,
@@ -30,8 +31,9 @@ impl<T> Default for Ring<T> {
 }
 
 impl<T> Ring<T> {
-    /// An empty ring with room for `n` values before it grows.
+    /// An empty ring with room for at least `n` values before it grows.
     pub(crate) fn with_capacity(n: usize) -> Ring<T> {
+        let n = if n == 0 { 0 } else { n.next_power_of_two() };
         Ring {
             slots: Box::new_uninit_slice(n),
             head: 0,
@@ -45,15 +47,18 @@ impl<T> Ring<T> {
         self.len
     }
 
-    /// Index of the `i`th slot after the head.
+    /// Index of the `i`th slot after the head (`slots` not empty).
     #[inline]
     fn wrap(&self, i: usize) -> usize {
-        let j = self.head + i;
-        if j >= self.slots.len() {
-            j - self.slots.len()
-        } else {
-            j
-        }
+        (self.head + i) & (self.slots.len() - 1)
+    }
+
+    /// The slot at index `i` (below `slots.len()`).
+    #[inline]
+    fn slot(&mut self, i: usize) -> *mut T {
+        debug_assert!(i < self.slots.len());
+        // SAFETY: `i` is in bounds (callers pass `wrap`'s results).
+        unsafe { self.slots.as_mut_ptr().add(i).cast() }
     }
 
     /// Moves the value at `src` to the back.
@@ -68,10 +73,9 @@ impl<T> Ring<T> {
             self.grow();
         }
         let i = self.wrap(self.len);
-        // SAFETY: slot `i` is free (index `len` after the head) and in
-        // bounds; `src` is valid per the contract and cannot overlap our
-        // heap slot.
-        unsafe { ptr::copy_nonoverlapping(src, self.slots[i].as_mut_ptr(), 1) };
+        // SAFETY: slot `i` is free (index `len` after the head); `src` is
+        // valid per the contract and cannot overlap our heap slot.
+        unsafe { ptr::copy_nonoverlapping(src, self.slot(i), 1) };
         self.len += 1;
     }
 
@@ -90,11 +94,12 @@ impl<T> Ring<T> {
         self.head = self.wrap(1);
         self.len -= 1;
         // SAFETY: slot `i` held the front value, now ours to move out.
-        unsafe { ptr::copy_nonoverlapping(self.slots[i].as_ptr(), dst, 1) };
+        unsafe { ptr::copy_nonoverlapping(self.slot(i), dst, 1) };
         true
     }
 
-    /// Doubles the slots (at least 4), keeping the order.
+    /// Doubles the slots (at least 4, so a power of two), keeping the
+    /// order.
     #[cold]
     fn grow(&mut self) {
         let old = self.slots.len();
@@ -140,7 +145,7 @@ impl<T> Drop for Ring<T> {
                 let rest = Rest(r);
                 // SAFETY: slot `i` held the front value, taken off the ring
                 // above, so it is dropped exactly once.
-                unsafe { ptr::drop_in_place(rest.0.slots[i].as_mut_ptr()) };
+                unsafe { ptr::drop_in_place(rest.0.slot(i)) };
                 core::mem::forget(rest);
             }
         }
