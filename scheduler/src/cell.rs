@@ -111,11 +111,7 @@ impl<T: ?Sized> LockCell<T> {
         }
         self.state.compare_exchange(old, new, success, failure)?;
         // `then`, not `then_some`: a guard built and dropped would unlock.
-        Ok((old & LOCKED == 0 && new & LOCKED != 0).then(|| LockGuard {
-            cell: self,
-            lock,
-            _marker: PhantomData,
-        }))
+        Ok((old & LOCKED == 0 && new & LOCKED != 0).then(|| self.guard(lock)))
     }
 
     /// Adds `delta` to a word whose `LOCKED` bit must be clear and become
@@ -137,13 +133,7 @@ impl<T: ?Sized> LockCell<T> {
                 .state
                 .compare_exchange_weak(old, new, Ordering::Acquire, Ordering::Relaxed)
             {
-                Ok(_) => {
-                    return LockGuard {
-                        cell: self,
-                        lock,
-                        _marker: PhantomData,
-                    };
-                }
+                Ok(_) => return self.guard(lock),
                 Err(cur) => old = cur,
             }
         }
@@ -153,23 +143,94 @@ impl<T: ?Sized> LockCell<T> {
     pub fn get_mut(&mut self) -> &mut T {
         self.value.get_mut()
     }
+
+    /// The guard of the one owner, who just set `LOCKED`.
+    #[inline]
+    fn guard<'a, L: Unlocked + ?Sized>(&'a self, lock: &'a L) -> LockGuard<'a, T, L> {
+        LockGuard {
+            state: &self.state,
+            // SAFETY: `UnsafeCell::get` never returns null.
+            value: unsafe { NonNull::new_unchecked(self.value.get()) },
+            lock,
+            _marker: PhantomData,
+        }
+    }
 }
 
-/// The one owner of a [`LockCell`]: derefs to the data; drop clears
-/// `LOCKED` (release) and, if the word is not then 0, calls
-/// `lock.unlocked(new)`.
+/// The one owner of a [`LockCell`]: derefs to the data (or, after
+/// [`map`](LockGuard::map), a part of it); drop clears `LOCKED` (release)
+/// and, if the word is not then 0, calls `lock.unlocked(new)`.
 pub struct LockGuard<'a, T: ?Sized, L: Unlocked + ?Sized> {
-    cell: &'a LockCell<T>,
+    /// The cell's state word.
+    state: &'a AtomicI32,
+    /// The cell's value, or a part of it; valid and ours while `LOCKED`.
+    value: NonNull<T>,
     lock: &'a L,
     /// Send/Sync as `&mut T`.
     _marker: PhantomData<&'a mut T>,
 }
+
+// SAFETY: the guard is a `&mut T` plus a shared `&L` (its drop may unlock
+// from any thread: the locks here allow that), so it may move to another
+// thread when `&mut T` and `&L` may.
+unsafe impl<T: ?Sized + Send, L: Unlocked + Sync + ?Sized> Send for LockGuard<'_, T, L> {}
+// SAFETY: through `&LockGuard` only `&T` and `&L` are reachable.
+unsafe impl<T: ?Sized + Sync, L: Unlocked + Sync + ?Sized> Sync for LockGuard<'_, T, L> {}
 
 impl<'a, T: ?Sized, L: Unlocked + ?Sized> LockGuard<'a, T, L> {
     /// The hook this guard calls on drop (the lock it holds).
     #[inline]
     pub fn lock(&self) -> &'a L {
         self.lock
+    }
+
+    /// The guard narrowed to the part of the data `f` returns; the lock is
+    /// still held, and released when the new guard drops. If `f` panics,
+    /// this guard is dropped (unlocking) as the panic unwinds.
+    pub fn map<U: ?Sized>(mut this: Self, f: impl FnOnce(&mut T) -> &mut U) -> LockGuard<'a, U, L> {
+        let value = NonNull::from(f(&mut *this));
+        let this = core::mem::ManuallyDrop::new(this);
+        LockGuard {
+            state: this.state,
+            value,
+            lock: this.lock,
+            _marker: PhantomData,
+        }
+    }
+
+    /// As [`map`](Self::map) if `f` returns a part; otherwise gives the
+    /// guard back unchanged.
+    pub fn try_map<U: ?Sized>(
+        mut this: Self,
+        f: impl FnOnce(&mut T) -> Option<&mut U>,
+    ) -> Result<LockGuard<'a, U, L>, Self> {
+        match f(&mut *this).map(NonNull::from) {
+            Some(value) => {
+                let this = core::mem::ManuallyDrop::new(this);
+                Ok(LockGuard {
+                    state: this.state,
+                    value,
+                    lock: this.lock,
+                    _marker: PhantomData,
+                })
+            }
+            None => Err(this),
+        }
+    }
+
+    /// The same guard with its lock type erased, so that guards of locks
+    /// of different data types have one type (a mapped guard's).
+    pub fn erase(this: Self) -> LockGuard<'a, T, dyn Unlocked + 'a>
+    where
+        L: Sized,
+    {
+        let this = core::mem::ManuallyDrop::new(this);
+        LockGuard {
+            state: this.state,
+            value: this.value,
+            lock: this.lock,
+            _marker: PhantomData,
+        }
     }
 }
 
@@ -178,8 +239,9 @@ impl<T: ?Sized, L: Unlocked + ?Sized> core::ops::Deref for LockGuard<'_, T, L> {
     #[inline]
     fn deref(&self) -> &T {
         // SAFETY: this guard exists only while `LOCKED` is set, and it is
-        // the only one (see `compare_exchange`, `add_acquire`, `drop`).
-        unsafe { &*self.cell.value.get() }
+        // the only one (see `compare_exchange`, `add_acquire`, `drop`);
+        // `value` points into the cell, which outlives `'a`.
+        unsafe { self.value.as_ref() }
     }
 }
 
@@ -187,14 +249,14 @@ impl<T: ?Sized, L: Unlocked + ?Sized> core::ops::DerefMut for LockGuard<'_, T, L
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and `&mut self` makes this the only use.
-        unsafe { &mut *self.cell.value.get() }
+        unsafe { self.value.as_mut() }
     }
 }
 
 impl<T: ?Sized, L: Unlocked + ?Sized> Drop for LockGuard<'_, T, L> {
     #[inline]
     fn drop(&mut self) {
-        let new = self.cell.state.fetch_sub(LOCKED, Ordering::Release) - LOCKED;
+        let new = self.state.fetch_sub(LOCKED, Ordering::Release) - LOCKED;
         if new != 0 {
             self.lock.unlocked(new);
         }
@@ -241,7 +303,9 @@ impl<T: ?Sized> RwCell<T> {
             crate::throw!("cell: locked data borrowed while in use (lock protocol bug)");
         }
         RwCellMut {
-            cell: self,
+            borrowed: &self.borrowed,
+            // SAFETY: `UnsafeCell::get` never returns null.
+            value: unsafe { NonNull::new_unchecked(self.value.get()) },
             lock,
             _marker: PhantomData,
         }
@@ -270,12 +334,20 @@ impl<T: ?Sized> RwCell<T> {
     }
 }
 
-/// An exclusive borrow of an [`RwCell`].
+/// An exclusive borrow of an [`RwCell`] (or, after
+/// [`map`](RwCellMut::map), of a part of its value).
 pub struct RwCellMut<'a, T: ?Sized, L: Unlock + ?Sized> {
-    cell: &'a RwCell<T>,
+    borrowed: &'a AtomicUsize,
+    /// The cell's value or a part of it; ours while the borrow lives.
+    value: NonNull<T>,
     lock: &'a L,
     _marker: PhantomData<&'a mut T>,
 }
+
+// SAFETY: as for `LockGuard`: a `&mut T` and a `&L`.
+unsafe impl<T: ?Sized + Send, L: Unlock + Sync + ?Sized> Send for RwCellMut<'_, T, L> {}
+// SAFETY: through `&RwCellMut` only `&T` and `&L` are reachable.
+unsafe impl<T: ?Sized + Sync, L: Unlock + Sync + ?Sized> Sync for RwCellMut<'_, T, L> {}
 
 impl<'a, T: ?Sized, L: Unlock + ?Sized> RwCellMut<'a, T, L> {
     /// The lock this borrow's drop unlocks.
@@ -293,11 +365,23 @@ impl<'a, T: ?Sized, L: Unlock + ?Sized> RwCellMut<'a, T, L> {
         let this = core::mem::ManuallyDrop::new(self);
         // One shared borrow, ours; release: our writes happen before any
         // later reader's acquire of the count.
-        this.cell.borrowed.store(1, Ordering::Release);
+        this.borrowed.store(1, Ordering::Release);
         RwCellRef {
-            borrowed: &this.cell.borrowed,
-            // SAFETY: `UnsafeCell::get` never returns null.
-            value: unsafe { NonNull::new_unchecked(this.cell.value.get()) },
+            borrowed: this.borrowed,
+            value: this.value,
+            lock: this.lock,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The borrow narrowed to the part of the value `f` returns (the lock
+    /// is still held). If `f` panics, this borrow is dropped (unlocking).
+    pub fn map<U: ?Sized>(mut self, f: impl FnOnce(&mut T) -> &mut U) -> RwCellMut<'a, U, L> {
+        let value = NonNull::from(f(&mut *self));
+        let this = core::mem::ManuallyDrop::new(self);
+        RwCellMut {
+            borrowed: this.borrowed,
+            value,
             lock: this.lock,
             _marker: PhantomData,
         }
@@ -308,8 +392,9 @@ impl<T: ?Sized, L: Unlock + ?Sized> core::ops::Deref for RwCellMut<'_, T, L> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: this guard holds the cell's exclusive borrow.
-        unsafe { &*self.cell.value.get() }
+        // SAFETY: this guard holds the cell's exclusive borrow; the cell
+        // outlives `'a`.
+        unsafe { self.value.as_ref() }
     }
 }
 
@@ -317,14 +402,14 @@ impl<T: ?Sized, L: Unlock + ?Sized> core::ops::DerefMut for RwCellMut<'_, T, L> 
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`, and `&mut self` makes this the only use.
-        unsafe { &mut *self.cell.value.get() }
+        unsafe { self.value.as_mut() }
     }
 }
 
 impl<T: ?Sized, L: Unlock + ?Sized> Drop for RwCellMut<'_, T, L> {
     #[inline]
     fn drop(&mut self) {
-        self.cell.borrowed.store(0, Ordering::Release);
+        self.borrowed.store(0, Ordering::Release);
         self.lock.unlock();
     }
 }
@@ -349,6 +434,21 @@ unsafe impl<T: ?Sized + Sync, L: UnlockShared + Sync + ?Sized> Sync for RwCellRe
 // SAFETY: as above; dropping it on another thread only releases a count
 // (the lock types here allow unlocking from any thread).
 unsafe impl<T: ?Sized + Sync, L: UnlockShared + Sync + ?Sized> Send for RwCellRef<'_, T, L> {}
+
+impl<'a, T: ?Sized, L: UnlockShared + ?Sized> RwCellRef<'a, T, L> {
+    /// The borrow narrowed to the part of the value `f` returns (the lock
+    /// is still held). If `f` panics, this borrow is dropped (unlocking).
+    pub fn map<U: ?Sized>(self, f: impl FnOnce(&T) -> &U) -> RwCellRef<'a, U, L> {
+        let value = NonNull::from(f(&*self));
+        let this = core::mem::ManuallyDrop::new(self);
+        RwCellRef {
+            borrowed: this.borrowed,
+            value,
+            lock: this.lock,
+            _marker: PhantomData,
+        }
+    }
+}
 
 impl<T: ?Sized, L: UnlockShared + ?Sized> core::ops::Deref for RwCellRef<'_, T, L> {
     type Target = T;

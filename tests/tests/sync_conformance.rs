@@ -423,3 +423,57 @@ fn once_runs_once_under_contention() {
     });
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn mapped_guards_hold_the_lock_and_release_it_on_panic() {
+    use runtime::sync::{MappedMutexGuard, MappedRwLockWriteGuard, MutexGuard};
+    let m = Arc::new(Mutex::new((0u32, vec![1u32, 2, 3])));
+    {
+        let v = MutexGuard::map(m.lock(), |p| &mut p.1);
+        let mut last = MappedMutexGuard::map(v, |v| &mut v[2]);
+        *last += 10;
+        // Held: a G trying to lock waits until the mapped guard drops.
+        let m2 = m.clone();
+        let h = runtime::go(move || m2.lock().1[2]);
+        runtime::sleep(Duration::from_millis(20));
+        assert!(!h.is_finished());
+        drop(last);
+        assert_eq!(h.join().unwrap(), 13);
+    }
+    // try_map gives the guard back when `f` finds nothing.
+    let g = MutexGuard::try_map(m.lock(), |p| p.1.get_mut(9)).unwrap_err();
+    assert_eq!(g.1.len(), 3);
+    drop(g);
+    // A panic in `f` unlocks.
+    let m3 = m.clone();
+    // Not poisoned, so not `RefUnwindSafe` (as parking_lot's).
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _ = MutexGuard::map(m3.lock(), |_| -> &mut u32 { panic!("in map") });
+    }));
+    assert!(r.is_err());
+    assert!(m.try_lock().is_some(), "unlocked after the panic in map");
+
+    let lock = Arc::new(RwLock::new((String::from("x"), 5u8)));
+    {
+        let r1 = RwLockReadGuard::map(lock.read(), |p| &p.0);
+        let r2 = RwLockReadGuard::map(lock.read(), |p| &p.1);
+        assert_eq!((r1.as_str(), *r2), ("x", 5));
+        assert!(lock.try_write().is_none(), "readers still hold it");
+    }
+    {
+        let w = RwLockWriteGuard::map(lock.write(), |p| &mut p.0);
+        let mut w = MappedRwLockWriteGuard::map(w, |s| s);
+        w.push('y');
+        assert!(lock.try_read().is_none(), "the writer still holds it");
+    }
+    assert_eq!(lock.read().0, "xy");
+    let l2 = lock.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _ = RwLockWriteGuard::map(l2.write(), |_| -> &mut u8 { panic!("in map") });
+    }));
+    assert!(r.is_err());
+    assert!(
+        lock.try_write().is_some(),
+        "unlocked after the panic in map"
+    );
+}

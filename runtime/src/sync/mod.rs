@@ -28,6 +28,11 @@
 //! deadlines), `scheduler::sema` (Go's runtime semaphore),
 //! `scheduler::cell` (the data a lock guards, borrow-checked).
 //!
+//! Guards can be narrowed to a part of the data, holding the lock
+//! ([`MutexGuard::map`], [`RwLockReadGuard::map`], [`RwLockWriteGuard::map`],
+//! as parking_lot's), and a write guard can become a read guard without
+//! letting a writer in ([`RwLockWriteGuard::downgrade`]).
+//!
 //! None of the locks is poisoned by a panic (Go has no poisoning); see
 //! [`Mutex`].
 
@@ -42,10 +47,12 @@ mod waitgroup;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
-pub use mutex::{Mutex, MutexGuard};
+pub use mutex::{MappedMutexGuard, Mutex, MutexGuard};
 pub use once::{Once, OnceState};
 pub use once_lock::{LazyLock, OnceLock};
-pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use rwlock::{
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 pub use semaphore::{Semaphore, SemaphorePermit};
 pub use waitgroup::WaitGroup;
 

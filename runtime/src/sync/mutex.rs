@@ -334,6 +334,81 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     }
 }
 
+impl<'a, T> MutexGuard<'a, T> {
+    /// A guard of the part of the data `f` returns, holding the mutex
+    /// until it drops (parking_lot's `MutexGuard::map`; std's is unstable).
+    /// If `f` panics, the mutex is unlocked as the panic unwinds.
+    ///
+    /// ```
+    /// use runtime::sync::{Mutex, MutexGuard};
+    /// let m = Mutex::new((1, String::from("a")));
+    /// let mut s = MutexGuard::map(m.lock(), |pair| &mut pair.1);
+    /// s.push('b');
+    /// assert!(m.try_lock().is_none(), "still held");
+    /// drop(s);
+    /// assert_eq!(m.lock().1, "ab");
+    /// ```
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&mut T) -> &mut U) -> MappedMutexGuard<'a, U> {
+        MappedMutexGuard {
+            inner: LockGuard::erase(LockGuard::map(this.inner, f)),
+        }
+    }
+
+    /// As [`map`](Self::map) if `f` returns a part; otherwise gives the
+    /// guard back.
+    pub fn try_map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut T) -> Option<&mut U>,
+    ) -> Result<MappedMutexGuard<'a, U>, Self> {
+        match LockGuard::try_map(this.inner, f) {
+            Ok(g) => Ok(MappedMutexGuard {
+                inner: LockGuard::erase(g),
+            }),
+            Err(inner) => Err(MutexGuard { inner }),
+        }
+    }
+}
+
+/// A [`MutexGuard`] narrowed by [`MutexGuard::map`] to a part of the data;
+/// unlocks the mutex on drop. It cannot be used with a [`Condvar`]
+/// (as std's and parking_lot's).
+///
+/// [`Condvar`]: crate::sync::Condvar
+#[must_use = "the mutex unlocks as soon as the guard is dropped"]
+pub struct MappedMutexGuard<'a, T: ?Sized> {
+    inner: LockGuard<'a, T, dyn Unlocked + 'a>,
+}
+
+impl<'a, T: ?Sized> MappedMutexGuard<'a, T> {
+    /// Narrows further (see [`MutexGuard::map`]).
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&mut T) -> &mut U) -> MappedMutexGuard<'a, U> {
+        MappedMutexGuard {
+            inner: LockGuard::map(this.inner, f),
+        }
+    }
+}
+
+impl<T: ?Sized> core::ops::Deref for MappedMutexGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> core::ops::DerefMut for MappedMutexGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: ?Sized + core::fmt::Debug> core::fmt::Debug for MappedMutexGuard<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 impl<T: ?Sized> core::ops::Deref for MutexGuard<'_, T> {
     type Target = T;
     #[inline]

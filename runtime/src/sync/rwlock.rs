@@ -272,7 +272,111 @@ impl<T: ?Sized> RwLock<T> {
     }
 }
 
+impl<'a, T: ?Sized> RwLockReadGuard<'a, T> {
+    /// A guard of the part of the data `f` returns, holding the read lock
+    /// until it drops (parking_lot's `map`). If `f` panics, the lock is
+    /// released as the panic unwinds.
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&T) -> &U) -> MappedRwLockReadGuard<'a, U> {
+        MappedRwLockReadGuard(this.0.map(f))
+    }
+}
+
+impl<'a, T: ?Sized> MappedRwLockReadGuard<'a, T> {
+    /// Narrows further (see [`RwLockReadGuard::map`]).
+    pub fn map<U: ?Sized>(this: Self, f: impl FnOnce(&T) -> &U) -> MappedRwLockReadGuard<'a, U> {
+        MappedRwLockReadGuard(this.0.map(f))
+    }
+}
+
+impl<'a, T: ?Sized> MappedRwLockWriteGuard<'a, T> {
+    /// Narrows further (see [`RwLockWriteGuard::map`]).
+    pub fn map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut T) -> &mut U,
+    ) -> MappedRwLockWriteGuard<'a, U> {
+        let MappedRwLockWriteGuard { data, _w } = this;
+        MappedRwLockWriteGuard {
+            data: data.map(f),
+            _w,
+        }
+    }
+}
+
+/// A shared hold of an [`RwLock`], narrowed by [`RwLockReadGuard::map`]
+/// to a part of the data.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MappedRwLockReadGuard<'a, T: ?Sized>(RwCellRef<'a, T, RawRwLock>);
+
+/// The exclusive hold of an [`RwLock`], narrowed by
+/// [`RwLockWriteGuard::map`] to a part of the data. It cannot be
+/// downgraded.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MappedRwLockWriteGuard<'a, T: ?Sized> {
+    /// Dropped first, as in [`RwLockWriteGuard`].
+    data: RwCellMut<'a, T, RawRwLock>,
+    _w: MutexGuard<'a, ()>,
+}
+
+impl<T: ?Sized> core::ops::Deref for MappedRwLockReadGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized> core::ops::Deref for MappedRwLockWriteGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T: ?Sized> core::ops::DerefMut for MappedRwLockWriteGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
+impl<T: ?Sized + core::fmt::Debug> core::fmt::Debug for MappedRwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl<T: ?Sized + core::fmt::Debug> core::fmt::Debug for MappedRwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// A guard of the part of the data `f` returns, holding the write lock
+    /// until it drops (parking_lot's `map`). If `f` panics, the lock is
+    /// released as the panic unwinds.
+    ///
+    /// ```
+    /// use runtime::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+    /// let lock = RwLock::new(vec![String::from("a"), String::from("b")]);
+    /// RwLockWriteGuard::map(lock.write(), |v| &mut v[1]).push('!');
+    /// let first = RwLockReadGuard::map(lock.read(), |v| v[0].as_str());
+    /// assert_eq!(&*first, "a");
+    /// drop(first);
+    /// assert_eq!(lock.read()[1], "b!");
+    /// ```
+    pub fn map<U: ?Sized>(
+        this: Self,
+        f: impl FnOnce(&mut T) -> &mut U,
+    ) -> MappedRwLockWriteGuard<'a, U> {
+        let RwLockWriteGuard { data, _w } = this;
+        MappedRwLockWriteGuard {
+            data: data.map(f),
+            _w,
+        }
+    }
+
     /// Turns the exclusive hold into a shared one without letting a writer
     /// in between (parking_lot's `downgrade`; Go's `RWMutex` has none):
     /// readers that waited behind this writer come in at once, and a writer
