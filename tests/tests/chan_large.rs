@@ -14,8 +14,14 @@ use std::hint::black_box;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
-/// 48 KiB: the size of the original report.
+/// 48 KiB: the size of the original report (16 KiB on 32-bit targets,
+/// whose default stacks are a quarter of the size).
+#[cfg(target_pointer_width = "64")]
 const BIG: usize = 48 << 10;
+/// 48 KiB: the size of the original report (16 KiB on 32-bit targets,
+/// whose default stacks are a quarter of the size).
+#[cfg(not(target_pointer_width = "64"))]
+const BIG: usize = 16 << 10;
 
 /// A large value whose every byte is checked on arrival.
 #[derive(Clone)]
