@@ -35,6 +35,10 @@ out="$PWD/target/c-example"
 rm -rf "$out"
 capi/install.sh --locked --prefix "$out/static" --library-type staticlib
 capi/install.sh --locked --prefix "$out/shared" --library-type cdylib
+for lib in static shared; do
+  PKG_CONFIG_PATH="$out/$lib/lib/pkgconfig" pkg-config --validate gort
+  [ "$(PKG_CONFIG_PATH="$out/$lib/lib/pkgconfig" pkg-config --modversion gort)" = "$(cargo pkgid -p gort-capi | sed 's/.*@//')" ]
+done
 cflags=(-std=c11 -Wall -Wextra -Werror -O2 -DGORT_EXAMPLE_MAIN)
 # shellcheck disable=SC2046 # pkg-config's output is a list of flags
 cc "${cflags[@]}" tests/c/example.c \
