@@ -206,7 +206,10 @@ fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
 
 /// First code of a callback G.
 unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
-    crate::schedule::resumed();
+    // The callback's own code runs with the P lent, as any G's (see
+    // `preempt.rs`): if it blocks in plain code, sysmon moves the P on.
+    let m = crate::schedule::resumed();
+    crate::preempt::leave_on(m);
     // SAFETY: run_on_extra passed a live &mut Frame and waits for `done`.
     let frame = unsafe { &mut *(data as *mut Frame<'_>) };
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| (frame.run)())) {
@@ -226,6 +229,9 @@ unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
     let Some(m) = current_m() else {
         crate::throw!("cb_entry: no m")
     };
+    // Take the lent P back (or learn that sysmon moved it on) before the
+    // foreign thread's stack releases it.
+    crate::preempt::enter(m);
     let Some(g) = m.curg() else {
         crate::throw!("cb_entry: no g")
     };

@@ -56,6 +56,10 @@ pub struct Config {
     /// Where `max_threads` came from (the thread-exhaustion message names
     /// it).
     pub max_threads_source: Source,
+    /// Log a line on stderr when a G has kept its thread from the runtime
+    /// (blocked in the kernel, or running its own code without a runtime
+    /// call) for longer than this (`GORT_BLOCKING_LOG`); `None`: never.
+    pub blocking_log: Option<core::time::Duration>,
 }
 
 /// A configuration value that cannot be used.
@@ -97,6 +101,7 @@ impl Config {
             force_mprotect_guards: false,
             procs_source: Source::Default,
             max_threads_source: Source::Default,
+            blocking_log: None,
         }
     }
 
@@ -161,6 +166,10 @@ impl Config {
         apply("GORT_MAX_THREADS", &mut |v| {
             c.max_threads = parse_max_threads("GORT_MAX_THREADS", v)?;
             c.max_threads_source = Source::Env("GORT_MAX_THREADS");
+            Ok(())
+        });
+        apply("GORT_BLOCKING_LOG", &mut |v| {
+            c.blocking_log = parse_blocking_log("GORT_BLOCKING_LOG", v)?;
             Ok(())
         });
         c
@@ -243,6 +252,43 @@ pub fn check_stack_size(setting: &'static str, n: usize) -> Result<usize, Config
     }
 }
 
+/// Shortest threshold of the blocking log: sysmon looks every 10 ms at most
+/// while Gs run, so a finer one would only pretend to be precise.
+pub const MIN_BLOCKING_LOG: core::time::Duration = core::time::Duration::from_millis(1);
+
+/// `GORT_BLOCKING_LOG`: a duration (`20ms`, `500us`, `1s`, at least 1 ms
+/// and at most an hour), or `off`.
+pub fn parse_blocking_log(
+    setting: &'static str,
+    v: &str,
+) -> Result<Option<core::time::Duration>, ConfigError> {
+    let expected = || "a duration from 1ms to 1h like 10ms, 500ms or 2s, or off".to_string();
+    let t = v.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let nanos_per: u64 = match unit.trim() {
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        _ => return Err(err(setting, v, expected())),
+    };
+    let d = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(nanos_per))
+        .map(core::time::Duration::from_nanos);
+    match d {
+        Some(d) if (MIN_BLOCKING_LOG..=core::time::Duration::from_secs(3600)).contains(&d) => {
+            Ok(Some(d))
+        }
+        _ => Err(err(setting, v, expected())),
+    }
+}
+
 /// `max_threads`: an integer from 2 to 1,000,000 (at least `procs + 1` is
 /// checked by [`Config::check`]).
 pub fn parse_max_threads(setting: &'static str, v: &str) -> Result<usize, ConfigError> {
@@ -298,6 +344,20 @@ mod tests {
         assert!(e.ends_with("from the default"), "{e}");
         c.max_threads = 9;
         assert_eq!(c.check(), Ok(()));
+    }
+
+    #[test]
+    fn blocking_log_values() {
+        use core::time::Duration;
+        let p = |v| parse_blocking_log("GORT_BLOCKING_LOG", v);
+        assert_eq!(p("20ms"), Ok(Some(Duration::from_millis(20))));
+        assert_eq!(p("1500us"), Ok(Some(Duration::from_micros(1500))));
+        assert_eq!(p(" 2s "), Ok(Some(Duration::from_secs(2))));
+        assert_eq!(p("off"), Ok(None));
+        for bad in ["", "10", "10 parsecs", "999us", "2h", "-1ms", "99999999999999999999s"] {
+            let e = p(bad).unwrap_err();
+            assert!(e.to_string().contains("GORT_BLOCKING_LOG"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -203,6 +203,12 @@ fn created_threads_locked() -> usize {
     n - EXTRA_M_COUNT.load(Ordering::Relaxed) - EXTRA_M_IN_USE.load(Ordering::Relaxed)
 }
 
+/// Whether one more runtime M fits under `limit` now (sysmon asks before
+/// a hand-off that would need a thread).
+pub(crate) fn thread_room(limit: usize) -> bool {
+    created_threads() < limit
+}
+
 /// Registers a new runtime M (status `New`) and counts it, under the lock.
 /// Fails with the number of threads gort created if one more would exceed
 /// `limit` (see [`created_threads`]).

@@ -194,6 +194,12 @@ pub struct G {
     pub(crate) locked_m: AtomicPtr<M>,
     /// Nesting depth of `lock_os_thread`; touched only by the G itself.
     pub(crate) lock_depth: AtomicU32,
+    /// Coarse time (as `wait_since`) at which `sysmon` found the thread
+    /// running this G asleep in the kernel in plain code (not inside
+    /// `runtime::syscall`) and moved its P on; 0 otherwise. Dumps print such
+    /// a G as Go prints one in a syscall. Cleared by the G's M at the G's
+    /// next runtime call, or by sysmon once the thread runs again.
+    blocked_since: AtomicU64,
     /// Debug builds: whether the G sits on a run queue (catches a G queued
     /// twice, which would run it on two Ms at once).
     #[cfg(debug_assertions)]
@@ -243,6 +249,7 @@ impl G {
             wait_since: AtomicU64::new(0),
             locked_m: AtomicPtr::new(core::ptr::null_mut()),
             lock_depth: AtomicU32::new(0),
+            blocked_since: AtomicU64::new(0),
             #[cfg(debug_assertions)]
             queued: core::sync::atomic::AtomicBool::new(false),
             locals: crate::glocal::Locals::default(),
@@ -301,6 +308,37 @@ impl G {
     pub(crate) fn set_wait(&self, reason: WaitReason, since: u64) {
         self.wait_reason.store(reason as u8, Ordering::Relaxed);
         self.wait_since.store(since, Ordering::Relaxed);
+    }
+
+    /// When sysmon found this G's thread asleep in the kernel in plain code
+    /// (coarse runtime clock, as [`G::wait_since`]), if it is still there as
+    /// far as the runtime knows.
+    pub fn blocked_since(&self) -> Option<u64> {
+        match self.blocked_since.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    pub(crate) fn set_blocked_since(&self, t: u64) {
+        self.blocked_since.store(t, Ordering::Relaxed);
+    }
+
+    /// The state word of a traceback header and since when (0: no
+    /// duration): the wait reason of a parked G, `syscall` for a G in
+    /// `runtime::syscall` or whose thread sysmon found asleep in the kernel,
+    /// else the status.
+    pub fn header_state(&self) -> (&'static str, u64) {
+        let st = self.status();
+        if st == GStatus::Waiting && self.wait_reason() != WaitReason::None {
+            return (self.wait_reason().as_str(), self.wait_since());
+        }
+        if st == GStatus::Running
+            && let Some(t) = self.blocked_since()
+        {
+            return (GStatus::Syscall.as_str(), t);
+        }
+        (st.as_str(), 0)
     }
 
     /// Id of the G that spawned this one; 0 if a plain thread did.

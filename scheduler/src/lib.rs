@@ -21,9 +21,10 @@
 //!    timers), Go's runtime semaphore, the cells that hand out locked data.
 //! 7. [`chan`]: Go's channels and `select` (here because they need unsafe
 //!    code: waiters' records live on their stacks, as Go's sudogs).
-//! 8. [`syscall`], [`sysmon`], [`preempt`]: calls out of the runtime that
-//!    set the P aside, the P a G's user code holds only loosely, and the
-//!    monitor thread that retakes either.
+//! 8. [`syscall`], [`sysmon`], [`preempt`], [`thread_state`]: calls out of
+//!    the runtime that set the P aside, the P a G's user code holds only
+//!    loosely, the monitor thread that retakes either, and what the kernel
+//!    tells it of a thread (running, or asleep in plain blocking code).
 //! 9. [`netpoll`], [`sys`]: Gs parked on sockets (epoll), and the socket
 //!    system calls `runtime::net` builds on.
 //! 10. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
@@ -64,6 +65,7 @@ pub mod stats;
 pub mod sys;
 pub mod syscall;
 pub mod sysmon;
+pub mod thread_state;
 pub mod time;
 pub mod timer;
 pub mod waiter;
@@ -80,5 +82,6 @@ pub use schedule::{lock_os_thread, park, ready, unlock_os_thread, yield_now};
 pub use spawn::{SpawnError, SpawnOptions, spawn};
 pub use stats::{Stats, stats};
 pub use syscall::syscall;
+pub use thread_state::set_pc_describer;
 pub use time::sleep;
 pub use waiter::{Waiter, park_unlock};

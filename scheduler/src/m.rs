@@ -133,6 +133,10 @@ pub struct M {
     /// Set by `sysmon` when it retook the P this M lent to a G's user code:
     /// the G yields at its next `preempt_point` (see `preempt.rs`).
     pub(crate) preempt: AtomicBool,
+    /// Whether sysmon lowered this thread's priority while its G ran
+    /// without a P: see `preempt::Demotion` for the states and who writes
+    /// them.
+    pub(crate) demotion: core::sync::atomic::AtomicU8,
     /// The P left behind by a syscall (or lent to a G's user code, see
     /// `preempt.rs`) and the state word it was left in.
     pub(crate) oldp: AtomicPtr<P>,
@@ -194,6 +198,7 @@ impl M {
             locked_g: AtomicPtr::new(core::ptr::null_mut()),
             exit_requested: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
+            demotion: core::sync::atomic::AtomicU8::new(0),
             pending: Cell::new(Pending::None),
             rand: Cell::new((id as u32).wrapping_mul(0x9e37_79b9) | 1),
             note: Note::default(),

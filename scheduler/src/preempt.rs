@@ -56,7 +56,7 @@
 use crate::g::GStatus;
 use crate::m::{MRef, current_m};
 use crate::p::P;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A G that keeps its P this long without a runtime call while other work
 /// waits loses it.
@@ -99,7 +99,131 @@ pub(crate) fn enter(m: MRef) -> bool {
 #[inline(never)]
 fn lost_p(m: MRef) {
     m.preempt.store(false, Ordering::Relaxed);
-    crate::schedule::take_idle_p(m);
+    if let Some(g) = m.curg() {
+        g.set_blocked_since(0);
+    }
+    if back_from_retake(m) {
+        crate::schedule::take_idle_p(m);
+    }
+}
+
+/// Whether an M's thread runs at lowered priority ([`M::demotion`]): a G
+/// that lost its P and goes on running its own code must not take CPU from
+/// the Gs that hold Ps, or `GORT_MAXPROCS` would no longer bound the Gs
+/// running at once. Only sysmon and the M itself (in [`lost_p`], at the
+/// G's first runtime call after the retake) write it; neither is a hot
+/// path.
+///
+/// | state | meaning | next |
+/// |---|---|---|
+/// | `None` | normal; no retake since the M's last return | sysmon → `Armed` just before it retakes the M's lent P (back to `None` if the retake fails) |
+/// | `Armed` | P retaken; normal priority | the M → `None` ([`lost_p`]); sysmon → `Demoting` once it sees the thread run |
+/// | `Demoting` | sysmon is lowering the priority | sysmon → `Demoted`; the M waits for it |
+/// | `Demoted` | the thread is in `SCHED_IDLE` | the M restores its priority → `None` |
+///
+/// `Armed` is stored before the retake's verdict is published (the P's
+/// state word), and the M reads this only after it has seen the verdict,
+/// so it never misses a demotion; sysmon demotes only from `Armed`, so it
+/// never demotes an M that is back.
+///
+/// Lowering is always allowed; raising a thread out of `SCHED_IDLE` needs
+/// `CAP_SYS_NICE` (or `RLIMIT_NICE`). Without it the M cannot restore its
+/// thread and *retires* (`exit_requested`): its G goes on, P-less, to its
+/// next park or yield, and continues on another M; the thread exits. So an
+/// M whose thread cannot retire — an extra M (a foreign thread) or one
+/// with a locked G — is demoted only where restoring works.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Demotion {
+    None = 0,
+    Armed = 1,
+    Demoting = 2,
+    Demoted = 3,
+}
+
+/// Set at sysmon's start: whether a thread can leave `SCHED_IDLE` here.
+static CAN_RESTORE: AtomicBool = AtomicBool::new(false);
+
+/// sysmon, once at start.
+pub(crate) fn probe_restore() {
+    CAN_RESTORE.store(crate::thread_state::can_restore_policy(), Ordering::Relaxed);
+}
+
+/// sysmon, before it retakes `m`'s lent P.
+pub(crate) fn arm_demotion(m: MRef) {
+    m.demotion.store(Demotion::Armed as u8, Ordering::SeqCst);
+}
+
+/// sysmon, when the retake it armed for failed (the M keeps its P).
+pub(crate) fn disarm_demotion(m: MRef) {
+    m.demotion.store(Demotion::None as u8, Ordering::SeqCst);
+}
+
+/// sysmon: lowers the priority of `m`'s thread, which runs its G's code
+/// without a P, if the M has not come back since the retake. Returns
+/// whether the thread is (now) demoted.
+pub(crate) fn demote(m: MRef) -> bool {
+    let may_retire = !m.extra && m.locked_g.load(Ordering::Relaxed).is_null();
+    if !may_retire && !CAN_RESTORE.load(Ordering::Relaxed) {
+        return false;
+    }
+    let state = &m.demotion;
+    if state
+        .compare_exchange(
+            Demotion::Armed as u8,
+            Demotion::Demoting as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        )
+        .is_err()
+    {
+        return state.load(Ordering::SeqCst) == Demotion::Demoted as u8;
+    }
+    let done = crate::thread_state::set_idle_policy(m.tid());
+    let next = if done {
+        Demotion::Demoted
+    } else {
+        Demotion::Armed
+    };
+    state.store(next as u8, Ordering::SeqCst);
+    done
+}
+
+/// Whether `m` is still waiting for its G to come back after a retake
+/// (`Armed` or further).
+pub(crate) fn awaiting_return(m: MRef) -> bool {
+    m.demotion.load(Ordering::SeqCst) != Demotion::None as u8
+}
+
+/// The M, at its G's first runtime call after a retake: ends the demotion
+/// protocol. Returns false when the M must retire (its thread could not
+/// be restored): it then takes no P.
+fn back_from_retake(m: MRef) -> bool {
+    loop {
+        let state = m.demotion.load(Ordering::SeqCst);
+        if state == Demotion::Demoting as u8 {
+            // sysmon is a system call away from the verdict.
+            core::hint::spin_loop();
+            continue;
+        }
+        if m.demotion
+            .compare_exchange(state, Demotion::None as u8, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            continue;
+        }
+        if state != Demotion::Demoted as u8 || crate::thread_state::restore_own_policy() {
+            return true;
+        }
+        if m.extra || !m.locked_g.load(Ordering::Relaxed).is_null() {
+            // Cannot retire (see `Demotion`); `demote` does not get here
+            // unless restoring was possible, so this is a G that locked
+            // itself to the thread since: it stays at idle priority.
+            return true;
+        }
+        m.exit_requested.store(true, Ordering::Relaxed);
+        return false;
+    }
 }
 
 /// [`enter`] for callers that hold no lock (`yield_now`, `enter_syscall`):
@@ -141,9 +265,6 @@ pub(crate) fn leave() {
 /// [`leave`] for a caller that knows its M (no switch since it looked).
 #[inline]
 pub(crate) fn leave_on(m: MRef) {
-    if m.extra {
-        return;
-    }
     let Some(p) = m.p() else { return };
     let Some(g) = m.curg() else { return };
     if g.status() != GStatus::Running {

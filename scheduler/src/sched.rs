@@ -244,8 +244,13 @@ pub(crate) fn wakep() {
 pub(crate) fn wakep_if_idle() {
     crate::barrier::light();
     let s = sched();
-    if s.npidle.load(Ordering::Relaxed) != 0 && s.nmspinning.load(Ordering::Relaxed) == 0 {
+    let npidle = s.npidle.load(Ordering::Relaxed);
+    if npidle != 0 && s.nmspinning.load(Ordering::Relaxed) == 0 {
         wakep();
+    } else if npidle == 0 {
+        // Every P is held: if one is held by a thread blocked in plain code,
+        // sysmon should know soon (see `sysmon.rs`, "Plain blocking code").
+        crate::sysmon::note_work_waits();
     }
 }
 
@@ -253,6 +258,11 @@ pub(crate) fn wakep_if_idle() {
 /// With `spinning`, the caller has already counted the M in `nmspinning`;
 /// if no P is free the count is undone.
 pub(crate) fn start_m(p: Option<&'static P>, spinning: bool) {
+    start_m_or(p, spinning, AtLimit::Fatal)
+}
+
+/// [`start_m`] choosing what happens at the thread limit.
+pub(crate) fn start_m_or(p: Option<&'static P>, spinning: bool, at_limit: AtLimit) {
     let s = sched();
     let mut synced = s.synced.lock();
     let from_idle = p.is_none();
@@ -290,20 +300,47 @@ pub(crate) fn start_m(p: Option<&'static P>, spinning: bool) {
             m.nextp.store(p as *const P as *mut P, Ordering::Release);
             m.note.wakeup();
         }
-        None => new_m(p, spinning),
+        None => new_m(p, spinning, at_limit),
     }
 }
 
+/// What [`new_m`] does at the thread limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AtLimit {
+    /// A fatal error, as Go's: the program needs a thread it may not have
+    /// (e.g. every thread holds a locked G) and cannot go on.
+    Fatal,
+    /// sysmon handing on a P it took from a blocked M: the P goes back on
+    /// the idle list (its Gs to the global queue) and the program waits for
+    /// a blocked thread to return. sysmon checks for room before it
+    /// retakes, so this is only the race of two threads starting at once.
+    Stall,
+}
+
 /// Creates an M with a new OS thread that starts holding `p`.
-fn new_m(p: &'static P, spinning: bool) {
+fn new_m(p: &'static P, spinning: bool, at_limit: AtLimit) {
     let s = sched();
     let Ok(m) = crate::extram::register_m(s.config.max_threads) else {
-        let msg = format!(
-            "runtime: program exceeds the limit of {} threads gort creates (max_threads, set by {})\n",
-            s.config.max_threads, s.config.max_threads_source
-        );
-        crate::fatal::write_stderr(&[msg.as_bytes()]);
-        crate::throw!("new_m: thread exhaustion");
+        if at_limit == AtLimit::Fatal {
+            let msg = format!(
+                "runtime: program exceeds the limit of {} threads gort creates (max_threads, set by {})\n",
+                s.config.max_threads, s.config.max_threads_source
+            );
+            crate::fatal::write_stderr(&[msg.as_bytes()]);
+            crate::throw!("new_m: thread exhaustion");
+        }
+        if spinning {
+            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        crate::sysmon::thread_limit_stall();
+        // SAFETY: no M holds `p` (it was handed here to start one with), so
+        // its queue is ours to empty.
+        while let Some(g) = unsafe { p.runq_get() } {
+            s.push_global(g);
+        }
+        let mut synced = s.synced.lock();
+        s.pidle_put(&mut synced, p);
+        return;
     };
     m.spinning.store(spinning, Ordering::Relaxed);
     m.nextp.store(p as *const P as *mut P, Ordering::Release);

@@ -38,7 +38,7 @@
 use crate::g::{G, GRef, GStatus, WaitReason};
 use crate::m::{MRef, MStatus, Pending, current_m, m_hooks, set_current_m};
 use crate::p::{GFREE_MAX, P, PStatus};
-use crate::sched::{m_exited, sched, start_m, wakep, wakep_if_idle};
+use crate::sched::{AtLimit, m_exited, sched, start_m_or, wakep, wakep_if_idle};
 use crate::timer::{NEVER, nanotime};
 use arch::context;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -1123,9 +1123,15 @@ pub(crate) fn release_p(m: MRef) -> Option<&'static P> {
 /// Passes a P its M no longer uses to an M that will run its work, or puts
 /// it on the idle list if it has none (Go's `handoffp`).
 pub(crate) fn hand_off_p(p: &'static P) {
+    hand_off_p_or(p, AtLimit::Fatal)
+}
+
+/// [`hand_off_p`] choosing what happens if a new thread is needed at the
+/// thread limit (sysmon's retakes stall rather than fail).
+pub(crate) fn hand_off_p_or(p: &'static P, at_limit: AtLimit) {
     let s = sched();
     if !p.runq_is_empty() || !s.global.is_empty() {
-        start_m(Some(p), false);
+        start_m_or(Some(p), false, at_limit);
         return;
     }
     {
@@ -1268,7 +1274,7 @@ pub(crate) fn refresh_coarse_now() {
 
 /// Cheap wall-clock-free timestamp for wait durations (see [`COARSE_NS`]).
 #[inline]
-fn coarse_now() -> u64 {
+pub(crate) fn coarse_now() -> u64 {
     match COARSE_NS.load(Ordering::Relaxed) {
         0 => {
             refresh_coarse_now();

@@ -4,6 +4,23 @@ use crate::g::{ALLGS, GStatus};
 use crate::m::{ALLMS, MStatus};
 use crate::sched::sched;
 use crate::stack::GuardKind;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Ps that `sysmon` took from an M blocked in the kernel in plain code.
+pub(crate) static RETAKES_KERNEL: AtomicU64 = AtomicU64::new(0);
+/// Ps taken from a G that ran its own code a whole slice.
+pub(crate) static RETAKES_SLICE: AtomicU64 = AtomicU64::new(0);
+/// Ps taken from an M inside `runtime::syscall`.
+pub(crate) static RETAKES_SYSCALL: AtomicU64 = AtomicU64::new(0);
+/// Times a P stayed with a blocked M because another thread would have
+/// exceeded `GORT_MAX_THREADS`.
+pub(crate) static THREAD_LIMIT_STALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one event of a statistics counter.
+#[inline]
+pub(crate) fn count(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Counts taken from the scheduler at one moment. Each figure is read
 /// atomically, the set as a whole is not: a G moving between states while
@@ -41,6 +58,19 @@ pub struct Stats {
     pub pooled_stacks: usize,
     /// How stack guard pages are made.
     pub guard: Option<GuardKind>,
+    /// Ps `sysmon` moved on from an M whose thread it found asleep in the
+    /// kernel in plain code (`std::thread::sleep`, blocking std I/O, a std
+    /// lock, a C call), since the runtime started.
+    pub retakes_kernel: u64,
+    /// Ps moved on from a G that ran its own code for a whole slice
+    /// (~10 ms) while other work waited.
+    pub retakes_slice: u64,
+    /// Ps moved on from an M inside `runtime::syscall`.
+    pub retakes_syscall: u64,
+    /// Times a P stayed with a blocked M because starting another thread
+    /// would have exceeded `GORT_MAX_THREADS` (the program stalls instead
+    /// of failing).
+    pub thread_limit_stalls: u64,
 }
 
 impl Stats {
@@ -76,6 +106,10 @@ pub fn stats() -> Stats {
         live_stacks: s.stacks.live(),
         pooled_stacks: s.stacks.pooled(),
         guard: Some(s.stacks.guard_kind()),
+        retakes_kernel: RETAKES_KERNEL.load(Ordering::Relaxed),
+        retakes_slice: RETAKES_SLICE.load(Ordering::Relaxed),
+        retakes_syscall: RETAKES_SYSCALL.load(Ordering::Relaxed),
+        thread_limit_stalls: THREAD_LIMIT_STALLS.load(Ordering::Relaxed),
         ..Stats::default()
     };
     for g in ALLGS.iter() {

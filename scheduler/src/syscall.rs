@@ -78,7 +78,9 @@ pub fn exit_syscall() {
 #[inline(never)]
 pub(crate) fn exit_syscall_slow(m: MRef) {
     let Some(g) = m.curg() else { return };
-    if crate::schedule::take_idle_p(m) {
+    // An M that must retire (see `preempt::Demotion`) takes no P: its G
+    // goes on on another M.
+    if !m.exit_requested.load(Ordering::Relaxed) && crate::schedule::take_idle_p(m) {
         g.set_status(GStatus::Running);
         return;
     }

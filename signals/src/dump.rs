@@ -276,7 +276,8 @@ fn stack_from(o: &mut Out, f: &Frames, style: Style, exact_top: bool) {
 
 /// Prints a G's name line (if it has a name) and `goroutine N [status,
 /// ...]:`. `status_override`: the state to print instead of the G's own
-/// (`running` for the G a signal interrupted).
+/// (`running` for the G a fault or abort interrupted, whatever sysmon last
+/// saw of its thread).
 pub fn header(o: &mut Out, g: &'static G, status_override: Option<&str>, now_coarse: u64) {
     if let Some(name) = g.name_static() {
         // Its own line before the header: Go's parsers accept lines between
@@ -289,19 +290,12 @@ pub fn header(o: &mut Out, g: &'static G, status_override: Option<&str>, now_coa
             .nl();
     }
     o.str("goroutine ").dec(g.goid()).str(" [");
-    match status_override {
-        Some(s) => o.str(s),
-        None => {
-            let st = g.status();
-            if st == GStatus::Waiting && !g.wait_reason().as_str().is_empty() {
-                o.str(g.wait_reason().as_str())
-            } else {
-                o.str(st.as_str())
-            }
-        }
-    };
-    if g.status() == GStatus::Waiting && g.wait_since() != 0 {
-        let mins = now_coarse.saturating_sub(g.wait_since()) / 60_000_000_000;
+    // The wait reason of a parked G; `syscall` for a G in `runtime::syscall`
+    // or whose thread sysmon found asleep in the kernel; else the status.
+    let (state, since) = g.header_state();
+    o.str(status_override.unwrap_or(state));
+    if since != 0 {
+        let mins = now_coarse.saturating_sub(since) / 60_000_000_000;
         if mins >= 1 {
             o.str(", ").dec(mins).str(" minutes");
         }
