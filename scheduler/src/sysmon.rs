@@ -53,11 +53,11 @@
 //!   20 µs later (at most four in a row), which catches a thread that
 //!   blocked since;
 //! - an M that readies a G while every P is held (`wakep_if_idle` finds no
-//!   idle P) *nudges* sysmon awake if it has slept at least 5 ms: the G it
-//!   readied waits for a P, and a thread holding one may be about to block.
-//!   That is the common shape — a G wakes another, then blocks — and the
-//!   5 ms bound keeps a busy program from waking sysmon more than ~200
-//!   times a second.
+//!   idle P) *nudges* a sleeping sysmon awake: the G it readied waits for a
+//!   P, and a thread holding one may be about to block. That is the common
+//!   shape — a G wakes another, then blocks. sysmon accepts one nudge per
+//!   5 ms, which keeps a busy program from waking it more than ~200 times
+//!   a second (one relaxed load on the M's side otherwise).
 //!
 //! The race of a thread that leaves the kernel just as sysmon retakes its
 //! P is the lent-P race of `preempt.rs` unchanged: the retake goes through
@@ -99,8 +99,8 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 const FOLLOW_UP_OVER_NS: u64 = 100_000;
 /// Follow-up looks in a row at most.
 const MAX_FOLLOW_UPS: u32 = 4;
-/// sysmon may be nudged awake only after it has slept this long.
-const NUDGE_AFTER: Duration = Duration::from_millis(5);
+/// sysmon accepts at most one nudge per this long.
+const NUDGE_GAP: Duration = Duration::from_millis(5);
 /// sysmon polls the network when nobody did for this long.
 const POLL_STALE_NS: u64 = 10_000_000;
 /// Rounds without any syscall before sysmon sleeps until the next one.
@@ -182,21 +182,36 @@ fn io_unwatched() -> bool {
     crate::netpoll::waiting() != 0 && !crate::netpoll::blocked()
 }
 
-/// Sleeps `d`; the part of a long sleep past [`NUDGE_AFTER`] ends early if
-/// an M nudges.
-fn nap(d: Duration) {
-    if d <= NUDGE_AFTER {
+/// Sleeps `d`. A sleep longer than [`MIN_DELAY`] ends early if an M nudges
+/// — but sysmon accepts at most one nudge per [`NUDGE_GAP`]: before
+/// `last_nudge + NUDGE_GAP` it sleeps plainly. Returns whether a nudge
+/// woke it (and then updates `last_nudge`).
+fn nap(d: Duration, last_nudge: &mut Option<std::time::Instant>) -> bool {
+    let start = std::time::Instant::now();
+    if d <= MIN_DELAY {
         std::thread::sleep(d);
-        return;
+        return false;
     }
-    std::thread::sleep(NUDGE_AFTER);
+    let end = start + d;
+    if let Some(open) = last_nudge.map(|t| t + NUDGE_GAP)
+        && open > start
+    {
+        if open >= end {
+            std::thread::sleep(d);
+            return false;
+        }
+        std::thread::sleep(open - start);
+    }
     let mut w = WAKE.lock();
     *w = false;
     NUDGEABLE.store(true, Ordering::SeqCst);
-    let until = std::time::Instant::now() + (d - NUDGE_AFTER);
-    while !*w && !WAKE_CV.wait_until(&mut w, until).timed_out() {}
-    NUDGEABLE.store(false, Ordering::SeqCst);
+    while !*w && !WAKE_CV.wait_until(&mut w, end).timed_out() {}
+    let nudged = !NUDGEABLE.swap(false, Ordering::SeqCst);
     *w = false;
+    if nudged {
+        *last_nudge = Some(std::time::Instant::now());
+    }
+    nudged
 }
 
 /// What sysmon remembers of one P between looks.
@@ -577,11 +592,12 @@ fn run() {
     let mut sleep_for = MIN_DELAY;
     let mut follow_ups = 0u32;
     let mut quiet = 0u32;
+    let mut last_nudge = None;
     let mut woken = Vec::new();
     // Netpoll count at sysmon's last look, when that was, and its verdict.
     let (mut polls_seen, mut last_poll_look, mut stale) = (0u64, 0u64, false);
     loop {
-        nap(sleep_for);
+        nap(sleep_for, &mut last_nudge);
         crate::schedule::refresh_coarse_now();
         let now = nanotime();
         let look = mon.look(now, follow_ups > 0);
