@@ -4,8 +4,8 @@ use scheduler::config::{self, Config, ConfigError, Source};
 use std::fmt;
 
 /// Configures the runtime before its first use. Values left unset come from
-/// the environment (`GORT_MAXPROCS`, `GORT_STACK_SIZE`, `GORT_MAX_THREADS`),
-/// then from the defaults.
+/// the environment (`GORT_MAXPROCS`, `GORT_STACK_SIZE`, `GORT_MAX_THREADS`,
+/// `GORT_BLOCKING_LOG`), then from the defaults.
 ///
 /// ```
 /// runtime::Builder::new().procs(2).stack_size(128 * 1024).build().ok();
@@ -19,6 +19,7 @@ pub struct Builder {
     max_stacks: Option<usize>,
     force_mprotect_guards: bool,
     panic_aborts: bool,
+    blocking_log: Option<Option<std::time::Duration>>,
 }
 
 /// Why [`Builder::build`] failed.
@@ -81,10 +82,22 @@ impl Builder {
     /// Most OS threads (Ms) the runtime may create (default 10,000; at least
     /// `procs + 1`, checked by [`Builder::build`]). Threads of C libraries
     /// that call in keep an M of their own but are not counted: the limit is
-    /// for threads gort creates, as Go's. Beyond it the process stops with
-    /// `fatal error: thread exhaustion`, as Go.
+    /// for threads gort creates, as Go's. When a G blocks its thread and
+    /// handing its P to another thread would go beyond it, the P waits for
+    /// the blocked thread instead (a stall, counted in [`crate::stats`]);
+    /// only when no G can ever run again (every thread holds a locked G)
+    /// does the process stop with `fatal error: thread exhaustion`, as Go.
     pub fn max_threads(mut self, n: usize) -> Builder {
         self.max_threads = Some(n);
+        self
+    }
+
+    /// Log a line on stderr when a G keeps its thread from the runtime for
+    /// longer than `threshold` — asleep in the kernel in plain blocking code,
+    /// or running without a runtime call — naming the G, the time and where
+    /// (`GORT_BLOCKING_LOG`; 1 ms to 1 h; `None`: off, the default).
+    pub fn blocking_log(mut self, threshold: Option<std::time::Duration>) -> Builder {
+        self.blocking_log = Some(threshold);
         self
     }
 
@@ -134,6 +147,18 @@ impl Builder {
                 });
             }
             c.max_stacks = n;
+        }
+        if let Some(log) = self.blocking_log {
+            if let Some(d) = log
+                && !(config::MIN_BLOCKING_LOG..=std::time::Duration::from_secs(3600)).contains(&d)
+            {
+                return Err(ConfigError {
+                    setting: "blocking_log",
+                    value: format!("{d:?}"),
+                    expected: "from 1ms to 1h".into(),
+                });
+            }
+            c.blocking_log = log;
         }
         c.force_mprotect_guards = self.force_mprotect_guards;
         c.check()?;

@@ -230,6 +230,19 @@ struct Watch {
     logged: bool,
     /// This stretch was counted as a thread-limit stall.
     stalled: bool,
+    /// The G this look labelled as blocked in the kernel
+    /// ([`G::blocked_since`](crate::g::G::blocked_since)), to unlabel when
+    /// its thread runs again or makes a runtime call.
+    labelled: Option<GRef>,
+}
+
+impl Watch {
+    /// Drops the label this P's look put on a G, if it is still there.
+    fn unlabel(&mut self) {
+        if let Some(g) = self.labelled.take() {
+            g.set_blocked_since(0);
+        }
+    }
 }
 
 /// An M sysmon took a lent P from, until its G's next runtime call: to
@@ -334,6 +347,7 @@ impl Monitor {
             } else if status == PStatus::Lent as u64 {
                 self.lent_p(p, w, word, now, follow_up, &mut out);
             } else {
+                w.unlabel();
                 w.word = 0;
             }
         }
@@ -390,6 +404,7 @@ impl Monitor {
         let tid = m.tid();
         let need = || work_waits(p, now) || nobody_free();
         if w.word != word || w.tid != tid {
+            w.unlabel();
             w.word = word;
             w.since = now;
             w.tid = tid;
@@ -419,6 +434,7 @@ impl Monitor {
                 && g.blocked_since().is_none()
             {
                 g.set_blocked_since(crate::schedule::coarse_now());
+                w.labelled = Some(g);
             }
             self.maybe_log(m, age, &mut w.logged);
             let work = work_waits(p, now);
@@ -428,6 +444,9 @@ impl Monitor {
                 out.retook = true;
             }
             return;
+        }
+        if ran {
+            w.unlabel();
         }
         self.maybe_log(m, age, &mut w.logged);
         if ran {
@@ -474,6 +493,8 @@ impl Monitor {
             // It runs: lower its priority now.
             crate::preempt::demote(m);
         }
+        // The label, if any, now belongs to the P-less watch below.
+        w.labelled = None;
         self.pless.retain(|e| !core::ptr::eq(e.m, m));
         self.pless.push(PLess {
             m,

@@ -68,12 +68,26 @@ pub fn init() {
         // file:line in dumps: a thread that reads debug info only when a
         // dump asks (ready from here on, whatever the build).
         resolve::start();
+        scheduler::set_pc_describer(describe_pc);
         // Demangling every symbol takes milliseconds: off the critical path.
         // It names frames when the symbolizer cannot answer.
         let _ = std::thread::Builder::new()
             .name("gort-symbols".into())
             .spawn(symbols::init);
     });
+}
+
+/// Names a code address for the scheduler's blocking log (not a signal
+/// handler: it may allocate): `symbol+0xoff in module`, or `module+0xoff`.
+fn describe_pc(pc: usize) -> Option<String> {
+    let module = modules::module_of(pc);
+    let file = module.map(|(m, _)| m.path.rsplit('/').next().unwrap_or(&m.path));
+    match (symbols::lookup(pc), module, file) {
+        (Some(sym), _, Some(file)) => Some(format!("{}+0x{:x} in {file}", sym.name, sym.offset)),
+        (Some(sym), _, None) => Some(format!("{}+0x{:x}", sym.name, sym.offset)),
+        (None, Some((_, off)), Some(file)) => Some(format!("{file}+0x{off:x}")),
+        _ => None,
+    }
 }
 
 fn m_start(m: &scheduler::M) {
