@@ -295,3 +295,95 @@ fn preempted(m: MRef) {
     m.preempt.store(false, Ordering::Relaxed);
     crate::schedule::yield_now();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::m::M;
+    use std::sync::{Arc, Barrier};
+
+    fn policy(tid: i32) -> i32 {
+        // SAFETY: a plain query; a bad tid is an error return.
+        unsafe { libc::sched_getscheduler(tid) }
+    }
+
+    /// sysmon demoting an M races with the M coming back at its G's next
+    /// runtime call: whichever order they run in, the thread must end at
+    /// normal priority (or, where it cannot leave `SCHED_IDLE`, retire),
+    /// and the protocol must be back at `None`.
+    #[test]
+    fn demotion_and_return_race_cleanly() {
+        let m: MRef = Box::leak(Box::new(M::new(9_999)));
+        let rounds = 300;
+        let go = Arc::new(Barrier::new(2));
+        let done = Arc::new(Barrier::new(2));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (go2, done2) = (go.clone(), done.clone());
+        let retired_flag = Arc::new(AtomicBool::new(false));
+        let retired2 = retired_flag.clone();
+        let t = std::thread::spawn(move || {
+            m.set_tid();
+            tx.send(m.tid()).unwrap();
+            let mut retired = 0;
+            for _ in 0..rounds {
+                go2.wait();
+                // The M's side: back at a runtime call after a retake.
+                if !back_from_retake(m) {
+                    retired += 1;
+                    m.exit_requested.store(false, Ordering::Relaxed);
+                    retired2.store(true, Ordering::SeqCst);
+                    // This test thread must not stay at idle priority for
+                    // the next round's checks: it cannot leave it, so stop.
+                    done2.wait();
+                    return (retired, false);
+                }
+                done2.wait();
+            }
+            (retired, true)
+        });
+        let tid = rx.recv().unwrap();
+        let mut demoted = 0;
+        for _ in 0..rounds {
+            arm_demotion(m);
+            go.wait();
+            if demote(m) {
+                demoted += 1;
+            }
+            done.wait();
+            if retired_flag.load(Ordering::SeqCst) {
+                break;
+            }
+            assert_eq!(
+                m.demotion.load(Ordering::SeqCst),
+                Demotion::None as u8,
+                "the M's return ends the protocol"
+            );
+            assert_eq!(
+                policy(tid),
+                libc::SCHED_OTHER,
+                "a returned M runs at normal priority"
+            );
+        }
+        let (retired, restorable) = t.join().unwrap();
+        if restorable {
+            assert_eq!(retired, 0);
+        } else {
+            assert_eq!(retired, 1, "without CAP_SYS_NICE the first demoted M retires");
+            assert!(demoted >= 1);
+        }
+    }
+
+    /// `demote` does nothing to an M that is back (`None`), and an M that
+    /// cannot retire is not demoted where restoring is impossible.
+    #[test]
+    fn demote_only_from_armed() {
+        let m: MRef = Box::leak(Box::new(M::new(9_998)));
+        m.set_tid();
+        assert!(!demote(m), "not armed: left alone");
+        assert_eq!(policy(0), libc::SCHED_OTHER);
+        arm_demotion(m);
+        disarm_demotion(m);
+        assert!(!demote(m), "disarmed: left alone");
+        assert_eq!(policy(0), libc::SCHED_OTHER);
+    }
+}

@@ -275,6 +275,11 @@ fn switch_to(m: MRef, p: &'static P, g: GRef, next: GRef) -> MRef {
 pub fn lock_os_thread() {
     let Some(m) = current_m() else { return };
     let Some(g) = m.curg() else { return };
+    // A thread about to retire (it could not leave `SCHED_IDLE`, see
+    // `preempt::Demotion`) stays for the G that locks itself to it, at idle
+    // priority: the lock is the G's to keep. (The other setter of
+    // `exit_requested` is a locked G's exit, which cannot get here.)
+    m.exit_requested.store(false, Ordering::Relaxed);
     g.lock_depth.fetch_add(1, Ordering::Relaxed);
     g.locked_m.store(m as *const _ as *mut _, Ordering::Relaxed);
     m.locked_g.store(g.as_ptr(), Ordering::Relaxed);
