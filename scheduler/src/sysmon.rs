@@ -226,8 +226,8 @@ struct Watch {
     looked: u64,
     /// That thread's `/proc` stat file, kept open.
     stat: StatFile,
-    /// This stretch was reported by the blocking log.
-    logged: bool,
+    /// The blocking log's note on this stretch.
+    log: BlockLog,
     /// This stretch was counted as a thread-limit stall.
     stalled: bool,
     /// The G this look labelled as blocked in the kernel
@@ -256,7 +256,8 @@ struct PLess {
     cpu: Option<u64>,
     /// When the stretch began (runtime clock).
     since: u64,
-    logged: bool,
+    /// The blocking log's note, carried over from the P's watch.
+    log: BlockLog,
 }
 
 /// Why a P was retaken.
@@ -348,6 +349,9 @@ impl Monitor {
                 self.lent_p(p, w, word, now, follow_up, &mut out);
             } else {
                 w.unlabel();
+                if w.word != 0 {
+                    w.log.finish(now.saturating_sub(w.since));
+                }
                 w.word = 0;
             }
         }
@@ -405,12 +409,12 @@ impl Monitor {
         let need = || work_waits(p, now) || nobody_free();
         if w.word != word || w.tid != tid {
             w.unlabel();
+            w.log.finish(now.saturating_sub(w.since));
             w.word = word;
             w.since = now;
             w.tid = tid;
             w.cpu = cpu_ns(tid);
             w.looked = now;
-            w.logged = false;
             w.stalled = false;
             // A fresh stretch: one more look soon tells whether it blocks.
             // Not from a follow-up, or a busy P would keep sysmon awake.
@@ -436,7 +440,7 @@ impl Monitor {
                 g.set_blocked_since(crate::schedule::coarse_now());
                 w.labelled = Some(g);
             }
-            self.maybe_log(m, age, &mut w.logged);
+            self.note_log(&mut w.log, m, age, true);
             let work = work_waits(p, now);
             if (work || nobody_free() || age >= FORCE_RETAKE_NS)
                 && self.retake_lent(p, m, word, Cause::Kernel, work, w)
@@ -448,7 +452,7 @@ impl Monitor {
         if ran {
             w.unlabel();
         }
-        self.maybe_log(m, age, &mut w.logged);
+        self.note_log(&mut w.log, m, age, false);
         if ran {
             if age >= SLICE_NS && work_waits(p, now) {
                 if self.retake_lent(p, m, word, Cause::Slice, true, w) {
@@ -502,7 +506,7 @@ impl Monitor {
             tid,
             cpu: cpu_ns(tid),
             since,
-            logged: self.log_ns.is_none(),
+            log: core::mem::take(&mut w.log),
         });
         crate::schedule::hand_off_p_or(p, AtLimit::Stall);
         true
@@ -512,12 +516,15 @@ impl Monitor {
     fn pless_look(&mut self, now: u64) {
         let log_ns = self.log_ns;
         self.pless.retain_mut(|e| {
+            let age = now.saturating_sub(e.since);
             if !crate::preempt::awaiting_return(e.m) {
                 // Back at a runtime call.
+                e.log.finish(age);
                 return false;
             }
             let cpu = cpu_ns(e.tid);
-            if cpu != e.cpu {
+            let ran = cpu != e.cpu;
+            if ran {
                 // It runs its G's code without a P: it must not take CPU
                 // from the Gs that hold one.
                 e.cpu = cpu;
@@ -526,56 +533,84 @@ impl Monitor {
                 }
                 crate::preempt::demote(e.m);
             }
-            if let Some(t) = log_ns
-                && !e.logged
-                && now.saturating_sub(e.since) >= t
-            {
-                e.logged = true;
-                log_blocked(e.m, e.g, now.saturating_sub(e.since), cpu == e.cpu);
+            if let Some(t) = log_ns {
+                e.log.note(t, e.m, e.g, age, !ran);
             }
             true
         });
     }
 
-    fn maybe_log(&self, m: MRef, age: u64, logged: &mut bool) {
-        if let Some(t) = self.log_ns
-            && !*logged
-            && age >= t
-        {
-            *logged = true;
-            let asleep = m.curg().is_some_and(|g| g.blocked_since().is_some());
-            log_blocked(m, m.curg(), age, asleep);
+    fn note_log(&self, log: &mut BlockLog, m: MRef, age: u64, asleep: bool) {
+        if let Some(t) = self.log_ns {
+            log.note(t, m, m.curg(), age, asleep);
         }
     }
 
     /// Whether the blocking log still owes a line: sysmon must not sleep
     /// deeply.
     fn log_pending(&self) -> bool {
-        self.log_ns.is_some() && self.pless.iter().any(|e| !e.logged)
+        self.pless.iter().any(|e| e.log.noted.is_some())
     }
 }
 
-/// One line of the blocking log (`GORT_BLOCKING_LOG`): which G, for how
-/// long, and where.
-fn log_blocked(m: MRef, g: Option<GRef>, ns: u64, asleep: bool) {
+/// The blocking log (`GORT_BLOCKING_LOG`) for one stretch of a G keeping its
+/// thread: once it passes the threshold, sysmon notes which G and where;
+/// when the stretch ends (the G is back at a runtime call), one line gives
+/// the whole time. A stretch still going after [`LOG_EARLY_NS`] (or ten
+/// thresholds, if longer) gets an early line too, so a G blocked for good
+/// is reported.
+#[derive(Debug, Default)]
+struct BlockLog {
+    /// Who and where, once past the threshold.
+    noted: Option<String>,
+    /// The early line was printed.
+    early: bool,
+}
+
+/// See [`BlockLog`].
+const LOG_EARLY_NS: u64 = 1_000_000_000;
+
+impl BlockLog {
+    fn note(&mut self, threshold: u64, m: MRef, g: Option<GRef>, age: u64, asleep: bool) {
+        if age < threshold {
+            return;
+        }
+        let noted = self.noted.get_or_insert_with(|| describe_block(m, g, asleep));
+        if !self.early && age >= LOG_EARLY_NS.max(threshold.saturating_mul(10)) {
+            self.early = true;
+            eprintln!("gort: {noted} for {} so far", millis(age));
+        }
+    }
+
+    fn finish(&mut self, age: u64) {
+        if let Some(noted) = self.noted.take() {
+            eprintln!("gort: {noted} for {}", millis(age));
+        }
+        self.early = false;
+    }
+}
+
+fn millis(ns: u64) -> String {
+    format!("{:.1} ms", ns as f64 / 1e6)
+}
+
+/// Who kept a thread and where, for the blocking log: `goroutine 7 'name'
+/// (m=3, tid 4711), asleep in the kernel in read called at pc=0x...
+/// (read+0x4c in libc.so.6), created at src/main.rs:12:5, has kept its
+/// thread from the runtime`.
+fn describe_block(m: MRef, g: Option<GRef>, asleep: bool) -> String {
     use std::fmt::Write as _;
-    let mut line = String::from("gort: ");
+    let mut line = String::new();
     match g {
         Some(g) => {
-            let _ = write!(line, "goroutine {}", g.goid());
+            let _ = write!(line, "goroutine {} ", g.goid());
             if let Some(name) = g.name() {
-                let _ = write!(line, " '{name}'");
+                let _ = write!(line, "'{name}' ");
             }
         }
-        None => line.push_str("a G"),
+        None => line.push_str("a G "),
     }
-    let _ = write!(
-        line,
-        " has kept its thread (m={}, tid {}) from the runtime for {:.1} ms",
-        m.id,
-        m.tid(),
-        ns as f64 / 1e6
-    );
+    let _ = write!(line, "(m={}, tid {})", m.id, m.tid());
     if asleep {
         line.push_str(", asleep in the kernel");
         if let Some((nr, pc)) = crate::thread_state::syscall_of(m.tid()) {
@@ -593,12 +628,13 @@ fn log_blocked(m: MRef, g: Option<GRef>, ns: u64, asleep: bool) {
             }
         }
     } else {
-        line.push_str(", running its own code without a runtime call");
+        line.push_str(", running its own code");
     }
     if let Some(site) = g.and_then(|g| g.spawn_site()) {
-        let _ = write!(line, "; created at {site}");
+        let _ = write!(line, ", created at {site}");
     }
-    eprintln!("{line}");
+    line.push_str(", has kept its thread from the runtime");
+    line
 }
 
 fn run() {
