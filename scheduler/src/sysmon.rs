@@ -554,39 +554,39 @@ impl Monitor {
 }
 
 /// The blocking log (`GORT_BLOCKING_LOG`) for one stretch of a G keeping its
-/// thread: once it passes the threshold, sysmon notes which G and where;
-/// when the stretch ends (the G is back at a runtime call), one line gives
-/// the whole time. A stretch still going after [`LOG_EARLY_NS`] (or ten
-/// thresholds, if longer) gets an early line too, so a G blocked for good
-/// is reported.
+/// thread: a line when it passes the threshold (which G, where, so that a G
+/// blocked for good is reported at once), and a line with the whole time
+/// when the stretch ends, if the program is still running then (sysmon
+/// sees the end at its next look, within 10 ms).
 #[derive(Debug, Default)]
 struct BlockLog {
-    /// Who and where, once past the threshold.
+    /// Who, once past the threshold.
     noted: Option<String>,
-    /// The early line was printed.
-    early: bool,
 }
-
-/// See [`BlockLog`].
-const LOG_EARLY_NS: u64 = 1_000_000_000;
 
 impl BlockLog {
     fn note(&mut self, threshold: u64, m: MRef, g: Option<GRef>, age: u64, asleep: bool) {
-        if age < threshold {
+        if age < threshold || self.noted.is_some() {
             return;
         }
-        let noted = self.noted.get_or_insert_with(|| describe_block(m, g, asleep));
-        if !self.early && age >= LOG_EARLY_NS.max(threshold.saturating_mul(10)) {
-            self.early = true;
-            eprintln!("gort: {noted} for {} so far", millis(age));
-        }
+        eprintln!(
+            "gort: {} has kept its thread from the runtime for {} so far",
+            describe_block(m, g, asleep),
+            millis(age)
+        );
+        self.noted = Some(match g {
+            Some(g) => match g.name() {
+                Some(name) => format!("goroutine {} '{name}'", g.goid()),
+                None => format!("goroutine {}", g.goid()),
+            },
+            None => format!("the G on m={}", m.id),
+        });
     }
 
     fn finish(&mut self, age: u64) {
-        if let Some(noted) = self.noted.take() {
-            eprintln!("gort: {noted} for {}", millis(age));
+        if let Some(who) = self.noted.take() {
+            eprintln!("gort: {who} gave its thread back after {}", millis(age));
         }
-        self.early = false;
     }
 }
 
@@ -594,10 +594,9 @@ fn millis(ns: u64) -> String {
     format!("{:.1} ms", ns as f64 / 1e6)
 }
 
-/// Who kept a thread and where, for the blocking log: `goroutine 7 'name'
+/// Who keeps a thread and where, for the blocking log: `goroutine 7 'name'
 /// (m=3, tid 4711), asleep in the kernel in read called at pc=0x...
-/// (read+0x4c in libc.so.6), created at src/main.rs:12:5, has kept its
-/// thread from the runtime`.
+/// (read+0x4c in libc.so.6), created at src/main.rs:12:5,`.
 fn describe_block(m: MRef, g: Option<GRef>, asleep: bool) -> String {
     use std::fmt::Write as _;
     let mut line = String::new();
@@ -631,9 +630,8 @@ fn describe_block(m: MRef, g: Option<GRef>, asleep: bool) -> String {
         line.push_str(", running its own code");
     }
     if let Some(site) = g.and_then(|g| g.spawn_site()) {
-        let _ = write!(line, ", created at {site}");
+        let _ = write!(line, ", created at {site},");
     }
-    line.push_str(", has kept its thread from the runtime");
     line
 }
 
@@ -645,6 +643,10 @@ fn run() {
     crate::preempt::probe_restore();
     let s = sched();
     let mut mon = Monitor::new();
+    // With the blocking log on, look at least twice per threshold.
+    let max_delay = mon
+        .log_ns
+        .map_or(MAX_DELAY, |t| MAX_DELAY.min(Duration::from_nanos(t / 2)));
     let mut delay = MIN_DELAY;
     let mut sleep_for = MIN_DELAY;
     let mut follow_ups = 0u32;
@@ -688,7 +690,7 @@ fn run() {
             continue;
         }
         follow_ups = 0;
-        delay = (delay * 2).min(MAX_DELAY);
+        delay = (delay * 2).min(max_delay);
         sleep_for = delay;
         if s.npidle() != s.procs() || io_unwatched() || mon.log_pending() {
             // Gs run, or Gs wait for I/O that no M is blocked on: keep
