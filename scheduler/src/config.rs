@@ -354,7 +354,15 @@ mod tests {
         assert_eq!(p("1500us"), Ok(Some(Duration::from_micros(1500))));
         assert_eq!(p(" 2s "), Ok(Some(Duration::from_secs(2))));
         assert_eq!(p("off"), Ok(None));
-        for bad in ["", "10", "10 parsecs", "999us", "2h", "-1ms", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "10",
+            "10 parsecs",
+            "999us",
+            "2h",
+            "-1ms",
+            "99999999999999999999s",
+        ] {
             let e = p(bad).unwrap_err();
             assert!(e.to_string().contains("GORT_BLOCKING_LOG"), "{bad}: {e}");
         }

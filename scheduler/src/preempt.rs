@@ -207,7 +207,12 @@ fn back_from_retake(m: MRef) -> bool {
             continue;
         }
         if m.demotion
-            .compare_exchange(state, Demotion::None as u8, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(
+                state,
+                Demotion::None as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
             .is_err()
         {
             continue;
@@ -368,7 +373,10 @@ mod tests {
         if restorable {
             assert_eq!(retired, 0);
         } else {
-            assert_eq!(retired, 1, "without CAP_SYS_NICE the first demoted M retires");
+            assert_eq!(
+                retired, 1,
+                "without CAP_SYS_NICE the first demoted M retires"
+            );
             assert!(demoted >= 1);
         }
     }

@@ -314,11 +314,13 @@ fn stall_once(stalled: &mut bool) {
 pub(crate) fn thread_limit_stall() {
     count(&THREAD_LIMIT_STALLS);
     if !STALL_WARNED.swap(true, Ordering::Relaxed) {
+        let c = &sched().config;
         eprintln!(
-            "gort: a G blocked its thread and another thread would exceed the thread \
-             limit (GORT_MAX_THREADS / Builder::max_threads = {}): other Gs wait until \
-             a blocked thread returns (counted in stats().thread_limit_stalls; said once)",
-            sched().config.max_threads
+            "gort: a G blocked its thread, and handing its P to another thread would \
+             exceed the limit of {} threads gort creates (max_threads, set by {}): \
+             other Gs wait until a blocked thread returns (counted in \
+             stats().thread_limit_stalls; said once)",
+            c.max_threads, c.max_threads_source
         );
     }
 }

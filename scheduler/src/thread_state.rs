@@ -161,7 +161,12 @@ pub(crate) fn syscall_name(nr: i64) -> Option<&'static str> {
     ];
     names
         .iter()
-        .find(|(n, _)| *n as i64 == nr)
+        // `c_long` is `i64` on 64-bit targets and `i32` on i686.
+        .find(|(n, _)| {
+            #[allow(clippy::unnecessary_cast)]
+            let n = *n as i64;
+            n == nr
+        })
         .map(|(_, name)| *name)
 }
 
