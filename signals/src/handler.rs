@@ -428,7 +428,11 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
         o.nl();
         match g {
             Some(g) => {
-                dump::header(&mut o, g.0, Some("running"), coarse);
+                // A fault or an abort comes from the G's own code: it runs.
+                // A SIGQUIT may find it asleep in the kernel: its status
+                // says so (`syscall`).
+                let state = (entry.action != Action::Quit).then_some("running");
+                dump::header(&mut o, g.0, state, coarse);
                 dump::stack(&mut o, &f, style);
                 dump::created_by(&mut o, g.0);
             }
@@ -749,12 +753,9 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
     };
     match curg {
         Some(g) => {
-            dump::header(
-                &mut o,
-                g.0,
-                Some("running"),
-                now_ns(libc::CLOCK_MONOTONIC_COARSE),
-            );
+            // Running, or asleep in the kernel (`syscall`) when the relay
+            // found it there.
+            dump::header(&mut o, g.0, None, now_ns(libc::CLOCK_MONOTONIC_COARSE));
             dump::stack(&mut o, &f, style);
             dump::created_by(&mut o, g.0);
         }
