@@ -412,6 +412,14 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             Some(g) => capture_running(&mut f, regs, g, m, ctx.sp()),
             None => f.capture(regs, &[os_stack(m, ctx.sp())]),
         }
+        // A fault or an abort comes from the G's own code: it runs. A
+        // SIGQUIT may find it asleep in the kernel (`syscall`). Read now:
+        // while this handler runs, sysmon sees the thread use CPU and would
+        // drop the label.
+        let state = g.map(|g| match entry.action {
+            Action::Quit => g.0.header_state().0,
+            _ => "running",
+        });
         let others = (lvl >= Level::All)
             .then(|| dump::Groups::collect(g.map(|g| g.index), lvl >= Level::System));
         let answer = resolve::Request::begin().and_then(|mut req| {
@@ -428,10 +436,6 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
         o.nl();
         match g {
             Some(g) => {
-                // A fault or an abort comes from the G's own code: it runs.
-                // A SIGQUIT may find it asleep in the kernel: its status
-                // says so (`syscall`).
-                let state = (entry.action != Action::Quit).then_some("running");
                 dump::header(&mut o, g.0, state, coarse);
                 dump::stack(&mut o, &f, style);
                 dump::created_by(&mut o, g.0);
@@ -743,6 +747,9 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
         Some(g) => capture_running(&mut f, regs, g, Some(m), ctx.sp()),
         None => f.capture(regs, &[os_stack(Some(m), ctx.sp())]),
     }
+    // Running, or asleep in the kernel (`syscall`) when the relay found it
+    // there; read before the symbols are resolved (see `fatal`).
+    let state = curg.map(|g| g.0.header_state().0);
     let answer = resolve::Request::begin().and_then(|mut req| {
         f.add_to(&mut req);
         req.send(resolve::WAIT_NS)
@@ -753,9 +760,7 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
     };
     match curg {
         Some(g) => {
-            // Running, or asleep in the kernel (`syscall`) when the relay
-            // found it there.
-            dump::header(&mut o, g.0, None, now_ns(libc::CLOCK_MONOTONIC_COARSE));
+            dump::header(&mut o, g.0, state, now_ns(libc::CLOCK_MONOTONIC_COARSE));
             dump::stack(&mut o, &f, style);
             dump::created_by(&mut o, g.0);
         }
