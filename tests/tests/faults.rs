@@ -342,6 +342,12 @@ fn twenty_thousand_short_lived_foreign_threads_leave_no_growth() {
     let (m0, m1): (usize, usize) = (o.parse("mcount_before"), o.parse("mcount_after"));
     assert!(m1 <= m0 + 2, "mcount {m0} -> {m1}\n{o}");
     assert_eq!(o.value("extra_m_in_use"), Some("0"), "{o}");
+    if under_qemu() {
+        // qemu-user keeps per-thread emulator state (hundreds of MB for
+        // 2,000 guest threads) in the same RSS.
+        eprintln!("RSS not checked under qemu: it counts the emulator's own memory");
+        return;
+    }
     let rss: u64 = o.parse("rss_growth_kib");
     assert!(rss < 16 << 10, "RSS grew by {rss} KiB\n{o}");
 }

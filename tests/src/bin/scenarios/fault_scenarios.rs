@@ -589,8 +589,8 @@ pub fn short_lived_foreign_threads() {
     let batch = 16;
     let calls = Arc::new(AtomicUsize::new(0));
     let run = |n: usize| {
-        for _ in 0..n / batch {
-            let ts: Vec<_> = (0..batch)
+        for start in (0..n).step_by(batch) {
+            let ts: Vec<_> = (start..n.min(start + batch))
                 .map(|_| {
                     let calls = calls.clone();
                     std::thread::spawn(move || {
