@@ -107,8 +107,9 @@ impl Config {
 
     /// Checks the values against each other: `max_threads` must leave a
     /// thread for every P and one more (an M that blocks while the others
-    /// run), as Go's `checkmcount` would stop the program at once otherwise.
-    /// The error names where both values came from.
+    /// run); below that the runtime would stop with `thread exhaustion` as
+    /// soon as every P is busy. The error names where both values came
+    /// from.
     pub fn check(&self) -> Result<(), ConfigError> {
         let need = self.procs + 1;
         if self.max_threads < need {
