@@ -304,7 +304,8 @@ fn sigquit_while_a_g_is_in_a_plain_blocking_call_dumps_it() {
     // sysmon found the G's thread asleep in the kernel: Go's `syscall`.
     assert!(o.stderr.contains("goroutine 2 [syscall]:"), "{o}");
     assert!(
-        o.stderr.contains("goroutine running on other thread; stack unavailable")
+        o.stderr
+            .contains("goroutine running on other thread; stack unavailable")
             || o.stderr.contains("blocked_in_plain_read_function"),
         "{o}"
     );
@@ -337,10 +338,12 @@ fn twenty_thousand_short_lived_foreign_threads_leave_no_growth() {
     let o = case("fault_short_lived_foreign_threads", &[("THREADS", n)]);
     o.assert_success();
     assert_eq!(o.value("calls"), Some(n), "{o}");
+    // A leak would grow by one per thread (18,000); a few more runtime Ms
+    // may start when the machine is loaded.
     let (t0, t1): (usize, usize) = (o.parse("threads_before"), o.parse("threads_after"));
-    assert!(t1 <= t0 + 1, "threads {t0} -> {t1}\n{o}");
+    assert!(t1 <= t0 + 8, "threads {t0} -> {t1}\n{o}");
     let (m0, m1): (usize, usize) = (o.parse("mcount_before"), o.parse("mcount_after"));
-    assert!(m1 <= m0 + 2, "mcount {m0} -> {m1}\n{o}");
+    assert!(m1 <= m0 + 8, "mcount {m0} -> {m1}\n{o}");
     assert_eq!(o.value("extra_m_in_use"), Some("0"), "{o}");
     if under_qemu() {
         // qemu-user keeps per-thread emulator state (hundreds of MB for
