@@ -29,6 +29,11 @@ echo "== 1,000,000 parked Gs under the default vm.max_map_count (release)"
 echo "   vm.max_map_count=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo '?')"
 cargo run --release --locked --example tour -- 1000000 --check
 
+echo "== examples/httpd --selftest: a listener handed in as a descriptor, a child"
+echo "   process, an async client through block_on, a live dump on SIGUSR1, Ctrl-C"
+cargo build --release --locked -p gort --example httpd
+timeout 300 target/release/examples/httpd --selftest
+
 echo "== the C example through pkg-config, against libgort.a and libgort.so"
 ci/need-c-tools.sh
 out="$PWD/target/c-example"

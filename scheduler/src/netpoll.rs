@@ -306,6 +306,10 @@ impl Drop for Registration {
     }
 }
 
+/// How often a plain thread blocked in `poll(2)` looks at a deadline that
+/// may have moved (a G is woken at once instead: `wake_waiters`).
+const THREAD_RECHECK_MS: libc::c_int = 50;
+
 /// When an I/O call gives up: a fixed deadline of the call (from a
 /// per-call timeout), and a deadline shared with the socket that may move
 /// while the call waits (Go's `SetDeadline`; see
@@ -383,7 +387,7 @@ impl Registration {
         let deadline = deadline.into();
         let edges = &self.pd.edges[mode as usize];
         if drained_now(edges) {
-            self.wait_inner(mode, deadline.get(), true)?;
+            self.wait_inner(mode, deadline, true)?;
         }
         loop {
             let seen = edges.load(Ordering::Acquire);
@@ -395,7 +399,7 @@ impl Registration {
                     return Ok(r);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_inner(mode, deadline.get(), false)?;
+                    self.wait_inner(mode, deadline, false)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -406,14 +410,15 @@ impl Registration {
     /// Waits until the descriptor may be ready for `mode` (a wake-up may be
     /// spurious: retry the call), or fails with `TimedOut` at the deadline.
     pub fn wait<'d>(&self, mode: Mode, deadline: impl Into<Deadline<'d>>) -> io::Result<()> {
-        self.wait_inner(mode, deadline.into().get(), false)
+        self.wait_inner(mode, deadline.into(), false)
     }
 
     /// Wakes every G parked on `mode` as if the descriptor turned ready, so
     /// that each looks at its deadline again (Go's `SetDeadline` on a
     /// socket with calls in flight). They retry their call, which finds
     /// `EAGAIN` and waits again unless the new deadline has passed. A plain
-    /// thread blocked in `poll(2)` sees a new deadline at its next wait.
+    /// thread blocked in `poll(2)` sees a new deadline within
+    /// [`THREAD_RECHECK_MS`].
     pub fn wake_waiters(&self, mode: Mode) {
         let mut woken = Vec::new();
         {
@@ -435,32 +440,43 @@ impl Registration {
     /// [`wait`](Self::wait); `drained`: the caller saw [`DRAINED`], so a
     /// `ready` flag left by edges from before the draining call is stale if
     /// no edge came in since.
-    fn wait_inner(&self, mode: Mode, deadline: Option<u64>, drained: bool) -> io::Result<()> {
+    fn wait_inner(&self, mode: Mode, deadline: Deadline<'_>, drained: bool) -> io::Result<()> {
         match current_g() {
-            Some(g) => self.park(g, mode, deadline, drained),
+            Some(g) => self.park(g, mode, deadline.get(), drained),
             None => self.block_thread(mode, deadline),
         }
     }
 
-    fn block_thread(&self, mode: Mode, deadline: Option<u64>) -> io::Result<()> {
+    /// A plain thread's wait: `poll(2)` on the descriptor. A deadline that
+    /// another thread may move ([`Deadline::shared`]) is looked at again
+    /// every [`THREAD_RECHECK_MS`], since nothing interrupts the poll.
+    fn block_thread(&self, mode: Mode, deadline: Deadline<'_>) -> io::Result<()> {
         let interest = match mode {
             Mode::Read => crate::sys::Interest::Read,
             Mode::Write => crate::sys::Interest::Write,
         };
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_sub(nanotime());
-                if left == 0 {
-                    return Err(timed_out());
+        loop {
+            let mut timeout_ms = match deadline.get() {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_sub(nanotime());
+                    if left == 0 {
+                        return Err(timed_out());
+                    }
+                    libc::c_int::try_from(left.div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
                 }
-                libc::c_int::try_from(left.div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
+            };
+            let sliced =
+                deadline.shared.is_some() && !(0..=THREAD_RECHECK_MS).contains(&timeout_ms);
+            if sliced {
+                timeout_ms = THREAD_RECHECK_MS;
             }
-        };
-        if crate::sys::poll_one(self.fd, interest, timeout_ms)? {
-            Ok(())
-        } else {
-            Err(timed_out())
+            if crate::sys::poll_one(self.fd, interest, timeout_ms)? {
+                return Ok(());
+            }
+            if !sliced {
+                return Err(timed_out());
+            }
         }
     }
 

@@ -236,3 +236,20 @@ fn a_past_deadline_wakes_calls_already_waiting() {
     (&*s).read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"ok");
 }
+
+/// The same for a plain thread blocked in `poll(2)`: it notices the new
+/// deadline within its re-check interval.
+#[test]
+fn a_past_deadline_reaches_a_plain_thread_too() {
+    let l = std::sync::Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+    let l2 = l.clone();
+    let t = std::thread::spawn(move || {
+        let start = Instant::now();
+        (l2.accept().unwrap_err().kind(), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    l.set_deadline(Some(Instant::now()));
+    let (kind, took) = t.join().unwrap();
+    assert_eq!(kind, ErrorKind::TimedOut);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}

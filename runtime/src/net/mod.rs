@@ -18,8 +18,9 @@
 //! (`set_deadline`, `set_read_deadline`, `set_write_deadline`, and
 //! `set_deadline` on listeners for `accept`) bound every call until the
 //! instant given, so a peer that trickles a byte at a time cannot keep an
-//! exchange alive; a new deadline also reaches calls already waiting on a
-//! G (a past one fails them: how a server stops an accept loop). Unlike
+//! exchange alive; a new deadline also reaches calls already waiting (at
+//! once on a G, within 50 ms on a plain thread; a past one fails them: how
+//! a server stops an accept loop). Unlike
 //! the socket options, timeouts and deadlines belong to the handle: a
 //! `try_clone` copies them once.
 //!
@@ -95,8 +96,9 @@ macro_rules! timeout_methods {
         /// with `TimedOut` once `at` has passed, however many calls it
         /// takes to get there (unlike the per-call timeout, a peer that
         /// sends one byte at a time cannot keep the exchange alive past
-        /// it). Applies to reads already waiting on a G too; a deadline in
-        /// the past fails them at once. `None` removes it.
+        /// it). Applies to reads already waiting too (a plain thread's
+        /// within 50 ms); a deadline in the past fails them at once. `None`
+        /// removes it.
         pub fn set_read_deadline(&self, at: Option<std::time::Instant>) {
             Timeouts::set_at(&self.timeouts.read_at, at);
             self.reg.wake_waiters(scheduler::netpoll::Mode::Read);
