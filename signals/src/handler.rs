@@ -157,34 +157,40 @@ pub fn install() {
     arch::sigctx::SIGNAL_TARGET.store(handle as *const () as usize, Ordering::Release);
     crate::live::install();
     for e in table::TABLE {
-        // SAFETY: sigaction with a zeroed struct we fill; the entry point has
-        // the SA_SIGINFO signature.
-        unsafe {
-            let mut sa: libc::sigaction = core::mem::zeroed();
-            let mut old: libc::sigaction = core::mem::zeroed();
-            sa.sa_sigaction = arch::sigctx::signal_entry as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-            // Block everything during the handler except the synchronous
-            // faults: a fault inside the handler must re-enter it so that
-            // it ends the process with the *original* signal (`die_with`);
-            // blocked, the kernel would kill us with the new one.
-            libc::sigfillset(&mut sa.sa_mask);
-            for f in [
-                libc::SIGSEGV,
-                libc::SIGBUS,
-                libc::SIGFPE,
-                libc::SIGILL,
-                libc::SIGTRAP,
-            ] {
-                libc::sigdelset(&mut sa.sa_mask, f);
-            }
-            if libc::sigaction(e.signo, &sa, &mut old) == 0
-                && old.sa_sigaction != arch::sigctx::signal_entry as *const () as usize
-            {
-                PREV[e.signo as usize].store(old.sa_sigaction, Ordering::Release);
-                PREV_FLAGS[e.signo as usize].store(old.sa_flags as usize, Ordering::Release);
-            }
+        if let Some(old) = install_entry(e.signo)
+            && old.sa_sigaction != arch::sigctx::signal_entry as *const () as usize
+        {
+            PREV[e.signo as usize].store(old.sa_sigaction, Ordering::Release);
+            PREV_FLAGS[e.signo as usize].store(old.sa_flags as usize, Ordering::Release);
         }
+    }
+}
+
+/// Installs `arch::sigctx::signal_entry` (which reaches [`handle`]) for
+/// `signo`; returns the action it replaced, or `None` if sigaction failed.
+/// Everything is blocked during the handler except the synchronous faults:
+/// a fault inside the handler must re-enter it so that it ends the process
+/// with the *original* signal (`die_with`); blocked, the kernel would kill
+/// us with the new one.
+pub(crate) fn install_entry(signo: libc::c_int) -> Option<libc::sigaction> {
+    // SAFETY: sigaction with zeroed structs we fill; the entry point has
+    // the SA_SIGINFO signature.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        let mut old: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = arch::sigctx::signal_entry as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+        libc::sigfillset(&mut sa.sa_mask);
+        for f in [
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGILL,
+            libc::SIGTRAP,
+        ] {
+            libc::sigdelset(&mut sa.sa_mask, f);
+        }
+        (libc::sigaction(signo, &sa, &mut old) == 0).then_some(old)
     }
 }
 

@@ -71,25 +71,7 @@ static DUMPING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
 /// Installs the handler entry for [`LIVE_SIGNAL`] (from `handler::install`).
 pub(crate) fn install() {
-    // SAFETY: sigaction with a zeroed struct we fill; the entry point has
-    // the SA_SIGINFO signature; the mask blocks everything but the faults
-    // during the short walk.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = arch::sigctx::signal_entry as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        libc::sigfillset(&mut sa.sa_mask);
-        for f in [
-            libc::SIGSEGV,
-            libc::SIGBUS,
-            libc::SIGFPE,
-            libc::SIGILL,
-            libc::SIGTRAP,
-        ] {
-            libc::sigdelset(&mut sa.sa_mask, f);
-        }
-        libc::sigaction(LIVE_SIGNAL, &sa, core::ptr::null_mut());
-    }
+    crate::handler::install_entry(LIVE_SIGNAL);
 }
 
 /// The handler side: if this M runs the G asked for, walk it into the slot.

@@ -113,6 +113,63 @@ macro_rules! timeout_methods {
     };
 }
 
+/// What a socket with a peer and per-handle timeouts shares (fields
+/// `reg`, `inner`, `timeouts`), inside its inherent `impl`: addresses, the
+/// pending error, `try_clone` (registered on its own, with this handle's
+/// timeouts and deadlines), and the timeout and deadline methods.
+macro_rules! peer_socket_methods {
+    ($t:ident, $addr:ty) => {
+        /// The local address.
+        pub fn local_addr(&self) -> io::Result<$addr> {
+            self.inner.local_addr()
+        }
+
+        /// The peer's address (the connected one, for a datagram socket).
+        pub fn peer_addr(&self) -> io::Result<$addr> {
+            self.inner.peer_addr()
+        }
+
+        /// The pending socket error (`SO_ERROR`), if any.
+        pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+            self.inner.take_error()
+        }
+
+        /// Another handle on the same socket (`dup`), registered on its
+        /// own; it starts with this handle's timeouts and deadlines.
+        pub fn try_clone(&self) -> io::Result<$t> {
+            let inner = self.inner.try_clone()?;
+            let reg = register(inner.as_raw_fd())?;
+            Ok($t {
+                reg,
+                inner,
+                timeouts: self.timeouts.copy(),
+            })
+        }
+
+        timeout_methods!();
+    };
+}
+
+/// `send` and `recv` on the connected peer of a datagram socket.
+macro_rules! datagram_methods {
+    () => {
+        /// Sends one datagram to the connected peer.
+        pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+            self.reg
+                .io(Mode::Write, self.timeouts.write_deadline(), || {
+                    self.inner.send(buf)
+                })
+        }
+
+        /// Receives one datagram from the connected peer.
+        pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
+                self.inner.recv(buf)
+            })
+        }
+    };
+}
+
 /// `Read` and `Write` for a stream socket and for a shared reference to it
 /// (one G reads while another writes): each call goes to the type's
 /// `read_io`/`write_io`, which go through the netpoll registration with the

@@ -59,48 +59,12 @@ impl UdpSocket {
         each_addr(addr, |a| self.inner.connect(a))
     }
 
-    /// Sends to the connected peer.
-    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.reg
-            .io(Mode::Write, self.timeouts.write_deadline(), || {
-                self.inner.send(buf)
-            })
-    }
-
-    /// Receives from the connected peer.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
-            self.inner.recv(buf)
-        })
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The connected peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
-    timeout_methods!();
+    datagram_methods!();
+    peer_socket_methods!(UdpSocket, SocketAddr);
 
     /// Sets `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
         self.inner.set_broadcast(on)
-    }
-
-    /// Another handle on the same socket (`dup`), registered on its own;
-    /// it starts with this handle's timeouts.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        let inner = self.inner.try_clone()?;
-        let reg = register(inner.as_raw_fd())?;
-        Ok(UdpSocket {
-            reg,
-            inner,
-            timeouts: self.timeouts.copy(),
-        })
     }
 }
 

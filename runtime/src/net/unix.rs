@@ -133,39 +133,12 @@ impl UnixStream {
         ))
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
     /// Shuts down the read half, the write half, or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
     }
 
-    /// Another handle on the same connection (`dup`), registered on its
-    /// own; it starts with this handle's timeouts.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let inner = self.inner.try_clone()?;
-        let reg = register(inner.as_raw_fd())?;
-        Ok(UnixStream {
-            reg,
-            inner,
-            timeouts: self.timeouts.copy(),
-        })
-    }
-
-    timeout_methods!();
-
-    /// The pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
+    peer_socket_methods!(UnixStream, SocketAddr);
 }
 
 /// A Unix-domain datagram socket. `recv`/`recv_from` park the calling G
@@ -221,14 +194,6 @@ impl UnixDatagram {
             })
     }
 
-    /// Sends one datagram to the connected peer.
-    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.reg
-            .io(Mode::Write, self.timeouts.write_deadline(), || {
-                self.inner.send(buf)
-            })
-    }
-
     /// Receives one datagram and who sent it.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
@@ -236,46 +201,13 @@ impl UnixDatagram {
         })
     }
 
-    /// Receives one datagram.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reg.io(Mode::Read, self.timeouts.read_deadline(), || {
-            self.inner.recv(buf)
-        })
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The connected peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
     /// Shuts down the read half, the write half, or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
     }
 
-    /// Another handle on the same socket (`dup`), registered on its own;
-    /// it starts with this handle's timeouts and deadlines.
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        let inner = self.inner.try_clone()?;
-        let reg = register(inner.as_raw_fd())?;
-        Ok(UnixDatagram {
-            reg,
-            inner,
-            timeouts: self.timeouts.copy(),
-        })
-    }
-
-    timeout_methods!();
-
-    /// The pending socket error (`SO_ERROR`), if any.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
+    datagram_methods!();
+    peer_socket_methods!(UnixDatagram, SocketAddr);
 }
 
 super::raw::impl_conversions!(UnixListener, std::os::unix::net::UnixListener);
