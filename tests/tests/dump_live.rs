@@ -45,9 +45,19 @@ fn a_live_dump_shows_parked_and_running_gs_and_the_program_runs_on() {
     while runtime::stats().waiting_gs < 100 || count.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let mut out = Vec::new();
-    let stats = runtime::dump(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out);
+    // A busy G may be between Ps at the moment of a dump on a loaded
+    // machine (then it is parked, not running): a few tries.
+    let (mut text, mut stats) = (String::new(), runtime::DumpStats::default());
+    for _ in 0..20 {
+        let mut out = Vec::new();
+        stats = runtime::dump(&mut out).unwrap();
+        text = String::from_utf8_lossy(&out).into_owned();
+        if stats.asked >= 1 && stats.answered == stats.asked && text.contains("live_busy_function")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(text.contains("live_parked_function"), "{text}");
     assert!(
         text.contains("[99 more goroutines with the stack of goroutine "),
@@ -60,7 +70,7 @@ fn a_live_dump_shows_parked_and_running_gs_and_the_program_runs_on() {
     );
     assert!(text.contains("modules:"), "{text}");
     // The running Gs were walked by their own Ms.
-    assert!(stats.asked >= 2, "{stats:?}");
+    assert!(stats.asked >= 1, "{stats:?}");
     if !tests::under_qemu() {
         assert_eq!(stats.answered, stats.asked, "{stats:?}\n{text}");
         assert!(text.contains("live_busy_function"), "{text}");
