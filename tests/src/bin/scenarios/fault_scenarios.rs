@@ -451,15 +451,22 @@ pub fn duration_max() {
 }
 
 /// Symptom: an accept loop that runs out of file descriptors (EMFILE)
-/// panics, spins, or parks for ever with the connection still queued.
+/// panics, spins, or parks for ever with the connections still queued.
 pub fn emfile_accept() {
     // The runtime's start-up work (the symbol table is read from the
     // binary's file) is done before the table is filled.
     crate::wait_for_symbols();
     let l = runtime::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    // Fill the descriptor table, then free exactly three: two clients and
-    // one accepted connection fit, the second accept does not.
+    // Two connections wait in the listen queue.
+    let clients = runtime::go(move || {
+        let a = runtime::net::TcpStream::connect(addr).unwrap();
+        let b = runtime::net::TcpStream::connect(addr).unwrap();
+        (a, b)
+    })
+    .join()
+    .unwrap();
+    // Fill the descriptor table.
     let mut filler = Vec::new();
     loop {
         // SAFETY: dup of our own stdin; the copies are closed below.
@@ -473,30 +480,22 @@ pub fn emfile_accept() {
             return;
         }
     }
-    for fd in filler.drain(filler.len() - 3..) {
-        // SAFETY: closing a descriptor this scenario dup'ed.
-        unsafe { libc::close(fd) };
-    }
-    let clients = runtime::go(move || {
-        let a = runtime::net::TcpStream::connect(addr).unwrap();
-        let b = runtime::net::TcpStream::connect(addr).unwrap();
-        (a, b)
-    })
-    .join()
-    .unwrap();
-    // Kept open: its descriptor is the last free one.
-    let first = l.accept().map(|(s, _)| s);
-    println!("first={:?}", first.as_ref().map(|_| ()));
-    let second = l.accept().map(|_| ());
-    println!("second={:?}", second.as_ref().map_err(|e| e.raw_os_error()));
-    // Descriptors back: the queued connection is accepted.
+    let full = l.accept().map(|_| ());
+    println!("full={:?}", full.as_ref().map_err(|e| e.raw_os_error()));
+    // Descriptors back: both queued connections are accepted.
     for fd in filler.drain(..) {
         // SAFETY: closing a descriptor this scenario dup'ed.
         unsafe { libc::close(fd) };
     }
-    let again = runtime::go(move || l.accept().map(|_| ())).join().unwrap();
+    let again = runtime::go(move || {
+        let first = l.accept().map(|(s, _)| s);
+        let second = l.accept().map(|(s, _)| s);
+        (first.map(|_| ()), second.map(|_| ()))
+    })
+    .join()
+    .unwrap();
     println!("again={again:?}");
-    drop((clients, first));
+    drop(clients);
 }
 
 #[inline(never)]
