@@ -90,6 +90,11 @@ impl Frames {
         }
     }
 
+    /// Whether `answer` has every frame's lookup address.
+    pub fn covered_by(&self, answer: &Answer) -> bool {
+        (0..self.n).all(|i| answer.covers(self.lookup(i)))
+    }
+
     /// Adds every frame's lookup address to a symbolizer request.
     pub fn add_to(&self, req: &mut resolve::Request) {
         for i in 0..self.n {
@@ -307,21 +312,37 @@ pub fn header(o: &mut Out, g: &'static G, status_override: Option<&str>, now_coa
 }
 
 /// Prints `created by <function> in goroutine N` and the spawn site's
-/// `\t<file>:<line>`. The function is the one that spawned the G when
-/// the site's code address is known, else the site's crate.
-pub fn created_by(o: &mut Out, g: &'static G) {
+/// `\t<file>:<line>`. The function holding the site and the file's full
+/// path come from the symbolizer's answer (`style.answer`, which the
+/// dump's request asked for with [`add_site`]); without it, the module
+/// path the file stands for and the file as `Location` names it.
+pub fn created_by(o: &mut Out, g: &'static G, style: Style) {
     let Some(site) = g.spawn_site() else { return };
+    let found = style.answer.and_then(|a| a.site(site));
     o.str("created by ");
-    spawner_name(o, site.file());
+    match found {
+        Some((function, _)) => {
+            o.str(function);
+        }
+        None => spawner_name(o, site.file()),
+    }
     if g.parent_goid() != 0 {
         o.str(" in goroutine ").dec(g.parent_goid());
     }
     o.nl();
+    let file = found.map_or(site.file(), |(_, path)| path);
     o.str("\t")
-        .str(site.file())
+        .str(file)
         .str(":")
         .dec(u64::from(site.line()))
         .nl();
+}
+
+/// Adds `g`'s spawn site to a symbolizer request (for [`created_by`]).
+pub fn add_site(req: &mut resolve::Request, g: &G) {
+    if let Some(site) = g.spawn_site() {
+        req.add_site(site);
+    }
 }
 
 /// The spawner as a Rust path guessed from its file (`src/bin/x.rs` ->
@@ -445,6 +466,12 @@ impl Groups {
                 && capture_parked(&mut f, g)
             {
                 f.add_to(req);
+                add_site(req, g);
+            }
+        }
+        for &gi in &self.running[..self.n_running] {
+            if let Some(g) = ALLGS.get(gi) {
+                add_site(req, g);
             }
         }
     }
@@ -477,7 +504,7 @@ impl Groups {
             if capture_parked(&mut f, g) {
                 parked_stack(o, &f, style);
             }
-            created_by(o, g);
+            created_by(o, g, style);
             if e.2 > 1 {
                 // After the goroutine's blank line: Go's parsers take it
                 // as text between goroutines.
@@ -512,7 +539,7 @@ impl Groups {
                         .nl();
                 }
             }
-            created_by(o, g);
+            created_by(o, g, style);
         }
         if self.elided > 0 {
             o.nl();

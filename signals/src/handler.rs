@@ -430,6 +430,9 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             .then(|| dump::Groups::collect(g.map(|g| g.index), lvl >= Level::System));
         let answer = resolve::Request::begin().and_then(|mut req| {
             f.add_to(&mut req);
+            if let Some(g) = g {
+                dump::add_site(&mut req, g.0);
+            }
             if let Some(others) = &others {
                 others.add_to(&mut req);
             }
@@ -444,7 +447,7 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             Some(g) => {
                 dump::header(&mut o, g.0, state, coarse);
                 dump::stack(&mut o, &f, style);
-                dump::created_by(&mut o, g.0);
+                dump::created_by(&mut o, g.0, style);
             }
             None => {
                 o.str("goroutine 0 [")
@@ -756,10 +759,21 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
     // Running, or asleep in the kernel (`syscall`) when the relay found it
     // there; read before the symbols are resolved (see `fatal`).
     let state = curg.map(|g| g.0.header_state().0);
-    let answer = resolve::Request::begin().and_then(|mut req| {
-        f.add_to(&mut req);
-        req.send(resolve::WAIT_NS)
+    // Sections often need only what earlier dumps resolved (Ms running the
+    // same code): ask only for what is missing.
+    let known = resolve::latest().filter(|a| {
+        f.covered_by(a) && curg.is_none_or(|g| g.0.spawn_site().is_none_or(|s| a.covers_site(s)))
     });
+    let answer = known.or_else(|| {
+        resolve::Request::begin().and_then(|mut req| {
+            f.add_to(&mut req);
+            if let Some(g) = curg {
+                dump::add_site(&mut req, g.0);
+            }
+            req.send(resolve::WAIT_NS)
+        })
+    });
+    let answer = answer.or_else(resolve::latest);
     let style = Style {
         system: level() >= Level::System,
         answer,
@@ -768,7 +782,7 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
         Some(g) => {
             dump::header(&mut o, g.0, state, now_ns(libc::CLOCK_MONOTONIC_COARSE));
             dump::stack(&mut o, &f, style);
-            dump::created_by(&mut o, g.0);
+            dump::created_by(&mut o, g.0, style);
         }
         None => {
             o.str("goroutine 0 [idle]:").nl();

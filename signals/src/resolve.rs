@@ -48,6 +48,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering
 
 /// Most distinct addresses one request carries.
 pub const MAX_REQUEST: usize = 4096;
+/// Most spawn sites one request carries.
+pub const MAX_SITES: usize = 256;
 
 /// How long a dump waits for the thread. Generous: the first request of a
 /// big debug build parses a good part of its DWARF.
@@ -56,6 +58,10 @@ pub const WAIT_NS: u64 = 5_000_000_000;
 static SLOT: AtomicBool = AtomicBool::new(false);
 static REQ_PCS: [AtomicUsize; MAX_REQUEST] = [const { AtomicUsize::new(0) }; MAX_REQUEST];
 static REQ_N: AtomicUsize = AtomicUsize::new(0);
+/// Spawn sites asked for: `Location::file()` pointer and length, and line.
+static REQ_SITES: [[AtomicUsize; 3]; MAX_SITES] =
+    [const { [const { AtomicUsize::new(0) }; 3] }; MAX_SITES];
+static REQ_NSITES: AtomicUsize = AtomicUsize::new(0);
 static REQ_SEQ: AtomicU32 = AtomicU32::new(0);
 static DONE_SEQ: AtomicU32 = AtomicU32::new(0);
 static ANSWER: AtomicPtr<Answer> = AtomicPtr::new(core::ptr::null_mut());
@@ -77,6 +83,9 @@ struct Frame {
 /// physical function's start (0: unknown).
 #[derive(Debug, Default)]
 pub struct Answer {
+    /// Spawn sites, sorted: (file pointer, line) -> the function that holds
+    /// the site and its file as the debug info names it (absolute).
+    sites: Vec<((usize, u32), (u32, u32), (u32, u32))>,
     addrs: Vec<usize>,
     /// For `addrs[i]`: `frames[spans[i].0..spans[i].1]` and the entry.
     spans: Vec<(u32, u32, usize)>,
@@ -124,6 +133,29 @@ impl Answer {
         ))
     }
 
+    /// Whether the answer has `addr` (resolved, with or without frames).
+    /// Async-signal-safe.
+    pub fn covers(&self, addr: usize) -> bool {
+        self.addrs.binary_search(&addr).is_ok()
+    }
+
+    /// Whether the answer has looked `site` up (found or not).
+    /// Async-signal-safe.
+    pub fn covers_site(&self, site: &core::panic::Location<'static>) -> bool {
+        let key = (site.file().as_ptr() as usize, site.line());
+        self.sites.binary_search_by_key(&key, |s| s.0).is_ok()
+    }
+
+    /// The function holding a spawn site and the site's full file path, if
+    /// the debug info has the site. Async-signal-safe.
+    pub fn site(&self, site: &core::panic::Location<'static>) -> Option<(&str, &str)> {
+        let key = (site.file().as_ptr() as usize, site.line());
+        let i = self.sites.binary_search_by_key(&key, |s| s.0).ok()?;
+        let (_, f, p) = self.sites[i];
+        let s = |(off, len): (u32, u32)| self.text.get(off as usize..off as usize + len as usize);
+        Some((s(f)?, s(p)?)).filter(|(f, _)| !f.is_empty())
+    }
+
     fn push_str(&mut self, s: &str) -> (u32, u32) {
         let off = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
         self.text.push_str(s);
@@ -155,11 +187,26 @@ pub fn available() -> bool {
         && PID.load(Ordering::Acquire) == unsafe { libc::getpid() } as u32
 }
 
+/// The latest answer: every address and site resolved so far in this
+/// process. Async-signal-safe.
+pub fn latest() -> Option<&'static Answer> {
+    let p = ANSWER.load(Ordering::Acquire);
+    // SAFETY: answers are leaked (never freed) and published with release
+    // ordering.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Set when a request went unanswered: later dumps of this process (the
+/// other Ms' sections in crash mode) do not wait again, they print with
+/// what [`latest`] has.
+static GAVE_UP: AtomicBool = AtomicBool::new(false);
+
 /// A request being filled: holds the request slot until [`Request::send`]
 /// (or drop). Async-signal-safe.
 #[derive(Debug)]
 pub struct Request {
     n: usize,
+    sites: usize,
 }
 
 impl Request {
@@ -167,13 +214,14 @@ impl Request {
     /// dump is asking (that dump then prints without `file:line`).
     pub fn begin() -> Option<Request> {
         if !available()
+            || GAVE_UP.load(Ordering::Acquire)
             || SLOT
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
         {
             return None;
         }
-        Some(Request { n: 0 })
+        Some(Request { n: 0, sites: 0 })
     }
 
     /// Adds a lookup address (an exact pc, or a return address − 1).
@@ -186,10 +234,24 @@ impl Request {
         }
     }
 
-    /// Sends the request and waits at most `wait_ns` for the answer.
-    /// `None`: no answer in time.
+    /// Adds a spawn site, for its function and full path (`created by`).
+    /// Sites past [`MAX_SITES`] are dropped.
+    pub fn add_site(&mut self, site: &'static core::panic::Location<'static>) {
+        if self.sites < MAX_SITES {
+            let slot = &REQ_SITES[self.sites];
+            slot[0].store(site.file().as_ptr() as usize, Ordering::Relaxed);
+            slot[1].store(site.file().len(), Ordering::Relaxed);
+            slot[2].store(site.line() as usize, Ordering::Relaxed);
+            self.sites += 1;
+        }
+    }
+
+    /// Sends the request and waits at most `wait_ns` for the answer. With
+    /// no answer in time, [`latest`] (which may lack some addresses, or be
+    /// `None`), and later requests are not sent.
     pub fn send(self, wait_ns: u64) -> Option<&'static Answer> {
         REQ_N.store(self.n, Ordering::Relaxed);
+        REQ_NSITES.store(self.sites, Ordering::Relaxed);
         let seq = REQ_SEQ.load(Ordering::Relaxed).wrapping_add(1);
         // Release: the pcs and the count are visible to whoever sees `seq`.
         REQ_SEQ.store(seq, Ordering::Release);
@@ -205,7 +267,8 @@ impl Request {
             }
             let now = now_ns();
             if now >= deadline {
-                return None;
+                GAVE_UP.store(true, Ordering::Release);
+                return latest();
             }
             futex_wait(&DONE_SEQ, done, (deadline - now).min(10_000_000));
         }
@@ -236,17 +299,28 @@ fn thread_main() {
             continue;
         }
         let n = REQ_N.load(Ordering::Relaxed).min(MAX_REQUEST);
-        let mut addrs: Vec<usize> = REQ_PCS[..n]
+        let addrs: Vec<usize> = REQ_PCS[..n]
             .iter()
             .map(|a| a.load(Ordering::Relaxed))
+            .collect();
+        let ns = REQ_NSITES.load(Ordering::Relaxed).min(MAX_SITES);
+        let sites: Vec<[usize; 3]> = REQ_SITES[..ns]
+            .iter()
+            .map(|s| {
+                [
+                    s[0].load(Ordering::Relaxed),
+                    s[1].load(Ordering::Relaxed),
+                    s[2].load(Ordering::Relaxed),
+                ]
+            })
             .collect();
         if REQ_SEQ.load(Ordering::Acquire) != seq {
             continue; // overwritten while read: take the newer one
         }
         seen = seq;
-        addrs.sort_unstable();
-        addrs.dedup();
-        let answer = Box::leak(Box::new(binaries.answer(addrs)));
+        let mut answer = binaries.answer(&addrs);
+        binaries.add_sites(&mut answer, sites);
+        let answer = Box::leak(Box::new(answer));
         ANSWER.store(answer, Ordering::Release);
         DONE_SEQ.store(seq, Ordering::Release);
         futex_wake(&DONE_SEQ);
@@ -260,6 +334,12 @@ struct Binaries {
     /// Per module index: not tried yet, or the loaded file (`None`: could
     /// not be used).
     loaded: Vec<Option<Option<Binary<'static>>>>,
+    /// Addresses resolved: source frames and the function's start. Sorted,
+    /// so answers come out sorted.
+    addr_cache: std::collections::BTreeMap<usize, (Vec<crate::symbolize::Loc>, usize)>,
+    /// Spawn sites looked up: (file pointer, line) -> what was found.
+    /// Sorted, so answers come out sorted.
+    site_cache: std::collections::BTreeMap<(usize, u32), Option<(String, String)>>,
 }
 
 impl Binaries {
@@ -289,34 +369,79 @@ impl Binaries {
         .as_ref()
     }
 
-    fn answer(&mut self, addrs: Vec<usize>) -> Answer {
-        let mut a = Answer::default();
-        for &addr in &addrs {
-            let lo = a.frames.len() as u32;
-            let mut entry = 0;
-            let mods = modules::modules();
+    /// Resolves new addresses into the cache and builds the answer: every
+    /// address resolved so far, so a later dump (another M's section) often
+    /// finds all it needs without asking.
+    fn answer(&mut self, addrs: &[usize]) -> Answer {
+        let mods = modules::modules();
+        for &addr in addrs {
+            if self.addr_cache.contains_key(&addr) {
+                continue;
+            }
+            let mut found = (Vec::new(), 0usize);
             if let Some(mi) = mods.iter().position(|m| m.contains(addr))
                 && let Some(b) = self.get(mi)
             {
                 let base = mods[mi].base;
                 let probe = addr.wrapping_sub(base) as u64;
                 if let Some((start, _)) = b.symbol(probe) {
-                    entry = (start as usize).wrapping_add(base);
+                    found.1 = (start as usize).wrapping_add(base);
                 }
-                for l in b.frames(probe) {
-                    let function = a.push_str(l.function.as_deref().unwrap_or(""));
-                    let file = a.push_str(l.file.as_deref().unwrap_or(""));
-                    a.frames.push(Frame {
-                        function,
-                        file,
-                        line: l.line,
-                    });
-                }
+                found.0 = b.frames(probe);
             }
-            a.spans.push((lo, a.frames.len() as u32, entry));
+            self.addr_cache.insert(addr, found);
         }
-        a.addrs = addrs;
+        let mut a = Answer::default();
+        for (&addr, (locs, entry)) in &self.addr_cache {
+            let lo = a.frames.len() as u32;
+            for l in locs {
+                let function = a.push_str(l.function.as_deref().unwrap_or(""));
+                let file = a.push_str(l.file.as_deref().unwrap_or(""));
+                a.frames.push(Frame {
+                    function,
+                    file,
+                    line: l.line,
+                });
+            }
+            a.addrs.push(addr);
+            a.spans.push((lo, a.frames.len() as u32, *entry));
+        }
         a
+    }
+}
+
+impl Binaries {
+    /// Resolves spawn sites (`[file pointer, file length, line]`) in the
+    /// executable's debug info.
+    fn add_sites(&mut self, a: &mut Answer, mut sites: Vec<[usize; 3]>) {
+        sites.sort_unstable();
+        sites.dedup();
+        for [ptr, len, line] in sites {
+            let line = line as u32;
+            if self.site_cache.contains_key(&(ptr, line)) {
+                continue;
+            }
+            // SAFETY: the pointer and length are those of a
+            // `Location::file()`, a `&'static str`, copied by `add_site`.
+            let file = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
+            let found = core::str::from_utf8(file)
+                .ok()
+                .and_then(|file| self.find_site(file, line));
+            self.site_cache.insert((ptr, line), found);
+        }
+        for (&key, found) in &self.site_cache {
+            // Not found: empty strings, so the answer still covers it.
+            let (function, path) = found.as_ref().map_or(("", ""), |(f, p)| (f, p));
+            let f = a.push_str(function);
+            let p = a.push_str(path);
+            a.sites.push((key, f, p));
+        }
+    }
+
+    /// The function and full path of `file:line` in the executable.
+    fn find_site(&mut self, file: &str, line: u32) -> Option<(String, String)> {
+        let b = self.get(0)?;
+        b.spawner(file, line)
     }
 }
 

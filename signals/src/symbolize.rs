@@ -47,6 +47,9 @@ pub struct Binary<'a> {
     /// `[start, end)` of executable sections (file virtual addresses).
     text: Vec<(u64, u64)>,
     dwarf: Option<addr2line::Context<Reader<'a>>>,
+    /// The same sections, for walking line programs (addr2line keeps its
+    /// own copy private).
+    sections: Option<gimli::Dwarf<Reader<'a>>>,
     /// Function symbols `(start, size, name)` sorted by start, one per start
     /// (a global name preferred).
     symbols: Vec<(u64, u64, &'a str)>,
@@ -109,19 +112,22 @@ impl<'a> Binary<'a> {
                 };
                 Ok(gimli::EndianSlice::new(bytes, endian))
             };
-            let sections = gimli::Dwarf::load(load)?;
-            Some(
-                addr2line::Context::from_dwarf(sections)
-                    .map_err(|e| format!("unreadable debug info: {e}"))?,
-            )
+            let ctx = addr2line::Context::from_dwarf(gimli::Dwarf::load(load)?)
+                .map_err(|e| format!("unreadable debug info: {e}"))?;
+            Some((ctx, gimli::Dwarf::load(load)?))
         } else {
             None
+        };
+        let (dwarf, sections) = match dwarf {
+            Some((c, s)) => (Some(c), Some(s)),
+            None => (None, None),
         };
         Ok(Binary {
             path: path.to_path_buf(),
             build_id: build_id_hex(&file),
             text,
             dwarf,
+            sections,
             symbols: function_symbols(&file),
         })
     }
@@ -188,6 +194,75 @@ impl<'a> Binary<'a> {
         frames
     }
 
+    /// Addresses (at most 64) whose line-table rows are `line` of a file
+    /// whose path ends with `file` (a spawn site's `Location::file()`: relative
+    /// to the workspace for a local crate, absolute for a registry one), or
+    /// Walks the line programs of the compilation units whose file
+    /// tables name such a file: slow (every unit's file table is read), for
+    /// the few spawn sites a dump prints.
+    pub fn find_line(&self, file: &str, line: u32) -> Vec<u64> {
+        let mut found = Vec::new();
+        let Some(dwarf) = self.sections.as_ref() else {
+            return found;
+        };
+        let mut units = dwarf.units();
+        while let Ok(Some(header)) = units.next() {
+            let Ok(unit) = dwarf.unit(header) else {
+                continue;
+            };
+            let Some(program) = unit.line_program.clone() else {
+                continue;
+            };
+            let hdr = program.header();
+            // File indexes (DWARF 5 counts from 0, earlier versions from 1).
+            let matching: Vec<u64> = (0..=hdr.file_names().len() as u64)
+                .filter(|&i| {
+                    hdr.file(i)
+                        .and_then(|f| file_path(dwarf, &unit, hdr, f))
+                        .is_some_and(|p| path_ends_with(&p, file))
+                })
+                .collect();
+            if matching.is_empty() {
+                continue;
+            }
+            let mut rows = program.rows();
+            while let Ok(Some((_, row))) = rows.next_row() {
+                if !row.end_sequence()
+                    && row.line().map(|l| l.get()) == Some(u64::from(line))
+                    && matching.contains(&row.file_index())
+                    && found.len() < 64
+                {
+                    found.push(row.address());
+                }
+            }
+        }
+        found
+    }
+
+    /// The function that holds a spawn site (`Location` file and line) and
+    /// the site's full path, from the line tables.
+    ///
+    /// Code of that line may also belong to closures written on it
+    /// (`.map(|_| go(|| ...))`), inlined or not: the spawner is the
+    /// outermost function at that line, in the inlined chain of each
+    /// address and then across addresses (a closure's name extends its
+    /// parent's, so the shortest).
+    pub fn spawner(&self, file: &str, line: u32) -> Option<(String, String)> {
+        self.find_line(file, line)
+            .into_iter()
+            .filter_map(|addr| {
+                let at_line = self.frames(addr).into_iter().filter(|l| {
+                    l.line == line && l.file.as_deref().is_some_and(|f| path_ends_with(f, file))
+                });
+                let outer = at_line.last()?;
+                Some((
+                    outer.function?,
+                    outer.file.unwrap_or_else(|| file.to_string()),
+                ))
+            })
+            .min_by_key(|(f, _)| f.len())
+    }
+
     /// The function symbol containing `addr` (a sizeless one: the nearest
     /// before it): its start and raw name.
     pub fn symbol(&self, addr: u64) -> Option<(u64, &'a str)> {
@@ -201,6 +276,51 @@ impl<'a> Binary<'a> {
         }
         Some((start, name))
     }
+}
+
+/// A line table's file as a path: its directory (relative ones under the
+/// unit's compilation directory), then its name.
+fn file_path<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    unit: &gimli::Unit<Reader<'a>>,
+    hdr: &gimli::LineProgramHeader<Reader<'a>>,
+    f: &gimli::FileEntry<Reader<'a>>,
+) -> Option<String> {
+    let s = |v| {
+        dwarf
+            .attr_string(unit, v)
+            .ok()
+            .map(|r| String::from_utf8_lossy(r.slice()).into_owned())
+    };
+    let name = s(f.path_name())?;
+    if name.starts_with('/') {
+        return Some(name);
+    }
+    let mut path = f.directory(hdr).and_then(s).unwrap_or_default();
+    if !path.starts_with('/')
+        && let Some(comp) = unit
+            .comp_dir
+            .map(|r| String::from_utf8_lossy(r.slice()).into_owned())
+    {
+        path = if path.is_empty() {
+            comp
+        } else {
+            format!("{comp}/{path}")
+        };
+    }
+    Some(if path.is_empty() {
+        name
+    } else {
+        format!("{path}/{name}")
+    })
+}
+
+/// Whether `path` is `suffix` or ends with `/suffix`.
+fn path_ends_with(path: &str, suffix: &str) -> bool {
+    path == suffix
+        || path
+            .strip_suffix(suffix)
+            .is_some_and(|head| head.ends_with('/'))
 }
 
 /// A symbol name demangled the way dumps print it (`{:#}`: no hash); C

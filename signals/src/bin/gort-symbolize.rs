@@ -241,6 +241,17 @@ fn run() -> Result<(), Fatal> {
             exact_next = rest.contains(" [running]") || rest.starts_with("0 [");
         }
         let pair = lines.get(i + 1).map(|l| l.trim_end_matches('\n'));
+        if let (Some(next), Some(rest)) = (pair, body.strip_prefix("created by "))
+            && let Some(text) = spawner_lines(
+                rest,
+                next,
+                binary_of.first().copied().flatten().map(|bi| &bins[bi]),
+            )
+        {
+            write_all(&mut out, &text)?;
+            i += 2;
+            continue;
+        }
         let (Some(next), true) = (pair, body.ends_with(')')) else {
             write_all(&mut out, line)?;
             i += 1;
@@ -305,6 +316,21 @@ fn run() -> Result<(), Fatal> {
         i += 2;
     }
     out.flush().or_else(write_error)
+}
+
+/// `created by <spawner> in goroutine N` and its `\t<file>:<line>`, from
+/// the executable's line tables, when the dump could not name them (a
+/// stripped build prints a relative path).
+fn spawner_lines(rest: &str, next: &str, exe: Option<&Binary<'_>>) -> Option<String> {
+    let site = next.strip_prefix('\t')?;
+    let (file, line) = site.rsplit_once(':')?;
+    let line: u32 = line.parse().ok()?;
+    if file.starts_with('/') {
+        return None; // already resolved by the crashing process
+    }
+    let (function, path) = exe?.spawner(file, line)?;
+    let parent = rest.find(" in goroutine ").map_or("", |at| &rest[at..]);
+    Some(format!("created by {function}{parent}\n\t{path}:{line}\n"))
 }
 
 fn write_all(out: &mut impl Write, s: &str) -> Result<(), Fatal> {
