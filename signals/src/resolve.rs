@@ -70,6 +70,11 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 /// The process that started it: a forked child has no symbolizer thread.
 static PID: AtomicU32 = AtomicU32::new(0);
 
+/// A spawn site: its file's address and its line.
+type SiteKey = (usize, u32);
+/// A string of an answer: offset and length in [`Answer::text`].
+type Str = (u32, u32);
+
 /// One source frame of an answer: string ranges into [`Answer::text`].
 #[derive(Clone, Copy, Debug)]
 struct Frame {
@@ -85,7 +90,7 @@ struct Frame {
 pub struct Answer {
     /// Spawn sites, sorted: (file pointer, line) -> the function that holds
     /// the site and its file as the debug info names it (absolute).
-    sites: Vec<((usize, u32), (u32, u32), (u32, u32))>,
+    sites: Vec<(SiteKey, Str, Str)>,
     addrs: Vec<usize>,
     /// For `addrs[i]`: `frames[spans[i].0..spans[i].1]` and the entry.
     spans: Vec<(u32, u32, usize)>,

@@ -251,10 +251,10 @@ impl<'a> Binary<'a> {
         self.find_line(file, line)
             .into_iter()
             .filter_map(|addr| {
-                let at_line = self.frames(addr).into_iter().filter(|l| {
+                let mut at_line = self.frames(addr).into_iter().filter(|l| {
                     l.line == line && l.file.as_deref().is_some_and(|f| path_ends_with(f, file))
                 });
-                let outer = at_line.last()?;
+                let outer = at_line.next_back()?;
                 Some((
                     outer.function?,
                     outer.file.unwrap_or_else(|| file.to_string()),
