@@ -1,0 +1,75 @@
+//! What `file:line` in crash dumps costs (docs/benchmarks.md, "Crash
+//! symbolization"):
+//!
+//! - at start-up: starting the symbolizer thread (`signals::resolve::start`,
+//!   which the runtime's first use does; nothing else is prepared), and the
+//!   runtime's whole first use for scale;
+//! - at crash time: the symbolizer's first answer (it reads this binary's
+//!   debug info, lazily) and a second one for other addresses.
+//!
+//! Run it (several times: one process measures once) from a debug and a
+//! release build: `cargo run [--release] --bin symbolizer_cost`. Prints one
+//! `key=value` line per figure.
+
+use std::time::{Duration, Instant};
+
+#[inline(never)]
+fn first_target(x: u64) -> u64 {
+    std::hint::black_box(x).wrapping_mul(7)
+}
+
+#[inline(never)]
+fn second_target(x: u64) -> u64 {
+    std::hint::black_box(x).rotate_left(3)
+}
+
+fn ask(addrs: &[usize]) -> (Duration, bool) {
+    let t = Instant::now();
+    let mut req = signals::resolve::Request::begin().expect("the symbolizer thread runs");
+    for &a in addrs {
+        req.add(a);
+    }
+    let answer = req.send(30_000_000_000);
+    let took = t.elapsed();
+    let named = answer.is_some_and(|a| {
+        addrs.iter().all(|&p| {
+            a.frames(p)
+                .is_some_and(|(mut f, _)| f.any(|s| s.line > 0 && !s.file.is_empty()))
+        })
+    });
+    (took, named)
+}
+
+fn main() {
+    let exe = std::env::current_exe().unwrap();
+    let size = std::fs::metadata(&exe).map_or(0, |m| m.len());
+    // Start-up: the thread alone (idempotent: the runtime's init then finds
+    // it started), then the runtime's first use.
+    let t = Instant::now();
+    signals::resolve::start();
+    let thread_start = t.elapsed();
+    let t = Instant::now();
+    runtime::go(|| ()).join().unwrap();
+    let runtime_start = t.elapsed();
+    // Crash time: the first answer reads the debug info.
+    let (first, named) = ask(&[first_target as *const () as usize + 1, main as *const () as usize + 1]);
+    let (second, named2) = ask(&[second_target as *const () as usize + 1, ask as *const () as usize + 1]);
+    println!("binary_bytes={size}");
+    println!(
+        "symbolizer_thread_start_us={:.1}",
+        thread_start.as_secs_f64() * 1e6
+    );
+    println!(
+        "runtime_first_use_us={:.1}",
+        runtime_start.as_secs_f64() * 1e6
+    );
+    println!(
+        "first_answer_ms={:.2} file_line={named}",
+        first.as_secs_f64() * 1e3
+    );
+    println!(
+        "second_answer_ms={:.2} file_line={named2}",
+        second.as_secs_f64() * 1e3
+    );
+    assert_eq!(first_target(1) + second_target(1), 7 + 8);
+}
