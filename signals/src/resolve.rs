@@ -39,8 +39,11 @@
 //! unlock SLOT
 //! ```
 //!
-//! An answer is never freed: the handler may hold it until the process
-//! ends, and a process dumps a handful of times at most.
+//! An answer is never freed: a dump may hold it until the process ends.
+//! Each answer has everything resolved so far (later dumps often need
+//! nothing new), and a new one is made only when a request resolved
+//! something new, so the memory they take is bounded by the code that
+//! dumps can name, however many live dumps a process takes.
 
 use crate::modules;
 use crate::symbolize::Binary;
@@ -323,10 +326,17 @@ fn thread_main() {
             continue; // overwritten while read: take the newer one
         }
         seen = seq;
-        let mut answer = binaries.answer(&addrs);
-        binaries.add_sites(&mut answer, sites);
-        let answer = Box::leak(Box::new(answer));
-        ANSWER.store(answer, Ordering::Release);
+        // A new answer only when something new was resolved: answers are
+        // never freed (see the module docs), so repeated live dumps of the
+        // same code reuse one.
+        let before = (binaries.addr_cache.len(), binaries.site_cache.len());
+        binaries.resolve(&addrs, sites);
+        if ANSWER.load(Ordering::Acquire).is_null()
+            || before != (binaries.addr_cache.len(), binaries.site_cache.len())
+        {
+            let answer = Box::leak(Box::new(binaries.answer()));
+            ANSWER.store(answer, Ordering::Release);
+        }
         DONE_SEQ.store(seq, Ordering::Release);
         futex_wake(&DONE_SEQ);
     }
@@ -377,7 +387,8 @@ impl Binaries {
     /// Resolves new addresses into the cache and builds the answer: every
     /// address resolved so far, so a later dump (another M's section) often
     /// finds all it needs without asking.
-    fn answer(&mut self, addrs: &[usize]) -> Answer {
+    /// Resolves what the caches lack of `addrs` and `sites`.
+    fn resolve(&mut self, addrs: &[usize], sites: Vec<[usize; 3]>) {
         let mods = modules::modules();
         for &addr in addrs {
             if self.addr_cache.contains_key(&addr) {
@@ -396,6 +407,11 @@ impl Binaries {
             }
             self.addr_cache.insert(addr, found);
         }
+        self.resolve_sites(sites);
+    }
+
+    /// An answer with everything resolved so far.
+    fn answer(&self) -> Answer {
         let mut a = Answer::default();
         for (&addr, (locs, entry)) in &self.addr_cache {
             let lo = a.frames.len() as u32;
@@ -411,6 +427,13 @@ impl Binaries {
             a.addrs.push(addr);
             a.spans.push((lo, a.frames.len() as u32, *entry));
         }
+        for (&key, found) in &self.site_cache {
+            // Not found: empty strings, so the answer still covers it.
+            let (function, path) = found.as_ref().map_or(("", ""), |(f, p)| (f, p));
+            let f = a.push_str(function);
+            let p = a.push_str(path);
+            a.sites.push((key, f, p));
+        }
         a
     }
 }
@@ -418,7 +441,7 @@ impl Binaries {
 impl Binaries {
     /// Resolves spawn sites (`[file pointer, file length, line]`) in the
     /// executable's debug info.
-    fn add_sites(&mut self, a: &mut Answer, mut sites: Vec<[usize; 3]>) {
+    fn resolve_sites(&mut self, mut sites: Vec<[usize; 3]>) {
         sites.sort_unstable();
         sites.dedup();
         for [ptr, len, line] in sites {
@@ -433,13 +456,6 @@ impl Binaries {
                 .ok()
                 .and_then(|file| self.find_site(file, line));
             self.site_cache.insert((ptr, line), found);
-        }
-        for (&key, found) in &self.site_cache {
-            // Not found: empty strings, so the answer still covers it.
-            let (function, path) = found.as_ref().map_or(("", ""), |(f, p)| (f, p));
-            let f = a.push_str(function);
-            let p = a.push_str(path);
-            a.sites.push((key, f, p));
         }
     }
 
