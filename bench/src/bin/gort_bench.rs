@@ -22,7 +22,8 @@
 //!   G B waits on a `chan::bounded(1)`; G A sends it `Instant::now()`, then
 //!   makes the plain blocking call ([`harness::Blocker`]: no
 //!   `runtime::syscall`, nothing gort wrote), then receives B's measured
-//!   delay on a second channel.
+//!   delay on a second channel. The result line also counts sysmon's
+//!   retakes of the rounds by cause (`retakes_kernel`, `retakes_slice`).
 
 use harness::{Args, Parked, Workload};
 use runtime::sync::WaitGroup;
@@ -371,9 +372,17 @@ fn bench_blocking(a: Args, procs: usize) {
     let blocker = harness::Blocker::new(a.workload);
     blocking_once(&blocker, harness::warmup_n(a.workload, a.n));
     for rep in 0..a.reps {
+        let before = runtime::stats();
         let delays = blocking_once(&blocker, a.n);
+        let after = runtime::stats();
+        // Which of sysmon's rules moved the P each round.
         harness::report_blocking(a.workload, IMPL, rep, &delays)
             .kv("procs", procs)
+            .kv(
+                "retakes_kernel",
+                after.retakes_kernel - before.retakes_kernel,
+            )
+            .kv("retakes_slice", after.retakes_slice - before.retakes_slice)
             .print();
     }
 }
