@@ -120,6 +120,7 @@ pub fn run_signalled(
         "GORT_STACK_SIZE",
         "GORT_MAX_THREADS",
         "GORT_TRACEBACK",
+        "GORT_BLOCKING_LOG",
     ] {
         cmd.env_remove(var);
     }

@@ -4,6 +4,7 @@
 //! A scenario prints `key=value` lines the test asserts on, and exits 0 when
 //! it completed. Each opens with the symptom it guards against.
 
+mod blocking_scenarios;
 mod capi_scenarios;
 mod chan_scenarios;
 mod crash_faults;
@@ -578,6 +579,30 @@ fn main() {
         (
             "crash_silent_foreign_threads",
             fault_scenarios::silent_foreign_threads,
+        ),
+        ("blocking_stall_bound", blocking_scenarios::stall_bound),
+        (
+            "blocking_callback_barrier",
+            blocking_scenarios::callback_barrier,
+        ),
+        ("blocking_std_mpsc", blocking_scenarios::std_mpsc),
+        ("blocking_std_condvar", blocking_scenarios::std_condvar),
+        ("blocking_std_barrier", blocking_scenarios::std_barrier),
+        (
+            "blocking_thread_limit_stall",
+            blocking_scenarios::thread_limit_stall,
+        ),
+        ("blocking_retake_cause", blocking_scenarios::retake_cause),
+        ("crash_blocked_read", blocking_scenarios::blocked_read_dump),
+        ("blocking_log", blocking_scenarios::blocking_log),
+        ("blocking_retake_race", blocking_scenarios::retake_race),
+        (
+            "blocking_procs_bound_cpu",
+            blocking_scenarios::procs_bound_cpu,
+        ),
+        (
+            "blocking_procs_bound_ticker",
+            blocking_scenarios::procs_bound_ticker,
         ),
         ("crash_segv_in_g", crash_scenarios::segv_in_g),
         ("crash_deadlock", crash_scenarios::deadlock),
