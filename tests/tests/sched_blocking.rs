@@ -292,8 +292,9 @@ fn lines_with<'a>(o: &'a Outcome, needle: &str) -> Vec<&'a str> {
     o.stderr.lines().filter(|l| l.contains(needle)).collect()
 }
 
-/// The largest duration written in `line` as a number directly followed by
-/// `ms` or `s`, in milliseconds (`52ms`, `52.3ms`, `0.052s`).
+/// The largest duration written in `line` as a number followed by `ms` or
+/// `s` (after at most one space), in milliseconds (`52ms`, `52.0 ms`,
+/// `0.052s`).
 fn duration_ms(line: &str) -> Option<f64> {
     let b = line.as_bytes();
     let mut best = None;
@@ -305,7 +306,7 @@ fn duration_ms(line: &str) -> Option<f64> {
                 i += 1;
             }
             let n: Option<f64> = line[start..i].parse().ok();
-            let rest = &line[i..];
+            let rest = line[i..].strip_prefix(' ').unwrap_or(&line[i..]);
             let unit = if rest.starts_with("ms") {
                 Some(1.0)
             } else if rest.starts_with("s") && !rest[1..].starts_with(|c: char| c.is_alphabetic()) {
@@ -336,7 +337,7 @@ fn the_blocking_log_names_the_g_the_duration_and_where() {
     assert_eq!(lines.len(), 1, "one line for the blocked G expected\n{o}");
     let line = lines[0];
     assert!(
-        line.contains(&format!("goroutine {goid}")),
+        line.contains(&format!("goroutine {goid} ")),
         "the G's id is missing: {line}\n{o}"
     );
     let ms = duration_ms(line).unwrap_or_else(|| panic!("no duration in: {line}\n{o}"));
@@ -399,18 +400,21 @@ fn a_call_returning_as_its_p_is_retaken_loses_nothing() {
     );
 }
 
-/// `GORT_MAXPROCS=1` still means one G running at once: four CPU-bound
-/// Gs of ~300 ms each take about one CPU (process CPU / wall < 1.4), not
-/// two as on two cores in parallel.
+/// `GORT_MAXPROCS=1` still means one G running at once: three CPU-bound
+/// Gs that lost the P to sysmon (slice retakes) and run on without it do
+/// not slow the G that holds the P, with the whole process pinned to one
+/// CPU. Competing as equals, they would make its work take ~4x as long.
 #[test]
-fn one_p_runs_cpu_bound_gs_one_at_a_time() {
+fn gs_running_without_a_p_do_not_slow_the_g_that_holds_it() {
     let o = run_ok("blocking_procs_bound_cpu", &[("GORT_MAXPROCS", "1")], 30);
-    // The Gs really did ~4 x 300 ms of CPU work (calibrated in CPU time).
-    assert!(o.parse::<u64>("cpu_ms") >= 900, "{o}");
+    assert!(
+        o.parse::<u64>("retakes_slice") >= 1,
+        "sysmon never took the P from a hog\n{o}"
+    );
     let ratio: f64 = o.parse("ratio");
     assert!(
-        ratio < 1.4,
-        "CPU-bound Gs ran in parallel with one P: cpu/wall = {ratio}\n{o}"
+        ratio < 2.0,
+        "the P-holding G ran {ratio}x slower beside P-less hogs\n{o}"
     );
 }
 

@@ -24,16 +24,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Process CPU time (user + system, every thread).
-fn cpu_time() -> Duration {
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: ru is a valid out-pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let t = |tv: libc::timeval| Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
-    t(ru.ru_utime) + t(ru.ru_stime)
-}
-
 /// The P retake counters, printed as `key=value` lines with a prefix.
 fn print_retakes(prefix: &str, s: &runtime::Stats) {
     println!("{prefix}retakes_kernel={}", s.retakes_kernel);
@@ -442,20 +432,95 @@ fn calibrate(target: Duration) -> u64 {
     }
 }
 
+/// Pins the calling thread, and so every thread it starts later (the
+/// runtime's Ms and sysmon inherit it), to the first CPU it may run on.
+/// Returns that CPU.
+fn pin_to_one_cpu() -> usize {
+    // SAFETY: an all-zero cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid out-pointer of the size passed.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: CPU_ISSET reads the set within its size.
+    let cpu = (0..libc::CPU_SETSIZE as usize)
+        .find(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .expect("no CPU in the affinity mask");
+    // SAFETY: as above, a valid empty set.
+    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu < CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: one is a valid set of the size passed.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &one) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    cpu
+}
+
+/// Median wall time of three runs of `cpu_work(n)` on the calling G.
+fn median_work_time(n: u64) -> Duration {
+    let mut t: Vec<Duration> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(cpu_work(n));
+            start.elapsed()
+        })
+        .collect();
+    t.sort_unstable();
+    t[1]
+}
+
 /// Symptom guarded: with `GORT_MAXPROCS=1`, CPU-bound Gs whose P sysmon
-/// retakes after a slice keep running on their own threads, so four of them
-/// run in parallel: `GORT_MAXPROCS` no longer bounds the Gs running at once.
+/// took after a slice keep running on their own threads at full weight, so
+/// the G that holds the P shares its CPU with them: `GORT_MAXPROCS` no
+/// longer bounds the Gs running at once. The process is pinned to one CPU
+/// so that the P-less threads cannot hide on an idle second CPU: a fixed
+/// piece of work on the P-holding G must take about as long with three
+/// such hogs running as alone (4x as long if they competed as equals).
 pub fn procs_bound_cpu() {
-    let n = calibrate(Duration::from_millis(300));
-    let (cpu0, t) = (cpu_time(), Instant::now());
-    let hs: Vec<_> = (0..4).map(|_| runtime::go(move || cpu_work(n))).collect();
-    for h in hs {
-        h.join().unwrap();
-    }
-    let (cpu, wall) = (cpu_time() - cpu0, t.elapsed());
-    println!("cpu_ms={}", cpu.as_millis());
-    println!("wall_ms={}", wall.as_millis());
-    println!("ratio={:.3}", cpu.as_secs_f64() / wall.as_secs_f64());
+    let cpu = pin_to_one_cpu();
+    let n = calibrate(Duration::from_millis(100));
+    let (alone, loaded, slice_retakes) = runtime::go(move || {
+        let alone = median_work_time(n);
+        let stop = Arc::new(AtomicBool::new(false));
+        let before = runtime::stats().retakes_slice;
+        let hogs: Vec<_> = (0..3)
+            .map(|_| {
+                let stop = stop.clone();
+                // Never a runtime call: only sysmon can take their P.
+                runtime::go(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::black_box(cpu_work(10_000));
+                    }
+                })
+            })
+            .collect();
+        // The hogs take turns on the P until sysmon has taken it from
+        // each (a slice each), then it is free again for this G.
+        runtime::sleep(tests::scaled(Duration::from_millis(50)));
+        let loaded = median_work_time(n);
+        let retakes = runtime::stats().retakes_slice - before;
+        stop.store(true, Ordering::Relaxed);
+        for h in hogs {
+            h.join().unwrap();
+        }
+        (alone, loaded, retakes)
+    })
+    .join()
+    .unwrap();
+    println!("cpu={cpu}");
+    println!("alone_ms={:.1}", alone.as_secs_f64() * 1e3);
+    println!("loaded_ms={:.1}", loaded.as_secs_f64() * 1e3);
+    println!("ratio={:.3}", loaded.as_secs_f64() / alone.as_secs_f64());
+    println!("retakes_slice={slice_retakes}");
 }
 
 /// Symptom guarded: many Gs looping on plain `std::thread::sleep` stall a
