@@ -29,23 +29,56 @@ fn run_ok(name: &str, env: &[(&str, &str)], secs: u64) -> Outcome {
     o
 }
 
+/// The one-minute load average, if /proc/loadavg can be read.
+fn load_average() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 /// The stall bound: a G wakes another, then calls `std::thread::sleep`
-/// (200 ms) with `GORT_MAXPROCS=1`. The woken G must run within 2 ms
-/// (median of 9): sysmon retakes a kernel-blocked M's P in tens of
-/// microseconds. A whole slice, the old behaviour, is 10 ms or more; the
-/// real figure is the `blocking` benchmark's.
+/// (200 ms) with `GORT_MAXPROCS=1`, nine times. The woken G must run within
+/// 2 ms: sysmon retakes a kernel-blocked M's P in tens of microseconds,
+/// where a whole slice (the old behaviour) is 10 ms or more. The real figure
+/// is the `blocking` benchmark's.
+///
+/// On a machine with more runnable threads than CPUs, the M that takes the
+/// P waits for a CPU for milliseconds whatever the runtime does (load 18 on
+/// 2 CPUs: medians of 4-8 ms, best samples ~120 us). So a third of the
+/// wake-ups must always be within the bound, which a slice-based retake can
+/// never meet, and the median too when the load average is below the CPU
+/// count.
 #[test]
 fn a_woken_g_runs_while_its_waker_sleeps_in_the_kernel() {
     let o = run_ok("blocking_stall_bound", &[("GORT_MAXPROCS", "1")], 30);
-    let median: u64 = o.parse("median_us");
+    let mut us: Vec<u64> = o
+        .value("delays_us")
+        .unwrap_or_else(|| panic!("no delays_us=\n{o}"))
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    us.sort_unstable();
+    assert_eq!(us.len(), 9, "{o}");
     // qemu-user runs sysmon's loop and the hand-off 10-50x slower; 8 ms is
     // still below a single 10 ms slice, so the old behaviour fails there
     // too.
     let bound = if under_qemu() { 8_000 } else { 2_000 };
     assert!(
-        median < bound,
-        "woken G waited {median} us (median) behind a plain sleep\n{o}"
+        us[2] < bound,
+        "the woken G waited {} us or more in 7 of 9 runs behind a plain sleep\n{o}",
+        us[2]
     );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    match load_average() {
+        Some(load) if load < cpus => assert!(
+            us[4] < bound,
+            "woken G waited {} us (median) behind a plain sleep\n{o}",
+            us[4]
+        ),
+        load => eprintln!(
+            "median {} us not checked: load average {load:?} on {cpus} CPUs",
+            us[4]
+        ),
+    }
 }
 
 /// The smallest hang: two foreign threads whose callbacks wait on one
