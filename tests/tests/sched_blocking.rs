@@ -174,6 +174,11 @@ fn the_thread_limit_stalls_instead_of_aborting() {
     assert_eq!(warnings, 1, "one warning naming the limit expected\n{o}");
 }
 
+/// `n` ms scaled for qemu-user, in ms.
+fn ms(n: u64) -> u64 {
+    scaled(Duration::from_millis(n)).as_millis() as u64
+}
+
 /// The retake counters of a `blocking_retake_cause` run, after minus
 /// before: (kernel, slice, syscall).
 fn retake_deltas(cause: &str) -> ((u64, u64, u64), Outcome) {
@@ -202,10 +207,10 @@ fn a_plain_kernel_block_counts_as_a_kernel_retake() {
     let ((kernel, slice, syscall), o) = retake_deltas("kernel");
     assert!(kernel >= 1, "no kernel retake counted\n{o}");
     assert_eq!((slice, syscall), (0, 0), "counted under another cause\n{o}");
-    assert!(o.parse::<u64>("other_ran_after_ms") < 50, "{o}");
+    assert!(o.parse::<u64>("other_ran_after_ms") < ms(50), "{o}");
 }
 
-/// User code spinning 100 ms with another G waiting: slice retakes
+/// User code spinning 100 ms (2 s under qemu-user) with another G waiting: slice retakes
 /// only (the spinning thread is never asleep in the kernel).
 #[test]
 fn a_long_loop_counts_as_a_slice_retake() {
@@ -216,7 +221,7 @@ fn a_long_loop_counts_as_a_slice_retake() {
         (0, 0),
         "counted under another cause\n{o}"
     );
-    assert!(o.parse::<u64>("other_ran_after_ms") < 60, "{o}");
+    assert!(o.parse::<u64>("other_ran_after_ms") < ms(60), "{o}");
 }
 
 /// A sleep inside `runtime::syscall` with another G waiting: syscall
@@ -226,7 +231,7 @@ fn a_wrapped_syscall_counts_as_a_syscall_retake() {
     let ((kernel, slice, syscall), o) = retake_deltas("syscall");
     assert!(syscall >= 1, "no syscall retake counted\n{o}");
     assert_eq!((kernel, slice), (0, 0), "counted under another cause\n{o}");
-    assert!(o.parse::<u64>("other_ran_after_ms") < 50, "{o}");
+    assert!(o.parse::<u64>("other_ran_after_ms") < ms(50), "{o}");
 }
 
 /// The dump lines of the G `goid`: its header and everything up to the

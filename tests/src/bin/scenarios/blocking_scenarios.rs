@@ -24,6 +24,14 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Starts the runtime and gives its threads (sysmon above all) time to
+/// start, so that a measurement does not include the start-up: under
+/// qemu-user a thread takes tens of milliseconds to start.
+fn warm_up() {
+    runtime::go(|| ()).join().unwrap();
+    std::thread::sleep(tests::scaled(Duration::from_millis(20)));
+}
+
 /// The P retake counters, printed as `key=value` lines with a prefix.
 fn print_retakes(prefix: &str, s: &runtime::Stats) {
     println!("{prefix}retakes_kernel={}", s.retakes_kernel);
@@ -37,6 +45,7 @@ fn print_retakes(prefix: &str, s: &runtime::Stats) {
 /// tens of microseconds Go needs to retake a P from a syscall.
 pub fn stall_bound() {
     let iters = env_or("ITERS", 9);
+    warm_up();
     let delays = runtime::go(move || {
         let mut delays = Vec::with_capacity(iters);
         for _ in 0..iters {
@@ -248,14 +257,17 @@ fn spin_until(until: Instant) {
 /// for several slices), `syscall` (a sleep inside `runtime::syscall`).
 pub fn retake_cause() {
     let cause = std::env::var("CAUSE").unwrap_or_default();
+    // Long enough for several slices and sysmon looks even under qemu-user.
+    let block = tests::scaled(Duration::from_millis(100));
+    warm_up();
     let (before, after, waited) = runtime::go(move || {
         let before = runtime::stats();
         let other = runtime::go(Instant::now);
         let t = Instant::now();
         match cause.as_str() {
-            "kernel" => std::thread::sleep(Duration::from_millis(100)),
-            "slice" => spin_until(Instant::now() + Duration::from_millis(100)),
-            "syscall" => runtime::syscall(|| std::thread::sleep(Duration::from_millis(100))),
+            "kernel" => std::thread::sleep(block),
+            "slice" => spin_until(Instant::now() + block),
+            "syscall" => runtime::syscall(|| std::thread::sleep(block)),
             other => panic!("CAUSE={other:?}: expected kernel, slice or syscall"),
         }
         // When the other G ran, measured from the start of the blocking.
@@ -325,6 +337,7 @@ fn block_thread_50ms() {
 /// noisy (short blocks, or printed without the variable); or an invalid
 /// value is silently ignored.
 pub fn blocking_log() {
+    warm_up();
     let slow = runtime::GoBuilder::new()
         .name("slowpoke")
         .spawn(|| {
@@ -333,12 +346,14 @@ pub fn blocking_log() {
             id
         })
         .unwrap();
-    // Blocks far below a 5 ms threshold, many times: never logged.
+    // Blocks far below a 5 ms threshold, many times, back in the runtime
+    // after each: never logged.
     let quick = runtime::GoBuilder::new()
         .name("quickstep")
         .spawn(|| {
             for _ in 0..20 {
                 std::thread::sleep(Duration::from_micros(100));
+                runtime::yield_now();
             }
         })
         .unwrap();
