@@ -221,7 +221,10 @@ fn a_long_loop_counts_as_a_slice_retake() {
         (0, 0),
         "counted under another cause\n{o}"
     );
-    assert!(o.parse::<u64>("other_ran_after_ms") < ms(60), "{o}");
+    // A slice is ~10 ms, but the spinning thread and the M that takes the
+    // P share two CPUs with the rest of the machine: only "before the
+    // 100 ms spin ended" is certain.
+    assert!(o.parse::<u64>("other_ran_after_ms") < ms(90), "{o}");
 }
 
 /// A sleep inside `runtime::syscall` with another G waiting: syscall
@@ -363,29 +366,38 @@ fn duration_ms(line: &str) -> Option<f64> {
     best
 }
 
-/// `GORT_BLOCKING_LOG=5ms`: a G that blocks its thread 50 ms gets one
-/// line naming it (id and name), how long (at least 40 ms) and where (the
-/// blocking function or its source file); a G whose blocks are 100 us long
-/// gets none.
+/// `GORT_BLOCKING_LOG=5ms`: a G that blocks its thread 50 ms is logged
+/// once per block: by id and name, where it blocked (the blocking function
+/// or its source file), and for how long (at least 40 ms). The runtime may
+/// write a first line when the block passes the threshold (for a G blocked
+/// for good) and the length on a second when it ends; then the length is
+/// on the last line. A G whose blocks are 100 us long gets none.
 #[test]
 fn the_blocking_log_names_the_g_the_duration_and_where() {
     let o = run_ok("blocking_log", &[("GORT_BLOCKING_LOG", "5ms")], 20);
     let goid: u64 = o.parse("slow_goid");
     let lines = lines_with(&o, "slowpoke");
-    assert_eq!(lines.len(), 1, "one line for the blocked G expected\n{o}");
-    let line = lines[0];
     assert!(
-        line.contains(&format!("goroutine {goid} ")),
-        "the G's id is missing: {line}\n{o}"
+        (1..=2).contains(&lines.len()),
+        "one block, logged in one line (or a start and an end line)\n{o}"
     );
-    let ms = duration_ms(line).unwrap_or_else(|| panic!("no duration in: {line}\n{o}"));
+    for line in &lines {
+        assert!(
+            line.contains(&format!("goroutine {goid} ")),
+            "the G's id is missing: {line}\n{o}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("block_thread_50ms") || l.contains("blocking_scenarios.rs")),
+        "the log does not say where\n{o}"
+    );
+    let last = lines[lines.len() - 1];
+    let ms = duration_ms(last).unwrap_or_else(|| panic!("no duration in: {last}\n{o}"));
     assert!(
         (40.0..5000.0).contains(&ms),
-        "a 50 ms block reported as {ms} ms: {line}"
-    );
-    assert!(
-        line.contains("block_thread_50ms") || line.contains("blocking_scenarios.rs"),
-        "the line does not say where: {line}\n{o}"
+        "a 50 ms block reported as {ms} ms: {last}"
     );
     assert!(
         lines_with(&o, "quickstep").is_empty(),
