@@ -367,21 +367,28 @@ pub fn blocking_log() {
 
 /// Symptom guarded: a kernel-blocked call that returns just as sysmon
 /// retakes its P loses a G, runs one twice, or trips a fatal check. Gs
-/// sleep 10-60 us in the kernel (about the retake delay) while others wait
-/// for the only P; a checksum proves every step ran exactly once.
+/// sleep 10-60 us in the kernel (about the retake delay; 20x longer under
+/// qemu-user, where sysmon looks 10-50x less often) while others wait for
+/// the only P; a checksum proves every step ran exactly once.
 pub fn retake_race() {
     let rounds = env_or("ROUNDS", 2000) as u64;
+    let scale = if tests::under_qemu() { 20 } else { 1 };
+    warm_up();
     let t = Instant::now();
     let sum = Arc::new(AtomicU64::new(0));
     let mut expected = 0u64;
     let mut hs = Vec::new();
     for k in 0..6u64 {
-        // Sleepers: plain kernel sleeps of varied length.
+        // Sleepers: plain kernel sleeps of varied length, each started
+        // holding a P (the yield brings the G back to the runtime: without
+        // it, a G whose P was retaken once would run P-less from then on).
         let sum = sum.clone();
         hs.push(runtime::go(move || {
             for i in 0..rounds {
-                std::thread::sleep(Duration::from_micros(10 + (i * 13 + k * 7) % 51));
+                let us = 10 + (i * 13 + k * 7) % 51;
+                std::thread::sleep(Duration::from_micros(us * scale));
                 sum.fetch_add(k * 1_000_003 + i, Ordering::Relaxed);
+                runtime::yield_now();
             }
         }));
         expected += (0..rounds).map(|i| k * 1_000_003 + i).sum::<u64>();
