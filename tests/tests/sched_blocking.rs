@@ -273,7 +273,8 @@ fn g_sections(o: &Outcome, goid: u64) -> Vec<(Option<usize>, String)> {
 }
 
 /// SIGQUIT with `GORT_TRACEBACK=all`: a G blocked in a plain `read` on
-/// a pipe (its P taken by a ticker) is listed once, as `[syscall…]` with
+/// a pipe (asleep there before a ticker wants its P, so sysmon takes the P
+/// from a kernel-blocked thread) is listed once, as `[syscall…]` with
 /// its name, not as running, whichever thread the signal landed on (often
 /// the reader's own).
 #[test]
@@ -286,10 +287,16 @@ fn a_g_blocked_in_read_shows_as_syscall_in_a_dump() {
         tests::crash_limit(),
     );
     assert_eq!(o.code, Some(2), "{o}");
+    assert_eq!(
+        o.value("reader_asleep"),
+        Some("true"),
+        "never reached read\n{o}"
+    );
     assert!(
         o.parse::<u64>("ticks") >= 20,
         "the P was never retaken\n{o}"
     );
+    assert!(o.parse::<u64>("retakes_kernel") >= 1, "{o}");
     let goid: u64 = o.parse("reader_goid");
     let sections = g_sections(&o, goid);
     assert_eq!(sections.len(), 1, "the reader must be listed once\n{o}");
@@ -323,6 +330,11 @@ fn a_g_blocked_in_read_is_dumped_by_its_own_m_in_crash_mode() {
         tests::crash_limit(),
     );
     assert_eq!(o.signal, Some(libc::SIGABRT), "crash mode must abort\n{o}");
+    assert_eq!(
+        o.value("reader_asleep"),
+        Some("true"),
+        "never reached read\n{o}"
+    );
     let goid: u64 = o.parse("reader_goid");
     let reader_m: usize = o.parse("reader_m");
     let sections = g_sections(&o, goid);

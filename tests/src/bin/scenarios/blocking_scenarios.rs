@@ -289,6 +289,23 @@ fn read_pipe_blocking(r: &mut std::io::PipeReader) -> usize {
     std::hint::black_box(n)
 }
 
+/// Whether thread `tid` of this process sleeps (state `S`) and has not run
+/// for `quiet`: its run time in `schedstat` did not move.
+fn thread_asleep(tid: i32, quiet: Duration) -> bool {
+    let state = || {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+        // The state follows the command name, which ends at the last ')'.
+        stat.rsplit_once(") ")?.1.chars().next()
+    };
+    let ran = || -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+        s.split_whitespace().next()?.parse().ok()
+    };
+    let before = ran();
+    std::thread::sleep(quiet);
+    state() == Some('S') && before.is_some() && ran() == before
+}
+
 /// Symptom guarded: a G blocked in a plain `read` (no runtime wrapper) is
 /// shown as running, or its stack is missing from the dump: the on-call
 /// engineer cannot see that it waits in the kernel, nor where.
@@ -299,13 +316,22 @@ pub fn blocked_read_dump() {
         .name("pipe_reader")
         .spawn(move || {
             let me = runtime::current().unwrap().id;
-            tx.send((me, runtime::ffi::thread_m_id())).unwrap();
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            tx.send((me, runtime::ffi::thread_m_id(), tid)).unwrap();
             read_pipe_blocking(&mut r);
         })
         .unwrap();
-    let (goid, m) = rx.recv().unwrap();
-    // A ticker needs the P while the reader blocks (GORT_MAXPROCS=1): its
-    // ticks show that the P was taken from the reader's M.
+    let (goid, m, tid) = rx.recv().unwrap();
+    // Only once the reader sleeps in read(2) does a ticker want the P
+    // (GORT_MAXPROCS=1): sysmon must then take it from a thread asleep in
+    // the kernel, and the ticks show that it did.
+    let limit = Duration::from_secs(if tests::under_qemu() { 60 } else { 10 });
+    let deadline = Instant::now() + limit;
+    let mut asleep = false;
+    while !asleep && Instant::now() < deadline {
+        asleep = thread_asleep(tid, tests::scaled(Duration::from_millis(20)));
+    }
     let ticks = Arc::new(AtomicU64::new(0));
     let t2 = ticks.clone();
     runtime::go(move || {
@@ -314,13 +340,14 @@ pub fn blocked_read_dump() {
             t2.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let deadline = Instant::now() + tests::scaled(Duration::from_secs(10));
-    while ticks.load(Ordering::SeqCst) < 20 && Instant::now() < deadline {
+    while ticks.load(Ordering::SeqCst) < 20 && Instant::now() < deadline + limit {
         std::thread::sleep(Duration::from_millis(1));
     }
     println!("reader_goid={goid}");
     println!("reader_m={}", m.map_or(-1, |m| m as i64));
+    println!("reader_asleep={asleep}");
     println!("ticks={}", ticks.load(Ordering::SeqCst));
+    println!("retakes_kernel={}", runtime::stats().retakes_kernel);
     println!("ready");
     std::thread::sleep(Duration::from_secs(60));
     drop(w);
