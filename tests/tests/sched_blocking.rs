@@ -475,7 +475,15 @@ fn a_call_returning_as_its_p_is_retaken_loses_nothing() {
 /// `GORT_MAXPROCS=1` still means one G running at once: three CPU-bound
 /// Gs that lost the P to sysmon (slice retakes) and run on without it do
 /// not slow the G that holds the P, with the whole process pinned to one
-/// CPU. Competing as equals, they would make its work take ~4x as long.
+/// CPU. Competing as equals, they would take 3/4 of the CPU from it and
+/// make its work take ~4x as long.
+///
+/// The assertion is on the P-holder's share of the CPU time it and the
+/// hogs got while it worked (> 1/2), which other processes on a loaded
+/// machine do not change; the slowdown against the same work done alone
+/// (< 2x on a quiet machine) is checked only when the load average is
+/// below the CPU count, since the two timings are taken at different
+/// moments.
 #[test]
 fn gs_running_without_a_p_do_not_slow_the_g_that_holds_it() {
     let o = run_ok("blocking_procs_bound_cpu", &[("GORT_MAXPROCS", "1")], 30);
@@ -483,11 +491,24 @@ fn gs_running_without_a_p_do_not_slow_the_g_that_holds_it() {
         o.parse::<u64>("retakes_slice") >= 1,
         "sysmon never took the P from a hog\n{o}"
     );
-    let ratio: f64 = o.parse("ratio");
     assert!(
-        ratio < 2.0,
-        "the P-holding G ran {ratio}x slower beside P-less hogs\n{o}"
+        o.parse::<u64>("hogs_ran_ms") >= 1,
+        "hogs' run time unread\n{o}"
     );
+    let share: f64 = o.parse("share");
+    assert!(
+        share > 0.5,
+        "the P-holding G got {share} of the CPU beside P-less hogs\n{o}"
+    );
+    let ratio: f64 = o.parse("ratio");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    match load_average() {
+        Some(load) if load < cpus => assert!(
+            ratio < 2.0,
+            "the P-holding G ran {ratio}x slower beside P-less hogs\n{o}"
+        ),
+        load => eprintln!("slowdown {ratio} not checked: load average {load:?} on {cpus} CPUs"),
+    }
 }
 
 /// 50 Gs looping on plain `std::thread::sleep` do not stall a ticker G

@@ -527,25 +527,56 @@ fn median_work_time(n: u64) -> Duration {
     t[1]
 }
 
+/// Run time (ns) of thread `tid` from its `schedstat`, 0 if unreadable.
+fn thread_run_ns(tid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Median, over three runs of `cpu_work(n)` on the calling G, of its
+/// share of the CPU time that it and the threads `others` got meanwhile.
+fn median_cpu_share(n: u64, others: &[i32]) -> f64 {
+    let others_ns = || others.iter().map(|&t| thread_run_ns(t)).sum::<u64>();
+    let mut shares: Vec<f64> = (0..3)
+        .map(|_| {
+            let (o0, w0) = (others_ns(), thread_cpu_time());
+            std::hint::black_box(cpu_work(n));
+            let w = (thread_cpu_time() - w0).as_nanos() as f64;
+            let o = others_ns().saturating_sub(o0) as f64;
+            w / (w + o)
+        })
+        .collect();
+    shares.sort_by(f64::total_cmp);
+    shares[1]
+}
+
 /// Symptom guarded: with `GORT_MAXPROCS=1`, CPU-bound Gs whose P sysmon
 /// took after a slice keep running on their own threads at full weight, so
 /// the G that holds the P shares its CPU with them: `GORT_MAXPROCS` no
 /// longer bounds the Gs running at once. The process is pinned to one CPU
-/// so that the P-less threads cannot hide on an idle second CPU: a fixed
-/// piece of work on the P-holding G must take about as long with three
-/// such hogs running as alone (4x as long if they competed as equals).
+/// so that the P-less threads cannot hide on an idle second CPU. A fixed
+/// piece of work on the P-holding G is timed alone and beside three such
+/// hogs (4x as long if they competed as equals); and, which the rest of a
+/// loaded machine cannot blur, its share of the CPU time it and the hogs
+/// got while it ran (1/4 as equals) is reported.
 pub fn procs_bound_cpu() {
     let cpu = pin_to_one_cpu();
     let n = calibrate(Duration::from_millis(100));
-    let (alone, loaded, slice_retakes) = runtime::go(move || {
+    let (alone, loaded, share, hogs_ran, slice_retakes) = runtime::go(move || {
         let alone = median_work_time(n);
         let stop = Arc::new(AtomicBool::new(false));
+        let tids = Arc::new(Mutex::new(Vec::new()));
         let before = runtime::stats().retakes_slice;
         let hogs: Vec<_> = (0..3)
             .map(|_| {
-                let stop = stop.clone();
-                // Never a runtime call: only sysmon can take their P.
+                let (stop, tids) = (stop.clone(), tids.clone());
+                // Never a runtime call: only sysmon can take their P, and
+                // each stays on the thread it started on.
                 runtime::go(move || {
+                    // SAFETY: gettid has no preconditions.
+                    tids.lock().unwrap().push(unsafe { libc::gettid() });
                     while !stop.load(Ordering::Relaxed) {
                         std::hint::black_box(cpu_work(10_000));
                     }
@@ -556,12 +587,16 @@ pub fn procs_bound_cpu() {
         // each (a slice each), then it is free again for this G.
         runtime::sleep(tests::scaled(Duration::from_millis(50)));
         let loaded = median_work_time(n);
+        let tids = tids.lock().unwrap().clone();
+        let share = median_cpu_share(n, &tids);
+        // Each hog ran at least a slice: proof that their run time is read.
+        let hogs_ran: u64 = tids.iter().map(|&t| thread_run_ns(t)).sum();
         let retakes = runtime::stats().retakes_slice - before;
         stop.store(true, Ordering::Relaxed);
         for h in hogs {
             h.join().unwrap();
         }
-        (alone, loaded, retakes)
+        (alone, loaded, share, hogs_ran, retakes)
     })
     .join()
     .unwrap();
@@ -569,6 +604,8 @@ pub fn procs_bound_cpu() {
     println!("alone_ms={:.1}", alone.as_secs_f64() * 1e3);
     println!("loaded_ms={:.1}", loaded.as_secs_f64() * 1e3);
     println!("ratio={:.3}", loaded.as_secs_f64() / alone.as_secs_f64());
+    println!("share={share:.3}");
+    println!("hogs_ran_ms={}", hogs_ran / 1_000_000);
     println!("retakes_slice={slice_retakes}");
 }
 
