@@ -49,9 +49,10 @@
 //! on a VM, so it cannot look every 20 µs for long). So:
 //!
 //! - a look that finds a new lent word, or a running thread compared over
-//!   more than 100 µs, on a P that others wait for, is followed by another
-//!   20 µs later (at most four in a row), which catches a thread that
-//!   blocked since;
+//!   more than 100 µs or in a stretch younger than 200 µs, on a P that
+//!   others wait for, is followed by another 20 µs later (at most four in
+//!   a row), which catches a thread that blocked since; so is a look an M
+//!   nudged (below), since that M had not yet lent its P;
 //! - an M that readies a G while every P is held (`wakep_if_idle` finds no
 //!   idle P) *nudges* a sleeping sysmon awake: the G it readied waits for a
 //!   P, and a thread holding one may be about to block. That is the common
@@ -97,6 +98,10 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 /// A look that compared a running thread's clock over longer than this is
 /// followed by one [`MIN_DELAY`] later (see the module docs).
 const FOLLOW_UP_OVER_NS: u64 = 100_000;
+/// A stretch of user code younger than this that ran since the last look
+/// is looked at again [`MIN_DELAY`] later: a G often runs a little after a
+/// runtime call, then blocks.
+const YOUNG_NS: u64 = 200_000;
 /// Follow-up looks in a row at most.
 const MAX_FOLLOW_UPS: u32 = 4;
 /// sysmon accepts at most one nudge per this long.
@@ -460,7 +465,7 @@ impl Monitor {
                 if self.retake_lent(p, m, word, Cause::Slice, true, w) {
                     out.retook = true;
                 }
-            } else if interval > FOLLOW_UP_OVER_NS && need() {
+            } else if (interval > FOLLOW_UP_OVER_NS || age < YOUNG_NS) && need() {
                 out.follow_up = true;
             }
         } else if need() {
@@ -658,10 +663,14 @@ fn run() {
     // Netpoll count at sysmon's last look, when that was, and its verdict.
     let (mut polls_seen, mut last_poll_look, mut stale) = (0u64, 0u64, false);
     loop {
-        nap(sleep_for, &mut last_nudge);
+        let nudged = nap(sleep_for, &mut last_nudge);
         crate::schedule::refresh_coarse_now();
         let now = nanotime();
-        let look = mon.look(now, follow_ups > 0);
+        let mut look = mon.look(now, follow_ups > 0);
+        // A nudge comes from an M that is still in the runtime (it readied
+        // a G and has not yet returned to its code, or blocked): its P is
+        // not lent yet. Look again soon.
+        look.follow_up |= nudged;
         // Every P busy and nobody polled the network for a while.
         if now.saturating_sub(last_poll_look) >= POLL_STALE_NS {
             last_poll_look = now;
