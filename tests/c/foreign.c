@@ -2,9 +2,11 @@
 /* C fixtures for gort's foreign-thread tests: threads the runtime did not
  * create, calling back into it through gort.h. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 
@@ -154,3 +156,31 @@ void c_empty(void) {}
 void c_block_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 long c_gettid(void) { return (long)syscall(SYS_gettid); }
+
+/* A SIGUSR1 handler (SA_ONSTACK, as gort requires on its threads) that
+ * calls `target`. On i386 it realigns the stack first: qemu-i386 enters
+ * handlers with esp 16-aligned instead of the ABI's 12 mod 16, and the Rust
+ * code it calls keeps SSE values on the stack. */
+#if defined(__i386__)
+#define REALIGN_STACK __attribute__((force_align_arg_pointer))
+#else
+#define REALIGN_STACK
+#endif
+
+static void (*usr1_target)(int);
+
+static REALIGN_STACK void usr1_handler(int sig, siginfo_t *info, void *uc) {
+    (void)info;
+    (void)uc;
+    usr1_target(sig);
+}
+
+int c_install_usr1(void (*target)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    usr1_target = target;
+    sa.sa_sigaction = usr1_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGUSR1, &sa, NULL);
+}

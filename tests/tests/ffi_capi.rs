@@ -92,12 +92,27 @@ fn one_proc_a_g_in_gort_syscall_does_not_stop_others() {
 
 #[test]
 fn a_signal_handler_that_interrupted_a_g_gets_an_error_not_a_crash() {
-    let o = run("capi_signal_handler", &[]);
+    // qemu-i386 (7.2) corrupts a thread's state when it delivers a signal to
+    // code running on a G stack, even to a handler that does nothing: the
+    // process later dies in the scheduler (pc=0, "g_exit: no M"). The same
+    // i686 binary passes run natively (32-bit on an x86_64 kernel), as do
+    // x86_64 and aarch64 under qemu. There only the plain-thread half runs.
+    let skip_g = under_qemu() && cfg!(target_arch = "x86");
+    if skip_g {
+        eprintln!("handlers on Gs not checked under qemu-i386: it corrupts signals on G stacks");
+    }
+    let env: &[(&str, &str)] = if skip_g { &[("SKIP_G", "1")] } else { &[] };
+    let o = run("capi_signal_handler", env);
     o.assert_success();
     let calls = [
         "callback", "sleep", "yield", "syscall", "join", "go", "spawn",
     ];
-    for prefix in ["on_g", "on_g_again", "on_g_third"] {
+    let on_g: &[&str] = if skip_g {
+        &[]
+    } else {
+        &["on_g", "on_g_again", "on_g_third"]
+    };
+    for prefix in on_g {
         for call in calls {
             // GORT_E_SIGNAL_HANDLER
             assert_eq!(
