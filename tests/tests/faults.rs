@@ -289,7 +289,15 @@ fn sigquit_while_a_g_is_in_a_plain_blocking_call_dumps_it() {
     );
     assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
     assert!(o.stderr.starts_with("fatal signal SIGQUIT"), "{o}");
-    assert!(o.stderr.contains("blocked_in_plain_read_function"), "{o}");
+    // Through libc's read back to the G's code. On i686 the walker follows
+    // frame pointers only and glibc's read has none, so the frame that
+    // called it is skipped: its caller is there.
+    let caller = if cfg!(target_arch = "x86") {
+        "quit_in_blocking_call"
+    } else {
+        "blocked_in_plain_read_function"
+    };
+    assert!(o.stderr.contains(caller), "{o}");
     // Default level: the G is listed; its stack is shown if the kernel
     // gave the signal to its M, else said to be with that M.
     let o = tests::run_signalled(
