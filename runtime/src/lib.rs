@@ -18,10 +18,11 @@
 //! - this page: spawning ([`go`], [`try_go`], [`GoBuilder`]), joining
 //!   ([`JoinHandle`]), the current G ([`current`], [`yield_now`], [`sleep`],
 //!   [`lock_os_thread`]), configuration ([`Builder`]) and [`stats`];
-//! - [`chan`] and [`select!`]: Go's channels and `select`;
+//! - [`chan`], [`select!`] and [`select_biased!`]: Go's channels and `select`;
 //! - [`time`]: `after`, tickers and deadlines on the scheduler's timers;
 //! - [`sync`]: primitives that park Gs instead of threads (`Mutex`,
-//!   `RwLock`, `Condvar`, `WaitGroup`, `Once`, `Semaphore`);
+//!   `RwLock`, `Condvar`, `WaitGroup`, `Once`, `OnceLock`, `LazyLock`,
+//!   `Barrier`, `Semaphore`);
 //! - [`net`]: TCP, UDP and Unix sockets that park Gs on the netpoller,
 //!   sockets handed in as descriptors, readiness waits on any descriptor
 //!   ([`net::PollFd`]), Go's deadlines;
