@@ -5,7 +5,6 @@
 //! with `eprint!`, went into that test's buffer — shown only if that test
 //! failed, and lost if it had already finished.
 
-use std::process::Command;
 use std::time::Duration;
 
 /// Run in a child test process *without* `--nocapture`.
@@ -34,18 +33,18 @@ fn g_panic_child_second() {
 
 #[test]
 fn a_gs_panic_message_is_not_swallowed_by_the_test_capture() {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["g_panic_child", "--test-threads=1"])
-        .env("GORT_PANIC_OUTPUT_CHILD", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let exe = std::env::current_exe().unwrap();
+    let o = tests::run(
+        exe.to_str().unwrap(),
+        &["g_panic_child", "--test-threads=1"],
+        &[("GORT_PANIC_OUTPUT_CHILD", "1")],
+        tests::crash_limit(),
+    );
+    assert_eq!(o.code, Some(0), "{o}");
     for msg in ["the message from the G", "a second message"] {
         assert!(
-            stderr.contains(msg) && stderr.contains("goroutine "),
-            "{msg:?} missing from stderr:\n{stderr}\nstdout:\n{stdout}"
+            o.stderr.contains(msg) && o.stderr.contains("goroutine "),
+            "{msg:?} missing from stderr:\n{o}"
         );
     }
 }

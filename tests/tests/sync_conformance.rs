@@ -208,25 +208,17 @@ fn barrier_releases_each_round_together_with_one_leader() {
 
 #[test]
 fn barrier_parks_gs_instead_of_blocking_their_ms() {
-    // One P: if `wait` blocked the M, the last G could never arrive.
-    let b = Arc::new(Barrier::new(3));
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "barrier_child",
-            "--nocapture",
-            "--include-ignored",
-        ])
-        .env("GORT_MAXPROCS", "1")
-        .env("SYNC_CONFORMANCE_CHILD", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    // One P: if `wait` blocked the M, the last G could never arrive (the
+    // child would hang until the time limit kills it).
+    let exe = std::env::current_exe().unwrap();
+    let o = tests::run(
+        exe.to_str().unwrap(),
+        &["--exact", "barrier_child", "--nocapture"],
+        &[("GORT_MAXPROCS", "1"), ("SYNC_CONFORMANCE_CHILD", "1")],
+        tests::crash_limit(),
     );
-    drop(b);
+    assert_eq!(o.code, Some(0), "{o}");
+    assert!(o.stdout.contains("1 passed"), "{o}");
 }
 
 #[test]
