@@ -5,6 +5,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Whether to skip: under qemu-user a live dump's SIGURG, which interrupts
+/// a running G and returns into it, is not emulated faithfully (seen on
+/// qemu-i386 7.2: the handler's walk stops in the syscall stub, and the
+/// interrupted thread later finds no M).
+fn skip_under_qemu() -> bool {
+    if tests::under_qemu() {
+        eprintln!(
+            "skipped under qemu-user: signals that interrupt a running G and return into it \
+             (the live dump's SIGURG) are not emulated faithfully there"
+        );
+        return true;
+    }
+    false
+}
+
 fn wait_for_symbols() {
     runtime::go(|| ()).join().unwrap();
     let deadline = Instant::now() + Duration::from_secs(if tests::under_qemu() { 100 } else { 30 });
@@ -30,6 +45,9 @@ fn live_busy_function(stop: &AtomicBool, count: &AtomicU64) {
 /// are not grouped as in the crash dump; running Gs show no stack.
 #[test]
 fn a_live_dump_shows_parked_and_running_gs_and_the_program_runs_on() {
+    if skip_under_qemu() {
+        return;
+    }
     wait_for_symbols();
     for _ in 0..100 {
         runtime::go(live_parked_function);
@@ -91,6 +109,9 @@ fn a_live_dump_shows_parked_and_running_gs_and_the_program_runs_on() {
 /// A dump taken from inside a G shows that G itself, running.
 #[test]
 fn a_dump_from_a_g_shows_the_caller() {
+    if skip_under_qemu() {
+        return;
+    }
     wait_for_symbols();
     let text = runtime::go(|| {
         let mut out = Vec::new();
@@ -107,6 +128,9 @@ fn a_dump_from_a_g_shows_the_caller() {
 /// `runtime::dump_fd` says why.
 #[test]
 fn the_c_twin_writes_to_a_descriptor_and_refuses_bad_ones() {
+    if skip_under_qemu() {
+        return;
+    }
     use std::io::Read;
     use std::os::fd::{AsFd, AsRawFd};
     assert_eq!(gort::gort_dump(-1), gort::status::BAD_FD);

@@ -106,6 +106,11 @@ pub fn signal_ctrl_c() {
         rx.recv_timeout(Duration::from_secs(20))
             .expect("SIGHUP not delivered")
     );
+    // The workers run while the program waits for its signal: "ready" (the
+    // harness's cue to send SIGINT) only once they have.
+    while work.load(Ordering::Relaxed) < 100 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     println!("ready");
     let sig = rx.recv().unwrap();
     println!("got={sig}");
