@@ -52,6 +52,7 @@ impl Big {
 
 /// Sends four values through a channel of capacity `cap` (`None`:
 /// unbounded) to an echo G and checks what comes back.
+#[inline(never)]
 fn round_trip(cap: Option<usize>) {
     let (tx, rx) = match cap {
         None => chan::unbounded::<Big>(),
@@ -71,21 +72,39 @@ fn round_trip(cap: Option<usize>) {
     echo.join().unwrap();
 }
 
-/// The timed and non-blocking forms.
-fn timed_and_try(tx: &chan::Sender<Big>, rx: &chan::Receiver<Big>) {
+// One operation per function, as ordinary code has them: a function that
+// holds several 48 KiB temporaries at once needs that much frame whatever
+// the channel does (even optimised, each call's result is its own slot).
+
+#[inline(never)]
+fn timed_send(tx: &chan::Sender<Big>) {
     tx.send_timeout(Big::new(7), Duration::from_secs(5))
         .unwrap();
+}
+
+#[inline(never)]
+fn try_send_full(tx: &chan::Sender<Big>) {
     assert!(tx.try_send(Big::new(8)).unwrap_err().is_full());
+}
+
+#[inline(never)]
+fn timed_recv(rx: &chan::Receiver<Big>) {
     rx.recv_timeout(Duration::from_secs(5)).unwrap().check(7);
 }
 
-/// A select's send arm, then its receive arm.
-fn select_arms(tx: &chan::Sender<Big>, rx: &chan::Receiver<Big>) {
+/// A select's send arm.
+#[inline(never)]
+fn select_send(tx: &chan::Sender<Big>, rx: &chan::Receiver<Big>) {
     let sent = select! {
         send(tx, Big::new(9)) -> r => r.is_ok(),
         recv(rx) -> _ => false,
     };
     assert!(sent);
+}
+
+/// A select's receive arm.
+#[inline(never)]
+fn select_recv(rx: &chan::Receiver<Big>) {
     select! {
         recv(rx) -> v => v.unwrap().check(9),
         default(Duration::from_secs(5)) => panic!("nothing received"),
@@ -93,6 +112,7 @@ fn select_arms(tx: &chan::Sender<Big>, rx: &chan::Receiver<Big>) {
 }
 
 /// A failed send gives the value back intact.
+#[inline(never)]
 fn failed_send(tx: &chan::Sender<Big>) {
     tx.send(Big::new(10)).unwrap_err().into_inner().check(10);
 }
@@ -104,8 +124,11 @@ fn large_values_cross_every_kind_of_channel_on_the_default_stack() {
             round_trip(cap);
         }
         let (tx, rx) = chan::bounded::<Big>(1);
-        timed_and_try(&tx, &rx);
-        select_arms(&tx, &rx);
+        timed_send(&tx);
+        try_send_full(&tx);
+        timed_recv(&rx);
+        select_send(&tx, &rx);
+        select_recv(&rx);
         drop(rx);
         failed_send(&tx);
     });
