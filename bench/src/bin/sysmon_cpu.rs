@@ -59,12 +59,20 @@ fn main() {
         .procs(2)
         .build()
         .expect("sysmon_cpu: Builder::build");
-    // sysmon starts with the first G.
+    // sysmon starts with the first G, and names its thread itself once it
+    // runs: look for up to a second.
     runtime::go(|| ()).join().expect("sysmon_cpu: first G");
-    let sysmon = sysmon_tid().unwrap_or_else(|| {
-        eprintln!("sysmon_cpu: no thread named gort-sysmon in /proc/self/task");
-        std::process::exit(1);
-    });
+    let sysmon = (0..1000)
+        .find_map(|_| {
+            sysmon_tid().or_else(|| {
+                std::thread::sleep(Duration::from_millis(1));
+                None
+            })
+        })
+        .unwrap_or_else(|| {
+            eprintln!("sysmon_cpu: no thread named gort-sysmon in /proc/self/task after 1 s");
+            std::process::exit(1);
+        });
     let before = thread_cpu(sysmon);
     let units = if mode == Mode::Spin { 2 } else { 4 };
     let run = Duration::from_secs_f64(secs);
