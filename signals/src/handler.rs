@@ -15,13 +15,18 @@
 //!
 //! # The crash relay (`GORT_TRACEBACK=crash`)
 //!
-//! The M that took the fatal signal (the *crasher*) prints the full dump,
-//! then asks every runtime M that owns an OS thread to dump its own stack:
+//! The M that took the fatal signal (the *crasher*) takes the section lock
+//! and asks every runtime M that owns an OS thread to dump its own stack:
 //! it marks each M's per-M state "asked" and sends SIGQUIT to that thread
 //! with `tgkill` (never to the process, so it cannot land on a plain C
 //! thread; never to an extra M on the pool's list, which has no thread).
-//! Each asked M prints its section under a section lock, so sections never
-//! interleave, and marks itself "dumped". The crasher waits until
+//! Then it prints the full dump and lets go of the lock. Asked Ms stop in
+//! their handlers at once (as Go freezes the world before its traceback):
+//! their stacks are taken close to the crash, and they sleep instead of
+//! competing for the CPUs with the crasher and the symbolizer thread.
+//! Each prints its section under the lock, so sections never interleave
+//! and all follow the crasher's dump, and marks itself "dumped". (A fatal
+//! runtime error relays after its dump.) The crasher waits until
 //! `crashing` (Ms that dumped) reaches `mcount − extra_m_count` read under
 //! the extra-list lock — the accounting of Go's 2015/2017 fix — or every
 //! asked M has answered. A watchdog ends the wait for an M that does not
@@ -404,6 +409,13 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             .nl();
     }
 
+    // Crash mode: the other Ms stop now and print after this dump (see
+    // `relay_ask`).
+    let relay_first = lvl == Level::Crash;
+    if relay_first {
+        lock_sections();
+        relay_ask(m);
+    }
     if lvl > Level::None {
         // The faulting G (or the M's own stack) first, from the ucontext;
         // the other Gs grouped; then file:line for all of it in one request.
@@ -473,8 +485,9 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
     }
     o.flush();
 
-    if lvl == Level::Crash {
-        relay_and_abort(m);
+    if relay_first {
+        unlock_sections();
+        relay_wait_and_abort();
     }
     chain_previous(entry.signo, ctx);
     if entry.action == Action::Quit
@@ -554,6 +567,18 @@ fn chain_previous(signo: i32, ctx: &SigCtx) {
 
 /// The crash relay (see the module docs), then SIGABRT.
 fn relay_and_abort(me: Option<&'static M>) -> ! {
+    relay_ask(me);
+    relay_wait_and_abort()
+}
+
+/// The relay's first half: counts the crasher as dumped and asks every
+/// other M that owns a thread (see the module docs). A fatal signal's
+/// crasher does this *before* its own dump, holding the section lock, so
+/// the other Ms stop where they are (their stacks are taken then, closer
+/// to the crash) and wait, asleep, to print their sections after it:
+/// running on, busy Ms would take the CPUs from the crasher and from the
+/// symbolizer thread it waits for.
+fn relay_ask(me: Option<&'static M>) {
     // Only Ms count: a crasher without an M (a plain thread that took a
     // process-directed signal) must still relay to every threaded M.
     if let Some(me) = me {
@@ -564,7 +589,7 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
     }
     if scheduler::fork::in_forked_child() {
         // The other Ms' threads stayed in the parent: nobody to ask.
-        abort_now();
+        return;
     }
     RELAYING.store(true, Ordering::Release);
     // SAFETY: getpid is async-signal-safe.
@@ -587,6 +612,14 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
         per.dump.store(1, Ordering::Release);
         // SAFETY: tgkill to a thread of our own process.
         unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGQUIT) };
+    }
+}
+
+/// The relay's second half: waits for the asked Ms' sections (watchdog
+/// included), then aborts.
+fn relay_wait_and_abort() -> ! {
+    if scheduler::fork::in_forked_child() {
+        abort_now();
     }
     // Wait until `crashing` reaches the Ms that own a thread (the seed's
     // accounting: the pooled extra Ms have none and are never waited for),
@@ -647,7 +680,46 @@ fn report_silent_ms(first: &'static M) {
 
 /// Held while a relayed M prints its section, so sections never
 /// interleave. Only handler threads take it, with their signals blocked.
-static SECTION_LOCK: AtomicBool = AtomicBool::new(false);
+static SECTION_LOCK: AtomicU32 = AtomicU32::new(0);
+
+/// Takes [`SECTION_LOCK`], sleeping on it (a futex) while another thread
+/// prints: a hundred Ms waiting must not keep the CPUs busy while the
+/// crasher's dump and the symbolizer thread need them.
+fn lock_sections() {
+    while SECTION_LOCK
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 10_000_000,
+        };
+        // SAFETY: a private futex wait on a live atomic with a relative
+        // timeout (a missed wake costs 10 ms, never a hang).
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                SECTION_LOCK.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                1u32,
+                &ts as *const libc::timespec,
+            )
+        };
+    }
+}
+
+fn unlock_sections() {
+    SECTION_LOCK.store(0, Ordering::Release);
+    // SAFETY: a private futex wake on a live atomic.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            SECTION_LOCK.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
 
 /// Ends the process with `sig` and its default action.
 fn die_with(sig: i32) -> ! {
@@ -724,12 +796,7 @@ fn forward_quit() -> bool {
 /// own fatal signal `name`): print its current G (or its own stack) once,
 /// then wait for the crasher to end the process.
 fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
-    while SECTION_LOCK
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        sleep_ns(RELAY_POLL_NS);
-    }
+    lock_sections();
     let mut o = Out::stderr();
     o.str("-----").nl().nl();
     o.str(name).nl();
@@ -799,7 +866,7 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
     o.nl();
     print_regs(&mut o, ctx);
     o.flush();
-    SECTION_LOCK.store(false, Ordering::Release);
+    unlock_sections();
     CRASHING.fetch_add(1, Ordering::AcqRel);
     per.dump.store(2, Ordering::Release);
     loop {
