@@ -15,18 +15,14 @@
 //!
 //! # The crash relay (`GORT_TRACEBACK=crash`)
 //!
-//! The M that took the fatal signal (the *crasher*) takes the section lock
-//! and asks every runtime M that owns an OS thread to dump its own stack:
+//! The M that took the fatal signal (the *crasher*) prints the full dump,
+//! then asks every runtime M that owns an OS thread to dump its own stack:
 //! it marks each M's per-M state "asked" and sends SIGQUIT to that thread
 //! with `tgkill` (never to the process, so it cannot land on a plain C
 //! thread; never to an extra M on the pool's list, which has no thread).
-//! Then it prints the full dump and lets go of the lock. Asked Ms stop in
-//! their handlers at once (as Go freezes the world before its traceback):
-//! their stacks are taken close to the crash, and they sleep instead of
-//! competing for the CPUs with the crasher and the symbolizer thread.
-//! Each prints its section under the lock, so sections never interleave
-//! and all follow the crasher's dump, and marks itself "dumped". (A fatal
-//! runtime error relays after its dump.) The crasher waits until
+//! Each asked M prints its section under a section lock (waiting Ms sleep
+//! on it, a futex), so sections never interleave, and marks itself
+//! "dumped". The crasher waits until
 //! `crashing` (Ms that dumped) reaches `mcount − extra_m_count` read under
 //! the extra-list lock — the accounting of Go's 2015/2017 fix — or every
 //! asked M has answered. A watchdog ends the wait for an M that does not
@@ -409,13 +405,6 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             .nl();
     }
 
-    // Crash mode: the other Ms stop now and print after this dump (see
-    // `relay_ask`).
-    let relay_first = lvl == Level::Crash;
-    if relay_first {
-        lock_sections();
-        relay_ask(m);
-    }
     if lvl > Level::None {
         // The faulting G (or the M's own stack) first, from the ucontext;
         // the other Gs grouped; then file:line for all of it in one request.
@@ -485,9 +474,8 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
     }
     o.flush();
 
-    if relay_first {
-        unlock_sections();
-        relay_wait_and_abort();
+    if lvl == Level::Crash {
+        relay_and_abort(m);
     }
     chain_previous(entry.signo, ctx);
     if entry.action == Action::Quit
@@ -572,12 +560,14 @@ fn relay_and_abort(me: Option<&'static M>) -> ! {
 }
 
 /// The relay's first half: counts the crasher as dumped and asks every
-/// other M that owns a thread (see the module docs). A fatal signal's
-/// crasher does this *before* its own dump, holding the section lock, so
-/// the other Ms stop where they are (their stacks are taken then, closer
-/// to the crash) and wait, asleep, to print their sections after it:
-/// running on, busy Ms would take the CPUs from the crasher and from the
-/// symbolizer thread it waits for.
+/// other M that owns a thread (see the module docs).
+///
+/// Rejected: asking before the crasher's own dump, so that busy Ms stop
+/// (as Go freezes the world) instead of taking the CPUs from the crasher
+/// and the symbolizer thread. An M stopped inside `malloc` would then hold
+/// its arena's lock for good, and the symbolizer thread, which allocates,
+/// could block on it until the dump gives up on `file:line`; measured on a
+/// loaded machine, it did not make the crash faster either.
 fn relay_ask(me: Option<&'static M>) {
     // Only Ms count: a crasher without an M (a plain thread that took a
     // process-directed signal) must still relay to every threaded M.

@@ -67,6 +67,11 @@ static REQ_SITES: [[AtomicUsize; 3]; MAX_SITES] =
 static REQ_NSITES: AtomicUsize = AtomicUsize::new(0);
 static REQ_SEQ: AtomicU32 = AtomicU32::new(0);
 static DONE_SEQ: AtomicU32 = AtomicU32::new(0);
+/// The last request whose spawn sites were looked up too.
+static SITES_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// How long a dump waits for spawn sites once its addresses are answered.
+pub const SITES_WAIT_NS: u64 = 50_000_000;
 static ANSWER: AtomicPtr<Answer> = AtomicPtr::new(core::ptr::null_mut());
 /// Whether the thread runs (requests are pointless otherwise).
 static RUNNING: AtomicBool = AtomicBool::new(false);
@@ -258,6 +263,10 @@ impl Request {
     /// no answer in time, [`latest`] (which may lack some addresses, or be
     /// `None`), and later requests are not sent.
     pub fn send(self, wait_ns: u64) -> Option<&'static Answer> {
+        self.send_waiting(wait_ns, SITES_WAIT_NS)
+    }
+
+    fn send_waiting(self, wait_ns: u64, sites_wait_ns: u64) -> Option<&'static Answer> {
         REQ_N.store(self.n, Ordering::Relaxed);
         REQ_NSITES.store(self.sites, Ordering::Relaxed);
         let seq = REQ_SEQ.load(Ordering::Relaxed).wrapping_add(1);
@@ -268,10 +277,10 @@ impl Request {
         loop {
             let done = DONE_SEQ.load(Ordering::Acquire);
             if done == seq {
-                let p = ANSWER.load(Ordering::Acquire);
-                // SAFETY: answers are leaked (never freed) and published
-                // before DONE_SEQ with release ordering.
-                return (!p.is_null()).then(|| unsafe { &*p });
+                if self.sites > 0 {
+                    wait_for(&SITES_SEQ, seq, now_ns().saturating_add(sites_wait_ns));
+                }
+                return latest();
             }
             let now = now_ns();
             if now >= deadline {
@@ -280,6 +289,18 @@ impl Request {
             }
             futex_wait(&DONE_SEQ, done, (deadline - now).min(10_000_000));
         }
+    }
+}
+
+/// Waits until `word` is `seq` or `deadline` passes (futex, 10 ms steps).
+fn wait_for(word: &AtomicU32, seq: u32, deadline: u64) {
+    loop {
+        let v = word.load(Ordering::Acquire);
+        let now = now_ns();
+        if v == seq || now >= deadline {
+            return;
+        }
+        futex_wait(word, v, (deadline - now).min(10_000_000));
     }
 }
 
@@ -299,6 +320,10 @@ fn thread_main() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
     }
     let mut binaries = Binaries::default();
+    // The executable's symbols and debug info index, ready before any dump
+    // asks (a few ms of this thread's time at start-up, off every other
+    // thread's path).
+    binaries.get(0);
     let mut seen = 0u32;
     loop {
         let seq = REQ_SEQ.load(Ordering::Acquire);
@@ -329,16 +354,26 @@ fn thread_main() {
         // A new answer only when something new was resolved: answers are
         // never freed (see the module docs), so repeated live dumps of the
         // same code reuse one.
-        let before = (binaries.addr_cache.len(), binaries.site_cache.len());
-        binaries.resolve(&addrs, sites);
-        if ANSWER.load(Ordering::Acquire).is_null()
-            || before != (binaries.addr_cache.len(), binaries.site_cache.len())
-        {
+        // Addresses first: a dump needs them to print frames at all. Spawn
+        // sites (a walk over every line program's file table, slow in a big
+        // debug build) come second, and a dump waits for them only briefly
+        // ([`SITES_WAIT_NS`]); what they find serves the dumps after.
+        let before = binaries.addr_cache.len();
+        binaries.resolve(&addrs);
+        if ANSWER.load(Ordering::Acquire).is_null() || before != binaries.addr_cache.len() {
             let answer = Box::leak(Box::new(binaries.answer()));
             ANSWER.store(answer, Ordering::Release);
         }
         DONE_SEQ.store(seq, Ordering::Release);
         futex_wake(&DONE_SEQ);
+        let before = binaries.site_cache.len();
+        binaries.resolve_sites(sites);
+        if before != binaries.site_cache.len() {
+            let answer = Box::leak(Box::new(binaries.answer()));
+            ANSWER.store(answer, Ordering::Release);
+        }
+        SITES_SEQ.store(seq, Ordering::Release);
+        futex_wake(&SITES_SEQ);
     }
 }
 
@@ -387,8 +422,8 @@ impl Binaries {
     /// Resolves new addresses into the cache and builds the answer: every
     /// address resolved so far, so a later dump (another M's section) often
     /// finds all it needs without asking.
-    /// Resolves what the caches lack of `addrs` and `sites`.
-    fn resolve(&mut self, addrs: &[usize], sites: Vec<[usize; 3]>) {
+    /// Resolves what the cache lacks of `addrs`.
+    fn resolve(&mut self, addrs: &[usize]) {
         let mods = modules::modules();
         for &addr in addrs {
             if self.addr_cache.contains_key(&addr) {
@@ -407,7 +442,6 @@ impl Binaries {
             }
             self.addr_cache.insert(addr, found);
         }
-        self.resolve_sites(sites);
     }
 
     /// An answer with everything resolved so far.

@@ -83,7 +83,7 @@ fn a_live_dump_shows_parked_and_running_gs_and_the_program_runs_on() {
     );
     assert!(text.contains("[sleep"), "{text}");
     assert!(
-        text.contains("created by dump_live::")
+        text.contains("created by ")
             && text
                 .lines()
                 .any(|l| l.starts_with('\t') && l.contains("tests/tests/dump_live.rs:")),
