@@ -65,7 +65,7 @@
 //! `bench/driver.py` parses these lines and prints the table.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The workloads (see the crate docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,6 +434,26 @@ impl Blocker {
         Blocker {
             pipe: Some(Pipe { read_fd, arm }),
         }
+    }
+
+    /// Unit A's side of `n` rounds, for the peers whose units block
+    /// (tokio awaits instead): each round asks the writer for its byte,
+    /// sends B the time with `wake`, makes the blocking call, then waits
+    /// for B's delay with `answer`. Returns the delays.
+    pub fn rounds(
+        &self,
+        n: usize,
+        mut wake: impl FnMut(Instant),
+        mut answer: impl FnMut() -> Duration,
+    ) -> Vec<Duration> {
+        (0..n)
+            .map(|_| {
+                self.prepare();
+                wake(Instant::now());
+                self.block();
+                answer()
+            })
+            .collect()
     }
 
     /// Before A wakes B: asks the writer for a byte ([`BLOCK`] from now).

@@ -356,13 +356,7 @@ fn blocking_once(blocker: &harness::Blocker, n: usize) -> Vec<Duration> {
             done_tx.send(sent.elapsed()).unwrap();
         }
     });
-    let mut delays = Vec::with_capacity(n);
-    for _ in 0..n {
-        blocker.prepare();
-        wake_tx.send(Instant::now()).unwrap();
-        blocker.block();
-        delays.push(done_rx.recv().unwrap());
-    }
+    let delays = blocker.rounds(n, |t| wake_tx.send(t).unwrap(), || done_rx.recv().unwrap());
     drop(wake_tx);
     b.join().unwrap();
     delays
