@@ -54,9 +54,16 @@ pub const MAX_REQUEST: usize = 4096;
 /// Most spawn sites one request carries.
 pub const MAX_SITES: usize = 256;
 
-/// How long a dump waits for the thread. Generous: the first request of a
-/// big debug build parses a good part of its DWARF.
+/// How long a dump waits for the thread without seeing it progress (an
+/// address resolved): a thread that is working (a big debug build, or
+/// emulation under qemu-user) is waited for up to [`WAIT_MAX_NS`]; one
+/// that is stuck (on the allocator's lock, say) costs this much once.
 pub const WAIT_NS: u64 = 5_000_000_000;
+/// The most a dump waits for the thread, progressing or not.
+pub const WAIT_MAX_NS: u64 = 60_000_000_000;
+/// Addresses the thread has resolved (and 1 for its start-up index): the
+/// progress a waiting dump watches.
+static PROGRESS: AtomicUsize = AtomicUsize::new(0);
 
 static SLOT: AtomicBool = AtomicBool::new(false);
 static REQ_PCS: [AtomicUsize; MAX_REQUEST] = [const { AtomicUsize::new(0) }; MAX_REQUEST];
@@ -259,8 +266,9 @@ impl Request {
         }
     }
 
-    /// Sends the request and waits at most `wait_ns` for the answer. With
-    /// no answer in time, [`latest`] (which may lack some addresses, or be
+    /// Sends the request and waits for the answer: at most `wait_ns` after
+    /// the thread last made progress, [`WAIT_MAX_NS`] in all. With no
+    /// answer in time, [`latest`] (which may lack some addresses, or be
     /// `None`), and later requests are not sent.
     pub fn send(self, wait_ns: u64) -> Option<&'static Answer> {
         self.send_waiting(wait_ns, SITES_WAIT_NS)
@@ -273,8 +281,16 @@ impl Request {
         // Release: the pcs and the count are visible to whoever sees `seq`.
         REQ_SEQ.store(seq, Ordering::Release);
         futex_wake(&REQ_SEQ);
-        let deadline = now_ns().saturating_add(wait_ns);
+        let start = now_ns();
+        let hard = start.saturating_add(WAIT_MAX_NS.max(wait_ns));
+        let mut deadline = start.saturating_add(wait_ns);
+        let mut seen = PROGRESS.load(Ordering::Relaxed);
         loop {
+            let progress = PROGRESS.load(Ordering::Relaxed);
+            if progress != seen {
+                seen = progress;
+                deadline = now_ns().saturating_add(wait_ns).min(hard);
+            }
             let done = DONE_SEQ.load(Ordering::Acquire);
             if done == seq {
                 if self.sites > 0 {
@@ -324,6 +340,7 @@ fn thread_main() {
     // asks (a few ms of this thread's time at start-up, off every other
     // thread's path).
     binaries.get(0);
+    PROGRESS.fetch_add(1, Ordering::Relaxed);
     let mut seen = 0u32;
     loop {
         let seq = REQ_SEQ.load(Ordering::Acquire);
@@ -441,6 +458,7 @@ impl Binaries {
                 found.0 = b.frames(probe);
             }
             self.addr_cache.insert(addr, found);
+            PROGRESS.fetch_add(1, Ordering::Relaxed);
         }
     }
 
