@@ -15,12 +15,13 @@ import re, sys
 what = {"spin": "2 spinning Gs, nothing queued",
         "spin_queued": "4 spinning Gs (2 queued until a slice ends)",
         "yield_queued": "4 Gs yielding every ~50 µs (2 always queued)"}
-print("| shape (2 Ps) | seconds | sysmon CPU | per second | share of one CPU | sysmon wake-ups |")
-print("|---|--:|--:|--:|--:|--:|")
+print("| shape (2 Ps) | seconds | sysmon CPU | per second | share of one CPU | sysmon wake-ups | last G started after |")
+print("|---|--:|--:|--:|--:|--:|--:|")
 for line in sys.stdin:
     kv = dict(re.findall(r"(\w+)=(\S+)", line))
     if not line.startswith("sysmon ") or "mode" not in kv:
         continue
-    print("| %s | %s | %.1f ms | %.0f µs | %s | %s |" % (what[kv["mode"]], kv["secs"],
-          int(kv["cpu_us"]) / 1e3, float(kv["cpu_per_s_us"]), kv["share_of_one_cpu"], kv["wakeups"]))
+    print("| %s | %s | %.1f ms | %.0f µs | %s | %s | %.1f ms |" % (what[kv["mode"]], kv["secs"],
+          int(kv["cpu_us"]) / 1e3, float(kv["cpu_per_s_us"]), kv["share_of_one_cpu"], kv["wakeups"],
+          int(kv["last_start_us"]) / 1e3))
 '

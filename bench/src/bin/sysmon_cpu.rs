@@ -20,8 +20,11 @@
 //! one line:
 //!
 //! ```text
-//! sysmon mode=spin secs=10 cpu_us=1234 cpu_per_s_us=123.4 wakeups=5678 ...
+//! sysmon mode=spin secs=10 cpu_us=1234 cpu_per_s_us=123.4 wakeups=5678 ... last_start_us=12
 //! ```
+//!
+//! `last_start_us`: how long after the start the last G first ran (in
+//! `spin_queued`, a queued G waits for sysmon to move a P: ~a slice).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,11 +80,17 @@ fn main() {
     let units = if mode == Mode::Spin { 2 } else { 4 };
     let run = Duration::from_secs_f64(secs);
     let work = Arc::new(AtomicU64::new(0));
+    // The longest any G waited for its first run (µs): a queued G that
+    // sysmon never moves to a P waits the whole run.
+    let last_start_us = Arc::new(AtomicU64::new(0));
     let t = Instant::now();
     let gs: Vec<_> = (0..units)
         .map(|_| {
-            let work = work.clone();
-            runtime::go(move || busy(mode, t + run, &work))
+            let (work, last_start_us) = (work.clone(), last_start_us.clone());
+            runtime::go(move || {
+                last_start_us.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                busy(mode, t + run, &work)
+            })
         })
         .collect();
     for g in gs {
@@ -93,7 +102,7 @@ fn main() {
     let st = runtime::stats();
     println!(
         "sysmon mode={} secs={:.1} units={units} procs={} cpu_us={} cpu_per_s_us={:.1} \
-         share_of_one_cpu={:.4}% wakeups={} minflt={} mcount={} work={}",
+         share_of_one_cpu={:.4}% wakeups={} minflt={} mcount={} work={} last_start_us={}",
         argv[2],
         wall.as_secs_f64(),
         st.procs,
@@ -104,6 +113,7 @@ fn main() {
         after.minflt - before.minflt,
         st.mcount,
         work.load(Ordering::Relaxed),
+        last_start_us.load(Ordering::Relaxed),
     );
 }
 
