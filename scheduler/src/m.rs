@@ -137,6 +137,8 @@ pub struct M {
     /// without a P: see `preempt::Demotion` for the states and who writes
     /// them.
     pub(crate) demotion: core::sync::atomic::AtomicU8,
+    /// The nice value the thread had before sysmon demoted it.
+    pub(crate) demoted_from: core::sync::atomic::AtomicI32,
     /// The P left behind by a syscall (or lent to a G's user code, see
     /// `preempt.rs`) and the state word it was left in.
     pub(crate) oldp: AtomicPtr<P>,
@@ -199,6 +201,7 @@ impl M {
             exit_requested: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
             demotion: core::sync::atomic::AtomicU8::new(0),
+            demoted_from: core::sync::atomic::AtomicI32::new(0),
             pending: Cell::new(Pending::None),
             rand: Cell::new((id as u32).wrapping_mul(0x9e37_79b9) | 1),
             note: Note::default(),

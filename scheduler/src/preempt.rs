@@ -119,14 +119,14 @@ fn lost_p(m: MRef) {
 /// | `None` | normal; no retake since the M's last return | sysmon → `Armed` just before it retakes the M's lent P (back to `None` if the retake fails) |
 /// | `Armed` | P retaken; normal priority | the M → `None` ([`lost_p`]); sysmon → `Demoting` once it sees the thread run |
 /// | `Demoting` | sysmon is lowering the priority | sysmon → `Demoted`; the M waits for it |
-/// | `Demoted` | the thread is in `SCHED_IDLE` | the M restores its priority → `None` |
+/// | `Demoted` | the thread runs at nice 19 (`M::demoted_from` keeps its own) | the M restores its priority → `None` |
 ///
 /// `Armed` is stored before the retake's verdict is published (the P's
 /// state word), and the M reads this only after it has seen the verdict,
 /// so it never misses a demotion; sysmon demotes only from `Armed`, so it
 /// never demotes an M that is back.
 ///
-/// Lowering is always allowed; raising a thread out of `SCHED_IDLE` needs
+/// Lowering is always allowed; raising a thread back from nice 19 needs
 /// `CAP_SYS_NICE` (or `RLIMIT_NICE`). Without it the M cannot restore its
 /// thread and *retires* (`exit_requested`): its G goes on, P-less, to its
 /// next park or yield, and continues on another M; the thread exits. So an
@@ -141,12 +141,12 @@ pub(crate) enum Demotion {
     Demoted = 3,
 }
 
-/// Set at sysmon's start: whether a thread can leave `SCHED_IDLE` here.
+/// Set at sysmon's start: whether a thread can go back from nice 19 here.
 static CAN_RESTORE: AtomicBool = AtomicBool::new(false);
 
 /// sysmon, once at start.
 pub(crate) fn probe_restore() {
-    CAN_RESTORE.store(crate::thread_state::can_restore_policy(), Ordering::Relaxed);
+    CAN_RESTORE.store(crate::thread_state::can_restore_nice(), Ordering::Relaxed);
 }
 
 /// sysmon, before it retakes `m`'s lent P.
@@ -179,7 +179,14 @@ pub(crate) fn demote(m: MRef) -> bool {
     {
         return state.load(Ordering::SeqCst) == Demotion::Demoted as u8;
     }
-    let done = crate::thread_state::set_idle_policy(m.tid());
+    let tid = m.tid();
+    let done = match crate::thread_state::nice_of(tid) {
+        Some(n) if n < crate::thread_state::LOW_NICE => {
+            m.demoted_from.store(n, Ordering::SeqCst);
+            crate::thread_state::set_nice(tid, crate::thread_state::LOW_NICE)
+        }
+        _ => false,
+    };
     let next = if done {
         Demotion::Demoted
     } else {
@@ -217,13 +224,16 @@ fn back_from_retake(m: MRef) -> bool {
         {
             continue;
         }
-        if state != Demotion::Demoted as u8 || crate::thread_state::restore_own_policy() {
+        if state != Demotion::Demoted as u8
+            // SAFETY: gettid has no preconditions.
+            || crate::thread_state::set_nice(unsafe { libc::gettid() }, m.demoted_from.load(Ordering::SeqCst))
+        {
             return true;
         }
         if m.extra || !m.locked_g.load(Ordering::Relaxed).is_null() {
             // Cannot retire (see `Demotion`); `demote` does not get here
             // unless restoring was possible, so this is a G that locked
-            // itself to the thread since: it stays at idle priority.
+            // itself to the thread since: it stays at low priority.
             return true;
         }
         m.exit_requested.store(true, Ordering::Relaxed);
@@ -307,46 +317,46 @@ mod tests {
     use crate::m::M;
     use std::sync::{Arc, Barrier};
 
-    fn policy(tid: i32) -> i32 {
-        // SAFETY: a plain query; a bad tid is an error return.
-        unsafe { libc::sched_getscheduler(tid) }
+    fn nice(tid: i32) -> Option<i32> {
+        crate::thread_state::nice_of(tid)
     }
 
     /// sysmon demoting an M races with the M coming back at its G's next
     /// runtime call: whichever order they run in, the thread must end at
-    /// normal priority (or, where it cannot leave `SCHED_IDLE`, retire),
+    /// its own priority (or, where it cannot go back from nice 19, retire),
     /// and the protocol must be back at `None`.
     #[test]
     fn demotion_and_return_race_cleanly() {
         let m: MRef = Box::leak(Box::new(M::new(9_999)));
         let rounds = 300;
+        // go: both sides start a round; done: both finished it; checked:
+        // the test thread looked at the M's thread, which may then exit.
         let go = Arc::new(Barrier::new(2));
         let done = Arc::new(Barrier::new(2));
+        let checked = Arc::new(Barrier::new(2));
         let (tx, rx) = std::sync::mpsc::channel();
-        let (go2, done2) = (go.clone(), done.clone());
+        let (go2, done2, checked2) = (go.clone(), done.clone(), checked.clone());
         let retired_flag = Arc::new(AtomicBool::new(false));
         let retired2 = retired_flag.clone();
         let t = std::thread::spawn(move || {
             m.set_tid();
-            tx.send(m.tid()).unwrap();
-            let mut retired = 0;
+            tx.send((m.tid(), nice(m.tid()))).unwrap();
             for _ in 0..rounds {
                 go2.wait();
                 // The M's side: back at a runtime call after a retake.
                 if !back_from_retake(m) {
-                    retired += 1;
                     m.exit_requested.store(false, Ordering::Relaxed);
                     retired2.store(true, Ordering::SeqCst);
-                    // This test thread must not stay at idle priority for
-                    // the next round's checks: it cannot leave it, so stop.
+                    // It cannot go back to its priority: stop here.
                     done2.wait();
-                    return (retired, false);
+                    return false;
                 }
                 done2.wait();
+                checked2.wait();
             }
-            (retired, true)
+            true
         });
-        let tid = rx.recv().unwrap();
+        let (tid, own) = rx.recv().unwrap();
         let mut demoted = 0;
         for _ in 0..rounds {
             arm_demotion(m);
@@ -363,35 +373,30 @@ mod tests {
                 Demotion::None as u8,
                 "the M's return ends the protocol"
             );
-            assert_eq!(
-                policy(tid),
-                libc::SCHED_OTHER,
-                "a returned M runs at normal priority"
-            );
+            assert_eq!(nice(tid), own, "a returned M runs at its own priority");
+            checked.wait();
         }
-        let (retired, restorable) = t.join().unwrap();
-        if restorable {
-            assert_eq!(retired, 0);
-        } else {
-            assert_eq!(
-                retired, 1,
+        let restorable = t.join().unwrap();
+        if !restorable {
+            assert!(
+                demoted >= 1,
                 "without CAP_SYS_NICE the first demoted M retires"
             );
-            assert!(demoted >= 1);
         }
     }
 
-    /// `demote` does nothing to an M that is back (`None`), and an M that
-    /// cannot retire is not demoted where restoring is impossible.
+    /// `demote` does nothing to an M that is back (`None`) or whose retake
+    /// was called off.
     #[test]
     fn demote_only_from_armed() {
         let m: MRef = Box::leak(Box::new(M::new(9_998)));
         m.set_tid();
+        let own = nice(m.tid());
         assert!(!demote(m), "not armed: left alone");
-        assert_eq!(policy(0), libc::SCHED_OTHER);
+        assert_eq!(nice(m.tid()), own);
         arm_demotion(m);
         disarm_demotion(m);
         assert!(!demote(m), "disarmed: left alone");
-        assert_eq!(policy(0), libc::SCHED_OTHER);
+        assert_eq!(nice(m.tid()), own);
     }
 }

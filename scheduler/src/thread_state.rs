@@ -170,36 +170,46 @@ pub(crate) fn syscall_name(nr: i64) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
-/// Puts thread `tid` in `SCHED_IDLE`: it runs only when no normal thread
-/// wants the CPU (a weight of 3 against 1024 for nice 0). Any thread may
-/// lower the priority of another thread of its own process.
-pub(crate) fn set_idle_policy(tid: i32) -> bool {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: param is a valid pointer; a bad tid is an error return.
-    unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) == 0 }
+/// The lowest scheduling priority a thread can have without leaving the
+/// normal policy: weight 15 against 1024 for nice 0, so ~1.5 % of a CPU
+/// that a nice-0 thread also wants. (`SCHED_IDLE`, weight 3, was tried: it
+/// also yields to every other process on the machine, and a demoted G that
+/// holds a lock others need could then starve for seconds on a busy host.)
+pub(crate) const LOW_NICE: i32 = 19;
+
+/// The nice value of thread `tid`, or `None` if it cannot be read.
+pub(crate) fn nice_of(tid: i32) -> Option<i32> {
+    // getpriority returns -1 both as a value and as an error: tell them
+    // apart by errno, as its manual says.
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = 0 };
+    // SAFETY: a plain query; a bad tid is an error return.
+    let n = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) };
+    // SAFETY: as above.
+    (n != -1 || unsafe { *libc::__errno_location() } == 0).then_some(n)
 }
 
-/// Puts the calling thread back in `SCHED_OTHER`. Leaving `SCHED_IDLE`
-/// needs `CAP_SYS_NICE` or an `RLIMIT_NICE` of 20 (the default is 0): an
-/// ordinary user's thread cannot, and its M then retires (see
-/// `preempt::Demotion`).
-pub(crate) fn restore_own_policy() -> bool {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: param is a valid pointer; 0 names the calling thread.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) == 0 }
+/// Sets the nice value of thread `tid` (any thread of the process may
+/// raise another's; lowering one needs `CAP_SYS_NICE` or `RLIMIT_NICE`).
+pub(crate) fn set_nice(tid: i32, nice: i32) -> bool {
+    // SAFETY: a plain call; a bad tid or value is an error return.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) == 0 }
 }
 
-/// Whether a thread of this process may leave `SCHED_IDLE` again: tried
-/// once on a short-lived thread of its own, so no runtime thread is left at
-/// idle priority by the probe.
-pub(crate) fn can_restore_policy() -> bool {
+/// Whether a thread of this process may go back to its nice value after
+/// [`LOW_NICE`]: tried once on a short-lived thread of its own, so no
+/// runtime thread is left at low priority by the probe.
+pub(crate) fn can_restore_nice() -> bool {
     std::thread::Builder::new()
         .name("gort-probe".into())
         .stack_size(64 * 1024)
         .spawn(|| {
             // SAFETY: gettid has no preconditions.
             let tid = unsafe { libc::gettid() };
-            set_idle_policy(tid) && restore_own_policy()
+            match nice_of(tid) {
+                Some(n) if n < LOW_NICE => set_nice(tid, LOW_NICE) && set_nice(tid, n),
+                _ => false,
+            }
         })
         .ok()
         .and_then(|h| h.join().ok())
