@@ -460,12 +460,14 @@ impl Monitor {
             w.unlabel();
         }
         self.note_log(&mut w.log, m, age, false);
-        if ran {
-            if age >= SLICE_NS && work_waits(p, now) {
-                if self.retake_lent(p, m, word, Cause::Slice, true, w) {
-                    out.retook = true;
-                }
-            } else if (interval > FOLLOW_UP_OVER_NS || age < YOUNG_NS) && need() {
+        if age >= SLICE_NS && work_waits(p, now) {
+            // A whole slice of the G's own code (running, or runnable and
+            // waiting for a CPU on a busy host).
+            if self.retake_lent(p, m, word, Cause::Slice, true, w) {
+                out.retook = true;
+            }
+        } else if ran {
+            if (interval > FOLLOW_UP_OVER_NS || age < YOUNG_NS) && need() {
                 out.follow_up = true;
             }
         } else if need() {

@@ -197,23 +197,41 @@ pub(crate) fn set_nice(tid: i32, nice: i32) -> bool {
 }
 
 /// Whether a thread of this process may go back to its nice value after
-/// [`LOW_NICE`]: tried once on a short-lived thread of its own, so no
-/// runtime thread is left at low priority by the probe.
+/// [`LOW_NICE`]: with `CAP_SYS_NICE`, or an `RLIMIT_NICE` that allows the
+/// thread's own nice value (the kernel's rule: nice `n` needs a limit of at
+/// least `20 - n`). Read, not tried: a thread at nice 19 may wait seconds
+/// for a CPU on a busy host.
 pub(crate) fn can_restore_nice() -> bool {
-    std::thread::Builder::new()
-        .name("gort-probe".into())
-        .stack_size(64 * 1024)
-        .spawn(|| {
-            // SAFETY: gettid has no preconditions.
-            let tid = unsafe { libc::gettid() };
-            match nice_of(tid) {
-                Some(n) if n < LOW_NICE => set_nice(tid, LOW_NICE) && set_nice(tid, n),
-                _ => false,
-            }
-        })
-        .ok()
-        .and_then(|h| h.join().ok())
-        .unwrap_or(false)
+    // SAFETY: gettid has no preconditions.
+    let Some(own) = nice_of(unsafe { libc::gettid() }) else {
+        return false;
+    };
+    if has_cap_sys_nice() {
+        return true;
+    }
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NICE, &mut lim) } != 0 {
+        return false;
+    }
+    let need = (20 - own).max(0) as libc::rlim_t;
+    lim.rlim_cur == libc::RLIM_INFINITY || lim.rlim_cur >= need
+}
+
+/// `CAP_SYS_NICE` (bit 23) in the effective set, from `/proc/self/status`.
+fn has_cap_sys_nice() -> bool {
+    const CAP_SYS_NICE: u32 = 23;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0)
 }
 
 #[cfg(test)]
@@ -285,5 +303,21 @@ mod tests {
             cpu_ns(tid).is_none()
         });
         assert!(gone, "an exited thread has no clock");
+    }
+
+    /// The probe agrees with what the kernel allows: a thread that drops to
+    /// nice 19 can come back exactly when `can_restore_nice` says so.
+    #[test]
+    fn the_restore_probe_matches_the_kernel() {
+        let says = can_restore_nice();
+        let can = std::thread::spawn(|| {
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            let own = nice_of(tid).unwrap();
+            set_nice(tid, LOW_NICE) && set_nice(tid, own)
+        })
+        .join()
+        .unwrap();
+        assert_eq!(says, can);
     }
 }
