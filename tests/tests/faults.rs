@@ -16,6 +16,16 @@ fn case(name: &str, env: &[(&str, &str)]) -> Outcome {
     run(BIN, &[name], env, tests::crash_limit())
 }
 
+/// Held by the cases that load the machine (thousands of threads, forks,
+/// filling the address space) and by the one that times a crash: the test
+/// harness runs cases in parallel, and on two cores a timed crash sharing
+/// them with 20,000 thread starts measures the neighbour, not the dump.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn idle_foreign_threads_do_not_count_toward_max_threads() {
     let o = case(
@@ -138,6 +148,7 @@ fn a_panic_in_the_first_callback_is_named_as_a_g() {
 
 #[test]
 fn try_go_under_an_address_space_limit_fills_it_and_fails_cleanly() {
+    let _heavy = heavy();
     if under_qemu() {
         // qemu-user maps the guest's address space itself; RLIMIT_AS limits
         // the emulator, not the program.
@@ -171,6 +182,7 @@ fn try_go_under_an_address_space_limit_fills_it_and_fails_cleanly() {
 
 #[test]
 fn the_relay_watchdog_names_every_silent_m() {
+    let _heavy = heavy();
     let o = case(
         "crash_silent_foreign_threads",
         &[("GORT_TRACEBACK", "crash")],
@@ -196,6 +208,7 @@ fn the_relay_watchdog_names_every_silent_m() {
 
 #[test]
 fn fork_in_a_g_refuses_the_runtime_in_the_child_and_exec_works() {
+    let _heavy = heavy();
     // Under qemu-user each fork copies the emulator too: fewer.
     let forks = if under_qemu() { "30" } else { "300" };
     let o = case("fault_fork_in_g", &[("FORKS", forks)]);
@@ -320,6 +333,7 @@ fn sigquit_while_a_g_is_in_a_plain_blocking_call_dumps_it() {
 
 #[test]
 fn a_crash_with_10k_gs_and_100_callbacks_in_flight_dumps_within_a_second() {
+    let _heavy = heavy();
     let o = case("crash_busy_process", &[("GORT_TRACEBACK", "crash")]);
     assert_eq!(o.signal, Some(libc::SIGABRT), "{o}");
     let took = o.since("crash_at");
@@ -340,6 +354,7 @@ fn a_crash_with_10k_gs_and_100_callbacks_in_flight_dumps_within_a_second() {
 
 #[test]
 fn twenty_thousand_short_lived_foreign_threads_leave_no_growth() {
+    let _heavy = heavy();
     // Under qemu-user a thread start costs ~1 ms: fewer.
     let n = if under_qemu() { "2000" } else { "20000" };
     let o = case("fault_short_lived_foreign_threads", &[("THREADS", n)]);
