@@ -14,7 +14,8 @@
 //! | spawning a G (`go`, `try_go`, `gort_go`) | `SpawnError::ForkedChild` |
 //! | a callback (`ffi::callback`, `gort_callback`) | `CallbackError::ForkedChild` |
 //! | `yield_now` on a G | returns at once: no other G can run |
-//! | a G that parks (sleep, join, channel, lock, socket) or returns | `fatal error: fork: …` on stderr, exit status 2 |
+//! | `syscall(f)` | runs `f` (there is no P to set aside) |
+//! | a G that parks (sleep, join, channel, lock, socket), readies another G, or returns | `fatal error: fork: …` on stderr, exit status 2 |
 //!
 //! Plain code between `fork` and `exec`/`_exit` (no runtime call) is fine,
 //! which is what `std::process::Command` and `posix_spawn` do.
@@ -49,14 +50,14 @@ pub fn in_forked_child() -> bool {
 }
 
 /// A G in a forked child is about to wait for something only the parent's
-/// threads could deliver: says so and exits with status 2 (a Go fatal
-/// error's status). No dump: the dump would wait for Ms whose threads
-/// stayed in the parent.
+/// threads could deliver, or to take a scheduler lock one of them may have
+/// held at the fork: says so and exits with status 2 (a Go fatal error's
+/// status).
 #[cold]
 pub(crate) fn refuse_park() -> ! {
     crate::fatal::write_stderr(&[
-        b"fatal error: fork: a G cannot park or finish in a forked child \
-          (its runtime threads stayed in the parent); call exec or _exit after fork\n",
+        b"fatal error: fork: the runtime cannot schedule Gs in a forked child \
+          (its threads stayed in the parent); call exec or _exit after fork\n",
     ]);
     // SAFETY: _exit ends the process; nothing of ours runs after it.
     unsafe { libc::_exit(2) }

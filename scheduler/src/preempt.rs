@@ -74,6 +74,10 @@ pub(crate) fn enter(m: MRef) -> bool {
     if !m.p.load(Ordering::Relaxed).is_null() {
         return false;
     }
+    if crate::fork::in_forked_child() {
+        // Taking a P back may need a lock a vanished thread held.
+        crate::fork::refuse_park();
+    }
     let Some(g) = m.curg() else { return false };
     if g.status() != GStatus::Running {
         return false;

@@ -113,6 +113,9 @@ fn spin_budget(now: u64) -> u64 {
 ///
 /// Not on a G: a fatal error (callers check [`crate::current_g`] first).
 pub fn park<F: FnMut() -> bool>(reason: WaitReason, mut unlock: F) {
+    if crate::fork::in_forked_child() {
+        crate::fork::refuse_park();
+    }
     let Some(m) = current_m() else {
         crate::throw!("park: not on an M")
     };
@@ -144,6 +147,9 @@ pub fn park<F: FnMut() -> bool>(reason: WaitReason, mut unlock: F) {
 pub fn ready(g: GRef) {
     if g.status() != GStatus::Waiting {
         crate::throw!("ready: g is not waiting");
+    }
+    if crate::fork::in_forked_child() {
+        crate::fork::refuse_park();
     }
     // Take our lent P back first (or go on without one).
     let m = current_m();
@@ -551,6 +557,9 @@ pub(crate) unsafe extern "C" fn g_entry(data: usize, _arg: usize) -> ! {
 
 /// Ends the running G: recycles it once we have left its stack.
 fn g_exit(g: GRef) -> ! {
+    if crate::fork::in_forked_child() {
+        crate::fork::refuse_park();
+    }
     let Some(m) = current_m() else {
         crate::throw!("g_exit: no M")
     };

@@ -35,6 +35,10 @@ pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
 /// not on a G holding a P.
 #[inline]
 pub fn enter_syscall() -> bool {
+    if crate::fork::in_forked_child() {
+        // No P to set aside in a forked child: the call just runs.
+        return false;
+    }
     let Some(m) = current_m() else { return false };
     if m.curg().is_none() {
         return false;

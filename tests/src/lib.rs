@@ -110,7 +110,11 @@ pub fn run_signalled(
         }
         None => Command::new(program),
     };
+    // A group of its own: on a timeout its children (a scenario that
+    // forks) are killed too, and cannot keep our pipes open for ever.
+    use std::os::unix::process::CommandExt;
     cmd.args(args)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -173,6 +177,8 @@ pub fn run_signalled(
                 std::thread::sleep(Duration::from_millis(20));
             }
             child.kill().ok();
+            // SAFETY: kill(2) to the process group of our own child.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
             let st = child.wait().expect("wait for killed child");
             let o = Outcome {
                 code: st.code(),

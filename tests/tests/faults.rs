@@ -221,7 +221,7 @@ fn fork_in_a_g_refuses_the_runtime_in_the_child_and_exec_works() {
     assert_eq!(o.parse::<usize>("exec_ok"), third, "{o}");
     assert!(
         o.stderr.contains(
-            "fatal error: fork: a G cannot park or finish in a forked child (its runtime threads \
+            "fatal error: fork: the runtime cannot schedule Gs in a forked child (its threads \
              stayed in the parent); call exec or _exit after fork"
         ),
         "{o}"
