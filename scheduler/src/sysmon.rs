@@ -91,6 +91,9 @@ use std::time::Duration;
 /// A syscall longer than this may lose its P when other work waits; so may
 /// a thread seen asleep in the kernel for this long.
 const RETAKE_AFTER_NS: u64 = 20_000;
+/// The shortest watch of a thread's clock after a nudge (see
+/// [`Monitor::lent_p`]).
+const WATCH_NS: u64 = 10_000;
 /// A syscall longer than this loses its P regardless.
 const FORCE_RETAKE_NS: u64 = 10_000_000;
 const MIN_DELAY: Duration = Duration::from_micros(20);
@@ -154,9 +157,13 @@ pub(crate) fn note_work_waits() {
     }
 }
 
+/// When the last nudge was sent (runtime clock).
+static NUDGED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 #[cold]
 fn nudge() {
     if NUDGEABLE.swap(false, Ordering::AcqRel) {
+        NUDGED_AT.store(nanotime(), Ordering::Relaxed);
         *WAKE.lock() = true;
         WAKE_CV.notify_one();
     }
@@ -265,6 +272,22 @@ struct PLess {
     log: BlockLog,
 }
 
+/// Whether thread `tid`, whose CPU clock read `cpu` just now, uses no CPU
+/// until `end` (runtime clock): sysmon watches the clock that long (a read
+/// every ~0.3 µs), stopping at the first tick.
+fn still(tid: i32, cpu: Option<u64>, end: u64) -> bool {
+    if cpu.is_none() {
+        return false;
+    }
+    while nanotime() < end {
+        if cpu_ns(tid) != cpu {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
 /// Why a P was retaken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cause {
@@ -340,9 +363,9 @@ impl Monitor {
         }
     }
 
-    /// One look at every P. `follow_up`: this look came [`MIN_DELAY`]
-    /// after the last to settle what it saw.
-    fn look(&mut self, now: u64, follow_up: bool) -> Look {
+    /// One look at every P. `nudged`: an M woke sysmon for this look or the
+    /// chain of follow-ups it belongs to (see [`Monitor::lent_p`]).
+    fn look(&mut self, now: u64, nudged: bool) -> Look {
         let s = sched();
         let mut out = Look::default();
         let mut watch = core::mem::take(&mut self.watch);
@@ -353,7 +376,7 @@ impl Monitor {
                 out.in_syscall = true;
                 self.syscall_p(p, w, word, now, &mut out);
             } else if status == PStatus::Lent as u64 {
-                self.lent_p(p, w, word, now, follow_up, &mut out);
+                self.lent_p(p, w, word, now, nudged, &mut out);
             } else {
                 w.unlabel();
                 if w.word != 0 {
@@ -402,7 +425,7 @@ impl Monitor {
         w: &mut Watch,
         word: u64,
         now: u64,
-        follow_up: bool,
+        nudged: bool,
         out: &mut Look,
     ) {
         // While the word is unchanged the P stays with this M (the sequence
@@ -423,9 +446,25 @@ impl Monitor {
             w.cpu = cpu_ns(tid);
             w.looked = now;
             w.stalled = false;
-            // A fresh stretch: one more look soon tells whether it blocks.
-            // Not from a follow-up, or a busy P would keep sysmon awake.
-            out.follow_up |= !follow_up && need();
+            if !need() {
+                return;
+            }
+            // An M that readied a G nudged sysmon, and the thread holding
+            // this P is already asleep: the common "wake a G, then block"
+            // shape. Watch its clock right here rather than sleep and wake
+            // again (a timer wake-up takes 40-60 µs on a busy VM): until
+            // 20 µs after the nudge — the G was readied before its M lent
+            // the P and blocked — and for at least 10 µs of our own watch.
+            let until = (NUDGED_AT.load(Ordering::Relaxed) + RETAKE_AFTER_NS).max(now + WATCH_NS);
+            if nudged && w.stat.state(tid) == Some(RunState::Asleep) && still(tid, w.cpu, until) {
+                w.looked = nanotime();
+                self.asleep(p, w, m, word, w.looked, out);
+                return;
+            }
+            // A fresh stretch: one more look soon tells whether it blocks
+            // (a busy P shows a fresh word at every look: the chain of
+            // follow-ups is bounded by `MAX_FOLLOW_UPS`).
+            out.follow_up = true;
             return;
         }
         let age = now.saturating_sub(w.since);
@@ -441,19 +480,7 @@ impl Monitor {
         let asleep =
             !ran && interval >= RETAKE_AFTER_NS && w.stat.state(tid) != Some(RunState::Runnable);
         if asleep {
-            if let Some(g) = m.curg()
-                && g.blocked_since().is_none()
-            {
-                g.set_blocked_since(crate::schedule::coarse_now());
-                w.labelled = Some(g);
-            }
-            self.note_log(&mut w.log, m, age, true);
-            let work = work_waits(p, now);
-            if (work || nobody_free() || age >= FORCE_RETAKE_NS)
-                && self.retake_lent(p, m, word, Cause::Kernel, work, w)
-            {
-                out.retook = true;
-            }
+            self.asleep(p, w, m, word, now, out);
             return;
         }
         if ran {
@@ -473,6 +500,33 @@ impl Monitor {
         } else if need() {
             // Waiting for a CPU, or compared over too short a time.
             out.follow_up = true;
+        }
+    }
+
+    /// The thread lending `p` has been asleep in the kernel since the last
+    /// look: label its G, and retake by the syscall rule.
+    fn asleep(
+        &mut self,
+        p: &'static P,
+        w: &mut Watch,
+        m: MRef,
+        word: u64,
+        now: u64,
+        out: &mut Look,
+    ) {
+        let age = now.saturating_sub(w.since);
+        if let Some(g) = m.curg()
+            && g.blocked_since().is_none()
+        {
+            g.set_blocked_since(crate::schedule::coarse_now());
+            w.labelled = Some(g);
+        }
+        self.note_log(&mut w.log, m, age, true);
+        let work = work_waits(p, now);
+        if (work || nobody_free() || age >= FORCE_RETAKE_NS)
+            && self.retake_lent(p, m, word, Cause::Kernel, work, w)
+        {
+            out.retook = true;
         }
     }
 
@@ -659,6 +713,8 @@ fn run() {
     let mut delay = MIN_DELAY;
     let mut sleep_for = MIN_DELAY;
     let mut follow_ups = 0u32;
+    // This look and its follow-ups answer a nudge.
+    let mut nudged_chain = false;
     let mut quiet = 0u32;
     let mut last_nudge = None;
     let mut woken = Vec::new();
@@ -666,9 +722,10 @@ fn run() {
     let (mut polls_seen, mut last_poll_look, mut stale) = (0u64, 0u64, false);
     loop {
         let nudged = nap(sleep_for, &mut last_nudge);
+        nudged_chain |= nudged;
         crate::schedule::refresh_coarse_now();
         let now = nanotime();
-        let mut look = mon.look(now, follow_ups > 0);
+        let mut look = mon.look(now, nudged_chain);
         // A nudge comes from an M that is still in the runtime (it readied
         // a G and has not yet returned to its code, or blocked): its P is
         // not lent yet. Look again soon.
@@ -693,6 +750,7 @@ fn run() {
             delay = MIN_DELAY;
             sleep_for = MIN_DELAY;
             follow_ups = 0;
+            nudged_chain = false;
             quiet = 0;
             continue;
         }
@@ -703,6 +761,7 @@ fn run() {
             continue;
         }
         follow_ups = 0;
+        nudged_chain = false;
         delay = (delay * 2).min(max_delay);
         sleep_for = delay;
         if s.npidle() != s.procs() || io_unwatched() || mon.log_pending() {
