@@ -31,6 +31,9 @@ fn wait_for_symbols() {
 #[inline(never)]
 fn live_parked_function() {
     runtime::sleep(Duration::from_secs(3600));
+    // Not a tail call: a release build would otherwise jump to `sleep` and
+    // leave no frame of this function on the parked G's stack.
+    std::hint::black_box(3600u64);
 }
 
 #[inline(never)]
