@@ -48,11 +48,13 @@
 //! between looks when nothing happens (a wake-up costs it 10–20 µs of CPU
 //! on a VM, so it cannot look every 20 µs for long). So:
 //!
-//! - a look that finds a new lent word, or a running thread compared over
-//!   more than 100 µs or in a stretch younger than 200 µs, on a P that
-//!   others wait for, is followed by another 20 µs later (at most four in
-//!   a row), which catches a thread that blocked since; so is a look an M
-//!   nudged (below), since that M had not yet lent its P;
+//! - a look that finds a new lent word, or a thread that ran in a stretch
+//!   younger than 200 µs, on a P that others wait for, is followed by
+//!   another 20 µs later (at most four in a row, and a follow-up's fresh
+//!   word only in a chain a nudge started), which catches a thread that
+//!   blocked since; so is a look an M nudged (below), since that M had not
+//!   yet lent its P, and a nudged look that finds the thread already
+//!   asleep watches its clock on the spot instead;
 //! - an M that readies a G while every P is held (`wakep_if_idle` finds no
 //!   idle P) *nudges* a sleeping sysmon awake: the G it readied waits for a
 //!   P, and a thread holding one may be about to block. That is the common
@@ -98,9 +100,6 @@ const WATCH_NS: u64 = 10_000;
 const FORCE_RETAKE_NS: u64 = 10_000_000;
 const MIN_DELAY: Duration = Duration::from_micros(20);
 const MAX_DELAY: Duration = Duration::from_millis(10);
-/// A look that compared a running thread's clock over longer than this is
-/// followed by one [`MIN_DELAY`] later (see the module docs).
-const FOLLOW_UP_OVER_NS: u64 = 100_000;
 /// A stretch of user code younger than this that ran since the last look
 /// is looked at again [`MIN_DELAY`] later: a G often runs a little after a
 /// runtime call, then blocks.
@@ -363,9 +362,10 @@ impl Monitor {
         }
     }
 
-    /// One look at every P. `nudged`: an M woke sysmon for this look or the
-    /// chain of follow-ups it belongs to (see [`Monitor::lent_p`]).
-    fn look(&mut self, now: u64, nudged: bool) -> Look {
+    /// One look at every P. `follow_up`: this look settles what the last
+    /// one saw; `nudged`: an M woke sysmon for this look or the chain of
+    /// follow-ups it belongs to (see [`Monitor::lent_p`]).
+    fn look(&mut self, now: u64, follow_up: bool, nudged: bool) -> Look {
         let s = sched();
         let mut out = Look::default();
         let mut watch = core::mem::take(&mut self.watch);
@@ -376,7 +376,7 @@ impl Monitor {
                 out.in_syscall = true;
                 self.syscall_p(p, w, word, now, &mut out);
             } else if status == PStatus::Lent as u64 {
-                self.lent_p(p, w, word, now, nudged, &mut out);
+                self.lent_p(p, w, word, now, (follow_up, nudged), &mut out);
             } else {
                 w.unlabel();
                 if w.word != 0 {
@@ -425,7 +425,7 @@ impl Monitor {
         w: &mut Watch,
         word: u64,
         now: u64,
-        nudged: bool,
+        (follow_up, nudged): (bool, bool),
         out: &mut Look,
     ) {
         // While the word is unchanged the P stays with this M (the sequence
@@ -461,10 +461,10 @@ impl Monitor {
                 self.asleep(p, w, m, word, w.looked, out);
                 return;
             }
-            // A fresh stretch: one more look soon tells whether it blocks
-            // (a busy P shows a fresh word at every look: the chain of
-            // follow-ups is bounded by `MAX_FOLLOW_UPS`).
-            out.follow_up = true;
+            // A fresh stretch: one more look soon tells whether it blocks.
+            // Not again from a follow-up (a busy P shows a fresh word at
+            // every look), unless an M's nudge started the chain.
+            out.follow_up |= !follow_up || nudged;
             return;
         }
         let age = now.saturating_sub(w.since);
@@ -494,7 +494,10 @@ impl Monitor {
                 out.retook = true;
             }
         } else if ran {
-            if (interval > FOLLOW_UP_OVER_NS || age < YOUNG_NS) && need() {
+            // A young stretch may block next; a long computation is left
+            // to the slow looks and the slice (looking twice per slow look
+            // at every busy P cost sysmon 4-8x its CPU time).
+            if age < YOUNG_NS && need() {
                 out.follow_up = true;
             }
         } else if need() {
@@ -725,7 +728,7 @@ fn run() {
         nudged_chain |= nudged;
         crate::schedule::refresh_coarse_now();
         let now = nanotime();
-        let mut look = mon.look(now, nudged_chain);
+        let mut look = mon.look(now, follow_ups > 0, nudged_chain);
         // A nudge comes from an M that is still in the runtime (it readied
         // a G and has not yet returned to its code, or blocked): its P is
         // not lent yet. Look again soon.
