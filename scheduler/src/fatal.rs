@@ -7,9 +7,25 @@
 //! nothing and takes no lock; the crash-tracing layer can add a dump through
 //! [`set_fatal_hook`].
 
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 static FATAL_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Set once a crash dump has begun (the crash-tracing layer sets it as its
+/// handler starts): from then on sysmon leaves the `syscall` labels of Gs
+/// alone, so a thread woken by the dump's signal is still shown asleep in
+/// the kernel, where the signal found it.
+static DUMPING: AtomicBool = AtomicBool::new(false);
+
+/// Notes that a crash dump has begun. Async-signal-safe (one store).
+pub fn note_dumping() {
+    DUMPING.store(true, Ordering::Release);
+}
+
+/// Whether a crash dump has begun.
+pub fn dumping() -> bool {
+    DUMPING.load(Ordering::Acquire)
+}
 
 /// Installs a function that runs after the `fatal error:` line and before
 /// the abort (the signals crate prints the goroutine dump there).

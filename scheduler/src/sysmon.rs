@@ -248,9 +248,12 @@ struct Watch {
 }
 
 impl Watch {
-    /// Drops the label this P's look put on a G, if it is still there.
+    /// Drops the label this P's look put on a G, if it is still there (not
+    /// once a crash dump has begun: see `fatal::dumping`).
     fn unlabel(&mut self) {
-        if let Some(g) = self.labelled.take() {
+        if let Some(g) = self.labelled.take()
+            && !crate::fatal::dumping()
+        {
             g.set_blocked_since(0);
         }
     }
@@ -594,7 +597,9 @@ impl Monitor {
                 // It runs its G's code without a P: it must not take CPU
                 // from the Gs that hold one.
                 e.cpu = cpu;
-                if let Some(g) = e.g {
+                if let Some(g) = e.g
+                    && !crate::fatal::dumping()
+                {
                     g.set_blocked_since(0);
                 }
                 crate::preempt::demote(e.m);

@@ -268,6 +268,9 @@ unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
     let Some(entry) = table::entry(sig) else {
         return;
     };
+    // First: sysmon must not take a `syscall` label off a G whose thread
+    // this signal just woke (see `scheduler::fatal::dumping`).
+    scheduler::fatal::note_dumping();
     let m = scheduler::m::current_m();
     if entry.action == Action::Quit && RELAYING.load(Ordering::Acquire) {
         if let Some(m) = m
@@ -340,6 +343,13 @@ unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
 fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) -> ! {
     let mut o = Out::stderr();
     let g = m.and_then(|m| m.curg());
+    // A fault or an abort comes from the G's own code: it runs. A SIGQUIT
+    // may find it asleep in the kernel (`syscall`). Read first: while this
+    // handler runs, sysmon sees the thread use CPU and drops the label.
+    let state = g.map(|g| match entry.action {
+        Action::Quit => g.0.header_state().0,
+        _ => "running",
+    });
     let coarse = now_ns(libc::CLOCK_MONOTONIC_COARSE);
 
     // A G stack overflow: the fault is in (or just below) the guard under
@@ -419,14 +429,6 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             Some(g) => capture_running(&mut f, regs, g, m, ctx.sp()),
             None => f.capture(regs, &[os_stack(m, ctx.sp())]),
         }
-        // A fault or an abort comes from the G's own code: it runs. A
-        // SIGQUIT may find it asleep in the kernel (`syscall`). Read now:
-        // while this handler runs, sysmon sees the thread use CPU and would
-        // drop the label.
-        let state = g.map(|g| match entry.action {
-            Action::Quit => g.0.header_state().0,
-            _ => "running",
-        });
         let others = (lvl >= Level::All)
             .then(|| dump::Groups::collect(g.map(|g| g.index), lvl >= Level::System));
         let answer = resolve::Request::begin().and_then(|mut req| {
@@ -786,6 +788,10 @@ fn forward_quit() -> bool {
 /// own fatal signal `name`): print its current G (or its own stack) once,
 /// then wait for the crasher to end the process.
 fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
+    // Running, or asleep in the kernel (`syscall`) when the relay found it
+    // there; read first (see `fatal`), before waiting for the other Ms.
+    let curg = m.curg();
+    let state = curg.map(|g| g.0.header_state().0);
     lock_sections();
     let mut o = Out::stderr();
     o.str("-----").nl().nl();
@@ -808,14 +814,10 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
         fp: ctx.fp(),
         lr: ctx.lr(),
     };
-    let curg = m.curg();
     match curg {
         Some(g) => capture_running(&mut f, regs, g, Some(m), ctx.sp()),
         None => f.capture(regs, &[os_stack(Some(m), ctx.sp())]),
     }
-    // Running, or asleep in the kernel (`syscall`) when the relay found it
-    // there; read before the symbols are resolved (see `fatal`).
-    let state = curg.map(|g| g.0.header_state().0);
     // Sections often need only what earlier dumps resolved (Ms running the
     // same code): ask only for what is missing.
     let known = resolve::latest().filter(|a| {
