@@ -139,6 +139,9 @@ pub struct M {
     pub(crate) demotion: core::sync::atomic::AtomicU8,
     /// The nice value the thread had before sysmon demoted it.
     pub(crate) demoted_from: core::sync::atomic::AtomicI32,
+    /// When this M's G last came back to the runtime after a retake
+    /// (runtime clock; `preempt::lost_p`).
+    pub(crate) returned_at: core::sync::atomic::AtomicU64,
     /// The P left behind by a syscall (or lent to a G's user code, see
     /// `preempt.rs`) and the state word it was left in.
     pub(crate) oldp: AtomicPtr<P>,
@@ -202,6 +205,7 @@ impl M {
             preempt: AtomicBool::new(false),
             demotion: core::sync::atomic::AtomicU8::new(0),
             demoted_from: core::sync::atomic::AtomicI32::new(0),
+            returned_at: core::sync::atomic::AtomicU64::new(0),
             pending: Cell::new(Pending::None),
             rand: Cell::new((id as u32).wrapping_mul(0x9e37_79b9) | 1),
             note: Note::default(),

@@ -210,6 +210,10 @@ pub(crate) fn awaiting_return(m: MRef) -> bool {
 /// protocol. Returns false when the M must retire (its thread could not
 /// be restored): it then takes no P.
 fn back_from_retake(m: MRef) -> bool {
+    // For sysmon's judgement of its own retakes (see `sysmon`, "Short
+    // blocks"); written before the state below moves to `None`.
+    m.returned_at
+        .store(crate::timer::nanotime(), Ordering::Relaxed);
     loop {
         let state = m.demotion.load(Ordering::SeqCst);
         if state == Demotion::Demoting as u8 {

@@ -67,6 +67,19 @@
 //! `Retaking` and the M's claim (`P::take_back_lent` has the table), so
 //! either the M keeps its P or it finds it gone at its next runtime call.
 //!
+//! # Short blocks
+//!
+//! A thread asleep for 20 µs is often asleep for much longer (a sleep, a
+//! read), but not always: under load, Gs contend for locks they did not
+//! write — `malloc`'s arenas, a std `Mutex` — and each contended wait is a
+//! short `futex` sleep. Retaking on each starts or wakes another M, which
+//! adds to the contention, which adds Ms (178 threads for 10,000 Gs
+//! opening sockets, before this rule). So sysmon judges its own kernel
+//! retakes: one whose thread was back within 250 µs doubles the time a
+//! stretch must have lasted before a retake (up to 5 ms), one that held
+//! longer halves it (down to 20 µs). A program that blocks for real (a
+//! sleep, I/O, a barrier) keeps the 20 µs rule.
+//!
 //! Where `/proc` cannot be read, a clock that stood still over two looks
 //! counts as asleep. Where the CPU clock cannot be read, only the slice
 //! rule applies.
@@ -270,6 +283,8 @@ struct PLess {
     cpu: Option<u64>,
     /// When the stretch began (runtime clock).
     since: u64,
+    /// When the P was retaken, if for a block in the kernel.
+    kernel_retake_at: Option<u64>,
     /// The blocking log's note, carried over from the P's watch.
     log: BlockLog,
 }
@@ -302,7 +317,18 @@ struct Monitor {
     watch: Vec<Watch>,
     pless: Vec<PLess>,
     log_ns: Option<u64>,
+    /// How long a G's stretch must have lasted before its thread, seen
+    /// asleep, loses the P: [`RETAKE_AFTER_NS`], doubled after each retake
+    /// whose thread was back within [`SHORT_BLOCK_NS`], halved after each
+    /// longer one (see the module docs, "Short blocks").
+    kernel_after: u64,
 }
+
+/// A retake whose thread came back sooner than this bought nothing: the
+/// thread blocked only briefly (a contended lock in `malloc`, say).
+const SHORT_BLOCK_NS: u64 = 250_000;
+/// The most [`Monitor::kernel_after`] grows to.
+const KERNEL_AFTER_MAX_NS: u64 = 5_000_000;
 
 /// What one look found.
 #[derive(Default)]
@@ -362,6 +388,7 @@ impl Monitor {
             watch: (0..s.procs()).map(|_| Watch::default()).collect(),
             pless: Vec::new(),
             log_ns: s.config.blocking_log.map(|d| d.as_nanos() as u64),
+            kernel_after: RETAKE_AFTER_NS,
         }
     }
 
@@ -459,7 +486,11 @@ impl Monitor {
             // 20 µs after the nudge — the G was readied before its M lent
             // the P and blocked — and for at least 10 µs of our own watch.
             let until = (NUDGED_AT.load(Ordering::Relaxed) + RETAKE_AFTER_NS).max(now + WATCH_NS);
-            if nudged && w.stat.state(tid) == Some(RunState::Asleep) && still(tid, w.cpu, until) {
+            if nudged
+                && self.kernel_after == RETAKE_AFTER_NS
+                && w.stat.state(tid) == Some(RunState::Asleep)
+                && still(tid, w.cpu, until)
+            {
                 w.looked = nanotime();
                 self.asleep(p, w, m, word, w.looked, out);
                 return;
@@ -528,6 +559,11 @@ impl Monitor {
             w.labelled = Some(g);
         }
         self.note_log(&mut w.log, m, age, true);
+        if age < self.kernel_after {
+            // Blocks have been short lately: give this one longer.
+            out.follow_up = true;
+            return;
+        }
         let work = work_waits(p, now);
         if (work || nobody_free() || age >= FORCE_RETAKE_NS)
             && self.retake_lent(p, m, word, Cause::Kernel, work, w)
@@ -575,6 +611,7 @@ impl Monitor {
             tid,
             cpu: cpu_ns(tid),
             since,
+            kernel_retake_at: (cause == Cause::Kernel).then(nanotime),
             log: core::mem::take(&mut w.log),
         });
         crate::schedule::hand_off_p_or(p, AtLimit::Stall);
@@ -584,11 +621,20 @@ impl Monitor {
     /// Ms running a G without its P since a retake.
     fn pless_look(&mut self, now: u64) {
         let log_ns = self.log_ns;
+        let kernel_after = &mut self.kernel_after;
         self.pless.retain_mut(|e| {
             let age = now.saturating_sub(e.since);
             if !crate::preempt::awaiting_return(e.m) {
                 // Back at a runtime call.
                 e.log.finish(age);
+                if let Some(at) = e.kernel_retake_at {
+                    let held = e.m.returned_at.load(Ordering::Relaxed).saturating_sub(at);
+                    *kernel_after = if held < SHORT_BLOCK_NS {
+                        (*kernel_after * 2).min(KERNEL_AFTER_MAX_NS)
+                    } else {
+                        (*kernel_after / 2).max(RETAKE_AFTER_NS)
+                    };
+                }
                 return false;
             }
             let cpu = cpu_ns(e.tid);
