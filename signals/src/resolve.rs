@@ -423,7 +423,8 @@ impl Binaries {
             } else {
                 m.path.as_str()
             };
-            let data = map_file(path)?;
+            // Mapped for the life of the process: the index points into it.
+            let data = crate::symbols::Mapped::open(path)?.leak();
             let b = Binary::load(std::path::Path::new(&m.path), data).ok()?;
             // A file replaced since it was loaded would lie.
             let mut hex = [0u8; 80];
@@ -518,43 +519,9 @@ impl Binaries {
     }
 }
 
-/// Maps a file read-only for the life of the process.
-fn map_file(path: &str) -> Option<&'static [u8]> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::File::open(path).ok()?;
-    let len = usize::try_from(f.metadata().ok()?.len()).ok()?;
-    if len == 0 {
-        return None;
-    }
-    // SAFETY: a fresh private read-only mapping of an open file at an
-    // address the kernel picks; never unmapped, so the slice is 'static.
-    // Loaded ELF files are replaced by rename, not truncated in place (see
-    // symbols.rs), so the pages stay readable.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
-    // SAFETY: the mapping is `len` readable bytes and lives forever.
-    Some(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) })
-}
-
+/// `CLOCK_MONOTONIC` in ns (async-signal-safe).
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime is async-signal-safe; ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    crate::handler::now_ns(libc::CLOCK_MONOTONIC)
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {

@@ -305,13 +305,13 @@ fn add_module<'data>(t: &mut Table, m: &Module, file: &object::File<'data>) {
 /// loaded ELF files are replaced by rename (package managers, cargo), not
 /// truncated in place, and a running executable cannot be opened for
 /// writing at all (ETXTBSY).
-struct Mapped {
+pub(crate) struct Mapped {
     ptr: *mut libc::c_void,
     len: usize,
 }
 
 impl Mapped {
-    fn open(path: &str) -> Option<Mapped> {
+    pub(crate) fn open(path: &str) -> Option<Mapped> {
         use std::os::fd::AsRawFd;
         let f = std::fs::File::open(path).ok()?;
         let len = usize::try_from(f.metadata().ok()?.len()).ok()?;
@@ -338,6 +338,14 @@ impl Mapped {
         // SAFETY: `ptr` maps `len` readable bytes until `drop` (see the
         // type's docs for the truncation caveat); the slice borrows self.
         unsafe { core::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+
+    /// Keeps the mapping for the life of the process.
+    pub(crate) fn leak(self) -> &'static [u8] {
+        let m = core::mem::ManuallyDrop::new(self);
+        // SAFETY: never unmapped now (no `drop`), so the `len` readable
+        // bytes at `ptr` stay for the life of the process.
+        unsafe { core::slice::from_raw_parts(m.ptr.cast::<u8>(), m.len) }
     }
 }
 
