@@ -54,7 +54,7 @@ use crate::write::Out;
 use arch::sigctx::SigCtx;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use scheduler::extram;
-use scheduler::g::GStatus;
+use scheduler::g::{GRef, GStatus};
 use scheduler::m::{ALLMS, M, MStatus};
 
 /// Handlers that were installed before gort's, called after the dump.
@@ -339,6 +339,37 @@ unsafe extern "C" fn handle(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *m
     fatal(entry, &ctx, m, lvl)
 }
 
+/// The stack a signal interrupted: its G's section (`state` for the
+/// header), or the M's own stack as `goroutine 0 [no_g]:` with every frame.
+fn interrupted_section(
+    o: &mut Out,
+    f: &Frames,
+    g: Option<GRef>,
+    state: Option<&str>,
+    coarse: u64,
+    no_g: &str,
+    style: Style,
+) {
+    match g {
+        Some(g) => {
+            dump::header(o, g.0, state, coarse);
+            dump::stack(o, f, style);
+            dump::created_by(o, g.0, style);
+        }
+        None => {
+            o.str("goroutine 0 [").str(no_g).str("]:").nl();
+            dump::stack(
+                o,
+                f,
+                Style {
+                    system: true,
+                    ..style
+                },
+            );
+        }
+    }
+}
+
 /// The dump of the crasher, then the relay or the exit.
 fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) -> ! {
     let mut o = Out::stderr();
@@ -446,27 +477,8 @@ fn fatal(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static M>, lvl: Level) 
             answer,
         };
         o.nl();
-        match g {
-            Some(g) => {
-                dump::header(&mut o, g.0, state, coarse);
-                dump::stack(&mut o, &f, style);
-                dump::created_by(&mut o, g.0, style);
-            }
-            None => {
-                o.str("goroutine 0 [")
-                    .str(if m.is_some() { "scheduler" } else { "thread" })
-                    .str("]:")
-                    .nl();
-                dump::stack(
-                    &mut o,
-                    &f,
-                    Style {
-                        system: true,
-                        ..style
-                    },
-                );
-            }
-        }
+        let no_g = if m.is_some() { "scheduler" } else { "thread" };
+        interrupted_section(&mut o, &f, g, state, coarse, no_g, style);
         if let Some(others) = &others {
             others.print(&mut o, style, coarse);
         }
@@ -837,24 +849,8 @@ fn relayed_dump(m: &'static M, per: &PerM, ctx: &SigCtx, name: &str) -> ! {
         system: level() >= Level::System,
         answer,
     };
-    match curg {
-        Some(g) => {
-            dump::header(&mut o, g.0, state, now_ns(libc::CLOCK_MONOTONIC_COARSE));
-            dump::stack(&mut o, &f, style);
-            dump::created_by(&mut o, g.0, style);
-        }
-        None => {
-            o.str("goroutine 0 [idle]:").nl();
-            dump::stack(
-                &mut o,
-                &f,
-                Style {
-                    system: true,
-                    ..style
-                },
-            );
-        }
-    }
+    let coarse = now_ns(libc::CLOCK_MONOTONIC_COARSE);
+    interrupted_section(&mut o, &f, curg, state, coarse, "idle", style);
     o.nl();
     print_regs(&mut o, ctx);
     o.flush();
