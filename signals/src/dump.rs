@@ -530,7 +530,10 @@ impl Groups {
                 continue;
             }
             o.nl();
-            header(o, g, None, now_coarse);
+            // The G writing a live dump runs it, though sysmon may have
+            // seen its thread asleep waiting for the symbolizer.
+            let me = scheduler::current_g().is_some_and(|c| c.index == g.index);
+            header(o, g, me.then_some("running"), now_coarse);
             match running(gi) {
                 Some(f) => stack(o, f, style),
                 None => {
