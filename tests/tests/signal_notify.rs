@@ -15,8 +15,24 @@ fn run(name: &str, signal: Option<i32>) -> Outcome {
     run_signalled(BIN, &[name], &[], signal, limit)
 }
 
+/// qemu-i386 (7.2) corrupts the state of a thread that takes a signal in
+/// some states (docs/porting.md): under it, a child that receives signals
+/// died once in three runs in thread start-up ("current thread handle
+/// already set"), not in gort. The same tests run natively and under
+/// qemu-aarch64.
+fn skip_on_qemu_i386() -> bool {
+    let skip = under_qemu() && cfg!(target_arch = "x86");
+    if skip {
+        eprintln!("skipped under qemu-i386: it corrupts threads that take signals");
+    }
+    skip
+}
+
 #[test]
 fn ctrl_c_arrives_on_a_channel_and_the_program_exits_cleanly() {
+    if skip_on_qemu_i386() {
+        return;
+    }
     let o = run("eco_signal_ctrl_c", Some(libc::SIGINT));
     o.assert_success();
     let users: Vec<_> = o
@@ -34,6 +50,9 @@ fn ctrl_c_arrives_on_a_channel_and_the_program_exits_cleanly() {
 
 #[test]
 fn sigterm_arrives_too() {
+    if skip_on_qemu_i386() {
+        return;
+    }
     let o = run("eco_signal_ctrl_c", Some(libc::SIGTERM));
     o.assert_success();
     assert_eq!(o.value("got"), Some("terminated"), "{o}");
@@ -41,6 +60,9 @@ fn sigterm_arrives_too() {
 
 #[test]
 fn stop_gives_the_signal_its_default_action_back() {
+    if skip_on_qemu_i386() {
+        return;
+    }
     let o = run("eco_signal_stop_restores", None);
     assert_eq!(o.value("first"), Some("user defined signal 2"), "{o}");
     assert_eq!(o.signal, Some(libc::SIGUSR2), "{o}");
@@ -49,6 +71,9 @@ fn stop_gives_the_signal_its_default_action_back() {
 
 #[test]
 fn sigquit_still_dumps_every_g() {
+    if skip_on_qemu_i386() {
+        return;
+    }
     let o = run("eco_signal_quit_still_dumps", Some(libc::SIGQUIT));
     assert_eq!(o.code, Some(2), "{o}");
     assert!(o.stderr.contains("SIGQUIT: quit"), "{o}");
