@@ -8,7 +8,8 @@
 # -Zbuild-std (hence RUSTC_BOOTSTRAP=1). Linkers and qemu runners come from
 # .cargo/config.toml. Builds go to target-cross/ so the host cache survives.
 # A cold run rebuilds std per target (about 50 s each); a warm one only what
-# changed. docs/porting.md lists what qemu-user cannot do.
+# changed. docs/cross-arch.md explains each step and lists what qemu-user
+# cannot do.
 #
 # Missing packages are installed on the first run (apt-get, as root or through
 # sudo); later runs only check them with dpkg. We never

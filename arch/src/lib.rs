@@ -10,6 +10,12 @@
 //!   `g0`), the first frame of a new G, and the entry trampoline that ends a
 //!   G's frame chain. Every parked G's saved context exposes the `pc`, `sp`
 //!   and `fp` (and `lr` on aarch64) a traceback starts from.
+//! - [`sigctx`]: typed access to the context the kernel hands a signal
+//!   handler (`pc`, `sp`, `fp`, `lr`, the fault address, a register dump in
+//!   Go's order) and `signal_entry`, the function installed as
+//!   `sa_sigaction` (on i686 an assembly trampoline that realigns the stack
+//!   qemu-i386 misaligns). Everything in it is async-signal-safe. Layout
+//!   facts per architecture: `docs/cross-arch.md`.
 //! - [`trap`]: an instruction that traps on purpose (`SIGILL`), for the
 //!   crash-tracing tests.
 //!

@@ -136,7 +136,7 @@ const GO_NAMES: &str = "r0 r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 r11 r12 r13 r14 r15 r1
 #[cfg(target_arch = "x86")]
 const GO_NAMES: &str = "eax ebx ecx edx edi esi ebp esp eip eflags cs fs gs";
 
-/// Byte offsets from `cross-arch.md`: `si_addr` in `siginfo_t`, the PC in
+/// Byte offsets from `docs/cross-arch.md`: `si_addr` in `siginfo_t`, the PC in
 /// `ucontext_t`.
 #[cfg(target_arch = "x86_64")]
 const TABLE: (usize, usize) = (16, 168);
@@ -627,7 +627,7 @@ fn is_write_decoding_aarch64_esr() {
 
 /// Symptom guarded against: libc's layout and the kernel's disagree, and
 /// the crash report prints a wrong pc or fault address. Checks the offsets
-/// table of `cross-arch.md` through the accessors, on a hand-made context.
+/// table of `docs/cross-arch.md` through the accessors, on a hand-made context.
 #[test]
 fn offsets_match_the_abi_table() {
     let (si_addr_off, pc_off) = TABLE;

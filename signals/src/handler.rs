@@ -4,7 +4,8 @@
 //!
 //! The handler allocates nothing and takes no lock that ordinary code may
 //! hold. It reads the current M through the scheduler's thread-local slot (a
-//! plain `#[thread_local]` word, no lazy initialisation), the G and M
+//! `thread_local!` with a `const` initialiser and no destructor: a plain TLS
+//! word, never lazily initialised or registered), the G and M
 //! registries (append-only, lock-free), the symbol and module tables (built
 //! at start-up), and reads stacks only through the bounds-checked unwinder.
 //! The extra-M list lock it may take (to bind an M on a foreign thread, or to

@@ -110,7 +110,7 @@ fn install(sig: libc::c_int, handler: Handler) {
 }
 
 /// qemu-i386 enters handlers with the stack 16-aligned instead of 12 mod
-/// 16 (see the project's cross-arch notes); Rust code that keeps SSE values
+/// 16 (see docs/cross-arch.md); Rust code that keeps SSE values
 /// on the stack would then fault. This entry realigns and calls the handler
 /// stored in `HANDLER_X86`.
 #[cfg(target_arch = "x86")]

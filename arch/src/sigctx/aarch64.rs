@@ -18,7 +18,7 @@
 //!     +   0  fault_address
 //!     +   8  regs[0..31]           x0 … x30
 //!     + 256  sp
-//!     + 264  pc                    (ucontext_t + 440, as in cross-arch.md)
+//!     + 264  pc                    (ucontext_t + 440, as in docs/cross-arch.md)
 //!     + 272  pstate
 //!     + 280  (pad to 16)
 //!     + 288  __reserved[4096]:     { magic u32, size u32, payload }…
@@ -66,7 +66,7 @@ struct EsrContext {
 const ESR_MAGIC: u32 = 0x4553_5201;
 
 const _: () = {
-    // cross-arch.md: fault_address at 176, PC at 440 in ucontext_t.
+    // docs/cross-arch.md: fault_address at 176, PC at 440 in ucontext_t.
     assert!(offset_of!(libc::ucontext_t, uc_mcontext) == 176);
     assert!(offset_of!(libc::ucontext_t, uc_mcontext.fault_address) == 176);
     assert!(offset_of!(libc::ucontext_t, uc_mcontext.pc) == 440);

@@ -50,7 +50,7 @@ const UC_PC_OFFSET: usize =
     offset_of!(libc::ucontext_t, uc_mcontext.gregs) + REG_EIP as usize * size_of::<libc::greg_t>();
 
 const _: () = {
-    // cross-arch.md: PC in ucontext at 76 (gregs[REG_EIP = 14]).
+    // docs/cross-arch.md: PC in ucontext at 76 (gregs[REG_EIP = 14]).
     assert!(size_of::<libc::greg_t>() == 4);
     assert!(offset_of!(libc::ucontext_t, uc_mcontext) == 20);
     assert!(UC_PC_OFFSET == 76);

@@ -7,7 +7,7 @@
 //! the order of `libc::REG_R8` … `libc::REG_CR2`), then a pointer to the
 //! FP state. `libc` mirrors both exactly, so nothing is mirrored here; the
 //! assertions below pin the one offset the rest of gort (and the table in
-//! `cross-arch.md`) relies on: the interrupted `rip` at byte 168.
+//! `docs/cross-arch.md`) relies on: the interrupted `rip` at byte 168.
 //!
 //! `gregs[REG_CSGSFS]` packs three 16-bit selectors and a pad, in the
 //! kernel's `sigcontext` order `cs`, `gs`, `fs`, `__pad0` from the low bits
@@ -36,7 +36,7 @@ const UC_PC_OFFSET: usize =
     offset_of!(libc::ucontext_t, uc_mcontext.gregs) + REG_RIP as usize * size_of::<libc::greg_t>();
 
 const _: () = {
-    // `cross-arch.md`: PC in ucontext at 168 (gregs[REG_RIP = 16]).
+    // `docs/cross-arch.md`: PC in ucontext at 168 (gregs[REG_RIP = 16]).
     assert!(size_of::<libc::greg_t>() == 8);
     assert!(offset_of!(libc::ucontext_t, uc_mcontext) == 40);
     assert!(UC_PC_OFFSET == 168);
