@@ -23,7 +23,8 @@
 
 use crate::chan::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
-use scheduler::timer::{Timer, nanotime, nanotime_of, start_timer};
+use scheduler::clock::{nanotime, nanotime_of};
+use scheduler::timer::{Timer, start_timer};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -9,13 +9,15 @@
 //! 1. [`g`]: the G and its status, which says who owns its stack.
 //! 2. [`m`]: the M, its note (how it sleeps), and the current-M lookup that
 //!    survives a G moving between threads.
-//! 3. [`p`]: the P and its local run queue (crossbeam-deque + `runnext`).
+//! 3. [`p`]: the P, its status and the lend/retake of a P set aside;
+//!    [`runq`]: its local run queue (crossbeam-deque + `runnext`).
 //! 4. [`sched`]: global state, idle lists, M creation, the lock order.
 //! 5. [`schedule`]: the loop — switching, parking, readying, spinning,
 //!    stealing — with the no-lost-wake-up protocol written where it is coded.
-//! 6. [`spawn`], [`join`], [`time`], [`timer`], [`waiter`]: creating Gs,
-//!    the slot a G's result reaches its joiner through, sleeping, per-P
-//!    timers (readying Gs or running functions), who waits.
+//! 6. [`spawn`], [`join`], [`clock`], [`timer_heap`], [`timer`],
+//!    [`waiter`]: creating Gs, the slot a G's result reaches its joiner
+//!    through, the one clock, the per-P timer heaps, arming timers
+//!    (sleeping Gs, functions), who waits.
 //!    [`waitq`], [`sema`], [`cell`]: the building blocks of `runtime::sync`
 //!    — wait queues that park Gs and block threads (deadlines on the
 //!    timers), Go's runtime semaphore, the cells that hand out locked data.
@@ -44,6 +46,7 @@ pub mod bound;
 pub mod callback;
 pub mod cell;
 pub mod chan;
+pub mod clock;
 pub mod config;
 pub mod extram;
 pub mod fatal;
@@ -56,6 +59,7 @@ pub mod netpoll;
 pub mod p;
 pub mod preempt;
 pub mod registry;
+pub mod runq;
 pub mod sched;
 pub mod schedule;
 pub mod sema;
@@ -66,8 +70,8 @@ pub mod sys;
 pub mod syscall;
 pub mod sysmon;
 pub mod thread_state;
-pub mod time;
 pub mod timer;
+pub mod timer_heap;
 pub mod waiter;
 pub mod waitq;
 
@@ -83,5 +87,5 @@ pub use spawn::{SpawnError, SpawnOptions, spawn};
 pub use stats::{Stats, stats};
 pub use syscall::syscall;
 pub use thread_state::set_pc_describer;
-pub use time::sleep;
+pub use timer::sleep;
 pub use waiter::{Waiter, park_unlock};

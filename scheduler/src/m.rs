@@ -83,7 +83,7 @@ pub(crate) enum Pending {
     /// of the global queue if the flag is set.
     Yield(GRef, bool),
     /// The G yielded into its P's `runnext` for the G that was there
-    /// ([`P::runnext_swap_begin`](crate::p::P::runnext_swap_begin)): mark
+    /// ([`RunQueue::swap_begin`](crate::runq::RunQueue::swap_begin)): mark
     /// it runnable and end the hand-shake that kept thieves off it.
     Swapped(GRef),
     /// The G parks; then run `unlock(data)`, and if it returns false, make

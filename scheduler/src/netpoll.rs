@@ -81,11 +81,11 @@
 //! (a G readied on another P's poller is stolen anyway, and sleeping Ms
 //! would need one poller each).
 
+use crate::clock::{NEVER, nanotime};
 use crate::g::{GRef, GStatus, WaitReason};
 use crate::m::current_g;
 use crate::registry::Registry;
 use crate::sched::sched;
-use crate::timer::{NEVER, nanotime};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use std::io;
@@ -546,7 +546,16 @@ impl Registration {
 fn arm_deadline(when: u64, pd: u32, mode: u8, token: u64) -> (bool, bool) {
     let p = crate::timer::host_p();
     let wake_m = when < sched().sleep_until.load(Ordering::SeqCst);
-    p.timers.add_io(when, pd, mode, token);
+    // A stale deadline finds nothing and does nothing, so it is never
+    // stopped: the handle goes.
+    let _ = p.timers.add_func(
+        when,
+        Box::new(move |_| {
+            if let Some(g) = deadline(pd, mode, token) {
+                crate::schedule::ready(g);
+            }
+        }),
+    );
     (wake_m, when < POLL_UNTIL.load(Ordering::SeqCst))
 }
 

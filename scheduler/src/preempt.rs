@@ -213,7 +213,7 @@ fn back_from_retake(m: MRef) -> bool {
     // For sysmon's judgement of its own retakes (see `sysmon`, "Short
     // blocks"); written before the state below moves to `None`.
     m.returned_at
-        .store(crate::timer::nanotime(), Ordering::Relaxed);
+        .store(crate::clock::nanotime(), Ordering::Relaxed);
     loop {
         let state = m.demotion.load(Ordering::SeqCst);
         if state == Demotion::Demoting as u8 {

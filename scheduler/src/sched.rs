@@ -15,12 +15,12 @@
 //!
 //! No lock is held across a context switch or a sleep.
 
+use crate::clock::NEVER;
 use crate::config::Config;
 use crate::g::GRef;
 use crate::m::MRef;
 use crate::p::{P, PStatus};
 use crate::stack::{StackConfig, StackPool};
-use crate::timer::NEVER;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crossbeam_deque::Injector;
 use parking_lot::Mutex;
@@ -163,7 +163,7 @@ impl Sched {
     /// Puts a P on the idle list. Caller holds `synced`; the P's run queue
     /// is empty.
     pub(crate) fn pidle_put(&self, s: &mut SchedSynced, p: &'static P) {
-        debug_assert!(p.runq_is_empty(), "pidle_put: p has runnable Gs");
+        debug_assert!(p.runq.is_empty(), "pidle_put: p has runnable Gs");
         p.set_status(PStatus::Idle);
         s.pidle.push(p);
         self.npidle.fetch_add(1, Ordering::SeqCst);
@@ -335,7 +335,7 @@ fn new_m(p: &'static P, spinning: bool, at_limit: AtLimit) {
         crate::sysmon::thread_limit_stall();
         // SAFETY: no M holds `p` (it was handed here to start one with), so
         // its queue is ours to empty.
-        while let Some(g) = unsafe { p.runq_get() } {
+        while let Some(g) = unsafe { p.runq.get() } {
             s.push_global(g);
         }
         let mut synced = s.synced.lock();

@@ -35,11 +35,11 @@
 //! Rejected: waking an M on every push (thundering herd and ~1 µs per
 //! spawn); a condition variable shared by all Ms (no per-P hand-off).
 
+use crate::clock::{NEVER, coarse_now, nanotime, refresh_coarse_now};
 use crate::g::{G, GRef, GStatus, WaitReason};
 use crate::m::{MRef, MStatus, Pending, current_m, m_hooks, set_current_m};
 use crate::p::{GFREE_MAX, P, PStatus};
 use crate::sched::{AtLimit, m_exited, sched, start_m_or, wakep, wakep_if_idle};
-use crate::timer::{NEVER, nanotime};
 use arch::context;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -159,7 +159,7 @@ pub fn ready(g: GRef) {
     g.on_enqueue();
     match m.and_then(|m| m.p()) {
         // SAFETY: the current M holds p.
-        Some(p) => unsafe { p.runq_put(g, true) },
+        Some(p) => unsafe { p.runq.put(g, true) },
         None => sched().push_global(g),
     }
     wakep_if_idle();
@@ -181,7 +181,7 @@ fn ready_in_order(g: GRef) {
     g.on_enqueue();
     match current_m().and_then(|m| m.p()) {
         // SAFETY: the current M holds p.
-        Some(p) => unsafe { p.runq_put(g, false) },
+        Some(p) => unsafe { p.runq.put(g, false) },
         None => sched().push_global(g),
     }
     wakep_if_idle();
@@ -216,7 +216,7 @@ pub fn yield_now() {
 #[inline(never)]
 fn yield_queued(m: MRef, g: GRef, p: &'static P, lent: bool) {
     // SAFETY: m holds p.
-    let local_empty = unsafe { p.runq_is_empty_owner() };
+    let local_empty = unsafe { p.runq.is_empty_owner() };
     if local_empty && sched().global.is_empty() && !timers_due(p) {
         if lent {
             crate::preempt::leave_on(m);
@@ -233,7 +233,7 @@ fn yield_queued(m: MRef, g: GRef, p: &'static P, lent: bool) {
 }
 
 /// The common yield: two Gs taking turns on one P. With nothing in the
-/// deque, the other G sits in `runnext` (where [`P::runq_put_back`] put
+/// deque, the other G sits in `runnext` (where [`RunQueue::put_back`](crate::runq::RunQueue::put_back) put
 /// it), so `g` swaps places with it in one hand-shake and switches straight
 /// to it; the hand-shake ends once `g` is saved ([`Pending::Swapped`]).
 /// Returns the M `g` runs on afterwards, or `None` (nothing done) when
@@ -249,11 +249,11 @@ fn yield_swap(m: MRef, g: GRef, p: &'static P) -> Option<MRef> {
         return None;
     }
     // SAFETY: m holds p.
-    if !unsafe { p.runq() }.is_empty() {
+    if !unsafe { p.runq.worker() }.is_empty() {
         return None;
     }
     // SAFETY: m holds p, and we switch away from g next.
-    let next = unsafe { p.runnext_swap_begin(g) }?;
+    let next = unsafe { p.runq.swap_begin(g) }?;
     m.set_pending(Pending::Swapped(g));
     Some(switch_to(m, p, g, next))
 }
@@ -360,7 +360,7 @@ fn finish_swap(m: MRef, g: GRef) {
     let Some(p) = m.p() else {
         crate::throw!("finish_swap: swapped without a p")
     };
-    p.runnext_swap_done();
+    p.runq.swap_done();
 }
 
 /// The next local G, if the fast G-to-G switch may take it: not when the
@@ -372,7 +372,7 @@ fn next_fast(p: &'static P) -> Option<GRef> {
         return None;
     }
     // SAFETY: the caller's M holds p.
-    unsafe { p.runq_get() }
+    unsafe { p.runq.get() }
 }
 
 /// Whether the next schedule on `p` must look at the global queue first.
@@ -406,7 +406,7 @@ pub(crate) fn finish_switch(m: MRef) {
                     crate::throw!("finish_switch: yield without a p")
                 };
                 // SAFETY: this M holds p.
-                unsafe { p.runq_put_back(g) };
+                unsafe { p.runq.put_back(g) };
             }
         }
         Pending::Swapped(g) => finish_swap(m, g),
@@ -421,7 +421,7 @@ pub(crate) fn finish_switch(m: MRef) {
                     g.on_enqueue();
                     match m.p() {
                         // SAFETY: this M holds p.
-                        Some(p) => unsafe { p.runq_put(g, true) },
+                        Some(p) => unsafe { p.runq.put(g, true) },
                         // The G lost its P to sysmon before it parked.
                         None => {
                             sched().push_global(g);
@@ -721,7 +721,7 @@ fn find_runnable(m: MRef) -> GRef {
             return g;
         }
         // SAFETY: m holds p.
-        if let Some(g) = unsafe { p.runq_get() } {
+        if let Some(g) = unsafe { p.runq.get() } {
             return g;
         }
         if let Some(g) = global_get(p) {
@@ -757,7 +757,7 @@ fn find_runnable(m: MRef) -> GRef {
                 let work = !s.global.is_empty()
                     || s.ps
                         .iter()
-                        .any(|v| !core::ptr::eq(v, p) && !v.stealer.is_empty());
+                        .any(|v| !core::ptr::eq(v, p) && !v.runq.stealer.is_empty());
                 if work && let Some(g) = steal_work(m, p) {
                     return g;
                 }
@@ -860,7 +860,7 @@ fn netpoll_get(p: &'static P) -> Option<GRef> {
     if !woken.is_empty() {
         for &g in &woken {
             // SAFETY: the caller's M holds p.
-            unsafe { p.runq_put(g, false) };
+            unsafe { p.runq.put(g, false) };
         }
         wakep_if_idle();
     }
@@ -971,7 +971,7 @@ fn check_dead_unsure(wake_sysmon: bool) -> bool {
 /// Whether any run queue holds a G (racy; used only for re-checks).
 fn work_anywhere() -> bool {
     let s = sched();
-    !s.global.is_empty() || s.ps.iter().any(|p| !p.runq_is_empty())
+    !s.global.is_empty() || s.ps.iter().any(|p| !p.runq.is_empty())
 }
 
 /// Takes an idle P for `m`, if any.
@@ -991,7 +991,7 @@ pub(crate) fn take_idle_p(m: MRef) -> bool {
 fn global_get(p: &'static P) -> Option<GRef> {
     let s = sched();
     // SAFETY: the caller's M holds p.
-    let q = unsafe { p.runq() };
+    let q = unsafe { p.runq.worker() };
     loop {
         match s.global.steal_batch_and_pop(q) {
             crossbeam_deque::Steal::Success(g) => return Some(g),
@@ -1007,7 +1007,7 @@ fn steal_work(m: MRef, p: &'static P) -> Option<GRef> {
     let s = sched();
     let n = s.procs();
     // SAFETY: m holds p.
-    let q = unsafe { p.runq() };
+    let q = unsafe { p.runq.worker() };
     for round in 0..STEAL_ROUNDS {
         let start = m.fastrand() as usize % n;
         for i in 0..n {
@@ -1016,7 +1016,7 @@ fn steal_work(m: MRef, p: &'static P) -> Option<GRef> {
                 continue;
             }
             loop {
-                match victim.stealer.steal_batch_and_pop(q) {
+                match victim.runq.stealer.steal_batch_and_pop(q) {
                     crossbeam_deque::Steal::Success(g) => return Some(g),
                     crossbeam_deque::Steal::Empty => break,
                     crossbeam_deque::Steal::Retry => {}
@@ -1054,18 +1054,18 @@ const RUNNEXT_GRACE_NS: u64 = 3_000;
 /// time, but each G sits there only a few hundred nanoseconds; taking
 /// whichever G is there then would split the pair at every look.
 fn steal_runnext(victim: &P) -> Option<GRef> {
-    if victim.runnext_is_empty() {
+    if victim.runq.runnext_is_empty() {
         return None;
     }
     let mut since = None;
     if matches!(victim.status(), PStatus::Running | PStatus::Lent) {
-        since = Some(victim.runnext_puts());
+        since = Some(victim.runq.runnext_puts());
         let until = nanotime() + RUNNEXT_GRACE_NS;
         while nanotime() < until {
             core::hint::spin_loop();
         }
     }
-    let g = victim.runnext_steal(since);
+    let g = victim.runq.runnext_steal(since);
     // SAFETY: runnext holds null or GRef pointers.
     unsafe { GRef::from_ptr(g) }
 }
@@ -1144,7 +1144,7 @@ pub(crate) fn hand_off_p(p: &'static P) {
 /// thread limit (sysmon's retakes stall rather than fail).
 pub(crate) fn hand_off_p_or(p: &'static P, at_limit: AtLimit) {
     let s = sched();
-    if !p.runq_is_empty() || !s.global.is_empty() {
+    if !p.runq.is_empty() || !s.global.is_empty() {
         start_m_or(Some(p), false, at_limit);
         return;
     }
@@ -1193,7 +1193,7 @@ pub(crate) fn stop_m(m: MRef, deadline: u64) {
         }
         let woken = m
             .note
-            .sleep((deadline != NEVER).then(|| crate::timer::instant_of(deadline)));
+            .sleep((deadline != NEVER).then(|| crate::clock::instant_of(deadline)));
         if deadline != NEVER {
             let _ = s.sleep_until.compare_exchange(
                 deadline,
@@ -1270,40 +1270,4 @@ fn start_locked_m(m: MRef, g: GRef, target: *mut crate::m::M) {
         .nextp
         .store(p as *const P as *mut P, Ordering::Release);
     target.note.wakeup();
-}
-
-/// `CLOCK_MONOTONIC_COARSE` (ns) as last read by sysmon (every round) or
-/// by an M taking a P (`acquire_p`): when a G started waiting, which dumps print
-/// in whole minutes (Go's `[chan receive, 3 minutes]`). Reading the clock
-/// at every park cost ~13 ns of a channel hand-off; this is one load. An M
-/// that runs Gs took its P after the last idle stretch (sysmon may sleep
-/// deeply only while every P is idle), and sysmon refreshes the value at
-/// least every 10 ms while any P is busy.
-static COARSE_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Re-reads the coarse clock for [`coarse_now`].
-pub(crate) fn refresh_coarse_now() {
-    COARSE_NS.store(read_coarse(), Ordering::Relaxed);
-}
-
-/// Cheap wall-clock-free timestamp for wait durations (see [`COARSE_NS`]).
-#[inline]
-pub(crate) fn coarse_now() -> u64 {
-    match COARSE_NS.load(Ordering::Relaxed) {
-        0 => {
-            refresh_coarse_now();
-            COARSE_NS.load(Ordering::Relaxed)
-        }
-        t => t,
-    }
-}
-
-fn read_coarse() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -123,7 +123,7 @@ pub fn can_spin(iter: u32) -> bool {
         return false;
     }
     // SAFETY: m.p() is the P this M holds.
-    m.p().is_none_or(|p| unsafe { p.runq_is_empty_owner() })
+    m.p().is_none_or(|p| unsafe { p.runq.is_empty_owner() })
 }
 
 /// One spin round.

@@ -2,7 +2,6 @@
 
 use crate::g::{Entry, GStatus};
 use crate::m::current_m;
-use crate::p::P;
 use crate::sched::{sched, wakep_if_idle};
 use crate::schedule::gfget;
 use crate::stack::StackError;
@@ -136,7 +135,7 @@ fn spawn_on(
     // queue, where its Gs go.
     if untouched
         && crate::schedule::no_warm_stacks()
-        && p.map_or_else(|| s.global.len(), P::runq_len) >= HELP_RUNQ_LEN
+        && p.map_or_else(|| s.global.len(), |p| p.runq.len()) >= HELP_RUNQ_LEN
     {
         crate::schedule::first_frame(g, None);
     }
@@ -144,7 +143,7 @@ fn spawn_on(
     g.on_enqueue();
     match p {
         // SAFETY: the current M holds p.
-        Some(p) => unsafe { p.runq_put(g, true) },
+        Some(p) => unsafe { p.runq.put(g, true) },
         None => s.push_global(g),
     }
     wakep_if_idle();

@@ -91,6 +91,7 @@
 //! returns, it does not fail), a warning names the limit once, and
 //! `stats().thread_limit_stalls` counts each time.
 
+use crate::clock::nanotime;
 use crate::g::GRef;
 use crate::m::MRef;
 use crate::p::{P, PStatus};
@@ -98,7 +99,6 @@ use crate::preempt::SLICE_NS;
 use crate::sched::{AtLimit, sched};
 use crate::stats::{RETAKES_KERNEL, RETAKES_SLICE, RETAKES_SYSCALL, THREAD_LIMIT_STALLS, count};
 use crate::thread_state::{RunState, StatFile, cpu_ns};
-use crate::timer::nanotime;
 use core::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{Condvar, Mutex};
 use std::time::Duration;
@@ -210,22 +210,23 @@ fn io_unwatched() -> bool {
 /// — but sysmon accepts at most one nudge per [`NUDGE_GAP`]: before
 /// `last_nudge + NUDGE_GAP` it sleeps plainly. Returns whether a nudge
 /// woke it (and then updates `last_nudge`).
-fn nap(d: Duration, last_nudge: &mut Option<std::time::Instant>) -> bool {
-    let start = std::time::Instant::now();
+fn nap(d: Duration, last_nudge: &mut Option<u64>) -> bool {
+    let start = nanotime();
     if d <= MIN_DELAY {
         std::thread::sleep(d);
         return false;
     }
-    let end = start + d;
-    if let Some(open) = last_nudge.map(|t| t + NUDGE_GAP)
+    let end = start.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    if let Some(open) = last_nudge.map(|t| t + NUDGE_GAP.as_nanos() as u64)
         && open > start
     {
         if open >= end {
             std::thread::sleep(d);
             return false;
         }
-        std::thread::sleep(open - start);
+        std::thread::sleep(Duration::from_nanos(open - start));
     }
+    let end = crate::clock::instant_of(end);
     let mut w = WAKE.lock();
     *w = false;
     NUDGEABLE.store(true, Ordering::SeqCst);
@@ -233,7 +234,7 @@ fn nap(d: Duration, last_nudge: &mut Option<std::time::Instant>) -> bool {
     let nudged = !NUDGEABLE.swap(false, Ordering::SeqCst);
     *w = false;
     if nudged {
-        *last_nudge = Some(std::time::Instant::now());
+        *last_nudge = Some(nanotime());
     }
     nudged
 }
@@ -340,7 +341,7 @@ struct Look {
 
 /// Whether Gs wait for `p`: its queue, the global queue, a due timer.
 fn work_waits(p: &P, now: u64) -> bool {
-    !p.runq_is_empty() || !sched().global.is_empty() || p.timers.next_when() <= now
+    !p.runq.is_empty() || !sched().global.is_empty() || p.timers.next_when() <= now
 }
 
 /// Whether nobody (no idle P, no spinning M) could pick up new work.
@@ -555,7 +556,7 @@ impl Monitor {
         if let Some(g) = m.curg()
             && g.blocked_since().is_none()
         {
-            g.set_blocked_since(crate::schedule::coarse_now());
+            g.set_blocked_since(crate::clock::coarse_now());
             w.labelled = Some(g);
         }
         self.note_log(&mut w.log, m, age, true);
@@ -777,7 +778,7 @@ fn run() {
     loop {
         let nudged = nap(sleep_for, &mut last_nudge);
         nudged_chain |= nudged;
-        crate::schedule::refresh_coarse_now();
+        crate::clock::refresh_coarse_now();
         let now = nanotime();
         let mut look = mon.look(now, follow_ups > 0, nudged_chain);
         // A nudge comes from an M that is still in the runtime (it readied

@@ -66,10 +66,11 @@
 //! waking (`Wakeup::wake` runs after the guard is dropped). Two queues nest
 //! only one way: a condition variable's queue → its mutex's queue.
 
+use crate::clock::nanotime_of;
 use crate::g::{GStatus, WaitReason};
 use crate::m::current_g;
 use crate::schedule::park;
-use crate::timer::{Timer, nanotime_of, start_timer};
+use crate::timer::{Timer, start_timer};
 use crate::waiter::Waiter;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};

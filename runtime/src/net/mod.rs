@@ -313,7 +313,7 @@ impl Timeouts {
     fn set_at(slot: &AtomicU64, at: Option<std::time::Instant>) {
         // A deadline before the runtime clock's epoch is 0 there: 1 still
         // means "passed", 0 means none.
-        let t = at.map_or(0, |i| scheduler::timer::nanotime_of(i).max(1));
+        let t = at.map_or(0, |i| scheduler::clock::nanotime_of(i).max(1));
         slot.store(t, Ordering::Release);
     }
 

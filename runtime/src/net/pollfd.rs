@@ -40,7 +40,7 @@ pub struct PollFd<T: AsFd> {
 /// 0 means none).
 fn at(deadline: Option<Instant>) -> Deadline<'static> {
     Deadline {
-        fixed: deadline.map(|i| scheduler::timer::nanotime_of(i).max(1)),
+        fixed: deadline.map(|i| scheduler::clock::nanotime_of(i).max(1)),
         shared: None,
     }
 }

@@ -55,8 +55,8 @@
 use crate::sync::deadline_after;
 use scheduler::WaitReason;
 use scheduler::cell::{LOCKED, LockCell, LockGuard, Unlocked};
+use scheduler::clock::nanotime;
 use scheduler::sema::{Sema, can_spin, do_spin};
-use scheduler::timer::nanotime;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

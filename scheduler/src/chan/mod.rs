@@ -62,8 +62,9 @@ pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 
+use crate::clock::nanotime_of;
 use crate::g::WaitReason;
-use crate::timer::{Timer, nanotime_of};
+use crate::timer::Timer;
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;
 use core::mem::MaybeUninit;

@@ -39,8 +39,9 @@
 use super::lock::ChanLock;
 use super::sudog::{SelState, Sudog, TIMED_OUT, Wakeup, block, unlock_all};
 use super::{Chan, Receiver, RecvError, RecvNow, SendError, SendNow, Sender};
+use crate::clock::nanotime_of;
 use crate::g::WaitReason;
-use crate::timer::{Timer, nanotime_of};
+use crate::timer::Timer;
 use core::cell::{Cell, UnsafeCell};
 use core::mem::MaybeUninit;
 use std::sync::Arc;
@@ -349,7 +350,7 @@ fn fastrand_n(n: usize) -> usize {
     RAND.with(|r| {
         let mut x = r.get();
         if x == 0 {
-            x = (crate::timer::nanotime() ^ (r as *const Cell<u64> as u64)) | 1;
+            x = (crate::clock::nanotime() ^ (r as *const Cell<u64> as u64)) | 1;
         }
         x ^= x >> 12;
         x ^= x << 25;
@@ -510,7 +511,7 @@ fn select_none(mode: Mode) -> Selected {
         Mode::Deadline(d) => {
             let now = Instant::now();
             if d > now {
-                crate::time::sleep(d - now);
+                crate::timer::sleep(d - now);
             }
             Selected::Timeout
         }
