@@ -126,7 +126,7 @@ impl Command {
     pub fn spawn(&mut self) -> io::Result<Child> {
         crate::ensure_started();
         let mut child = crate::syscall(|| self.inner.spawn())?;
-        let pidfd = scheduler::sys::pidfd_open(child.id())
+        let pidfd = scheduler::process::pidfd_open(child.id())
             .ok()
             .and_then(|fd| PollFd::new(fd).ok());
         let pipes = (|| {
@@ -218,7 +218,7 @@ impl Child {
             return Ok(());
         }
         let pid = self.id();
-        scheduler::sys::kill(pid, signal)
+        scheduler::process::kill(pid, signal)
     }
 
     /// The exit status if the child has exited (reaps it), without waiting.

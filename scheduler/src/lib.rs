@@ -27,8 +27,9 @@
 //!    the runtime that set the P aside, the P a G's user code holds only
 //!    loosely, the monitor thread that retakes either, and what the kernel
 //!    tells it of a thread (running, or asleep in plain blocking code).
-//! 9. [`netpoll`], [`sys`]: Gs parked on sockets (epoll), and the socket
-//!    system calls `runtime::net` builds on.
+//! 9. [`netpoll`], [`socket`], [`process`]: Gs parked on sockets (epoll),
+//!    the socket system calls `runtime::net` builds on, and the process
+//!    calls (pidfd, `kill`) `runtime::process` builds on.
 //! 10. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
 //!     callbacks from foreign threads.
 //! 11. [`stack`]: G stacks with guard pages in one reserved region.
@@ -58,15 +59,16 @@ pub mod m;
 pub mod netpoll;
 pub mod p;
 pub mod preempt;
+pub mod process;
 pub mod registry;
 pub mod runq;
 pub mod sched;
 pub mod schedule;
 pub mod sema;
+pub mod socket;
 pub mod spawn;
 pub mod stack;
 pub mod stats;
-pub mod sys;
 pub mod syscall;
 pub mod sysmon;
 pub mod thread_state;

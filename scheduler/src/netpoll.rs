@@ -452,8 +452,8 @@ impl Registration {
     /// every [`THREAD_RECHECK_MS`], since nothing interrupts the poll.
     fn block_thread(&self, mode: Mode, deadline: Deadline<'_>) -> io::Result<()> {
         let interest = match mode {
-            Mode::Read => crate::sys::Interest::Read,
-            Mode::Write => crate::sys::Interest::Write,
+            Mode::Read => crate::socket::Interest::Read,
+            Mode::Write => crate::socket::Interest::Write,
         };
         loop {
             let mut timeout_ms = match deadline.get() {
@@ -471,7 +471,7 @@ impl Registration {
             if sliced {
                 timeout_ms = THREAD_RECHECK_MS;
             }
-            if crate::sys::poll_one(self.fd, interest, timeout_ms)? {
+            if crate::socket::poll_one(self.fd, interest, timeout_ms)? {
                 return Ok(());
             }
             if !sliced {

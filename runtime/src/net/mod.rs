@@ -262,7 +262,7 @@ fn register_user_fd(
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> io::Result<scheduler::netpoll::Registration> {
     use std::os::fd::AsRawFd;
-    scheduler::sys::set_nonblocking(fd, true)?;
+    scheduler::socket::set_nonblocking(fd, true)?;
     scheduler::netpoll::register(fd.as_raw_fd()).map_err(|e| {
         // epoll_ctl's EPERM: the descriptor does not support polling.
         if e.kind() == io::ErrorKind::PermissionDenied {

@@ -2,7 +2,7 @@
 
 use super::{AcceptDeadline, Timeouts, each_addr};
 use scheduler::netpoll::{Mode, Registration, deadline_after, register};
-use scheduler::sys;
+use scheduler::socket;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -34,9 +34,9 @@ impl TcpListener {
     /// with the system's largest backlog (`net.core.somaxconn`).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
-            let fd = sys::socket_for(a, sys::Kind::Stream)?;
-            sys::bind_inet(fd.as_fd(), a, sys::Kind::Stream)?;
-            sys::listen(fd.as_fd())?;
+            let fd = socket::socket_for(a, socket::Kind::Stream)?;
+            socket::bind_inet(fd.as_fd(), a, socket::Kind::Stream)?;
+            socket::listen(fd.as_fd())?;
             TcpListener::wrap(std::net::TcpListener::from(fd))
         })
     }
@@ -55,7 +55,7 @@ impl TcpListener {
     /// Waits for a connection (parks the G; blocks a plain thread).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, addr) = self.reg.io(Mode::Read, self.accept_at.get(), || {
-            sys::accept(self.inner.as_fd())
+            socket::accept(self.inner.as_fd())
         })?;
         let stream = TcpStream::from_fd(fd)?;
         let addr = match addr {
@@ -122,7 +122,7 @@ impl TcpStream {
     fn from_fd(fd: OwnedFd) -> io::Result<TcpStream> {
         // Kernels before 4.18 (and some emulators) lack TCP_INQ: reads then
         // take the plain path.
-        let inq = sys::set_tcp_inq(fd.as_fd()).is_ok();
+        let inq = socket::set_tcp_inq(fd.as_fd()).is_ok();
         let inner = std::net::TcpStream::from(fd);
         let reg = register(inner.as_raw_fd())?;
         Ok(TcpStream {
@@ -142,7 +142,7 @@ impl TcpStream {
             });
         }
         self.reg.io_drain(Mode::Read, deadline, || {
-            sys::recv_inq(self.inner.as_fd(), buf)
+            socket::recv_inq(self.inner.as_fd(), buf)
         })
     }
 
@@ -172,10 +172,10 @@ impl TcpStream {
     }
 
     fn connect_deadline(addr: &SocketAddr, deadline: Option<u64>) -> io::Result<TcpStream> {
-        let s = TcpStream::from_fd(sys::socket_for(addr, sys::Kind::Stream)?)?;
-        match sys::connect_inet(s.inner.as_fd(), addr) {
+        let s = TcpStream::from_fd(socket::socket_for(addr, socket::Kind::Stream)?)?;
+        match socket::connect_inet(s.inner.as_fd(), addr) {
             Ok(()) => return Ok(s),
-            Err(e) if sys::in_progress(&e) => {}
+            Err(e) if socket::in_progress(&e) => {}
             Err(e) => return Err(e),
         }
         // Connecting: writable once done, with SO_ERROR telling how.
@@ -186,7 +186,7 @@ impl TcpStream {
             }
             match s.inner.peer_addr() {
                 Ok(_) => return Ok(s),
-                Err(e) if sys::not_connected(&e) => {}
+                Err(e) if socket::not_connected(&e) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -2,7 +2,7 @@
 
 use super::{Timeouts, each_addr, resolve};
 use scheduler::netpoll::{Mode, Registration, register};
-use scheduler::sys;
+use scheduler::socket;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
@@ -22,8 +22,8 @@ impl UdpSocket {
     /// Binds to `addr` (the first of its addresses that works).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         each_addr(addr, |a| {
-            let fd = sys::socket_for(a, sys::Kind::Datagram)?;
-            sys::bind_inet(fd.as_fd(), a, sys::Kind::Datagram)?;
+            let fd = socket::socket_for(a, socket::Kind::Datagram)?;
+            socket::bind_inet(fd.as_fd(), a, socket::Kind::Datagram)?;
             UdpSocket::wrap(std::net::UdpSocket::from(fd))
         })
     }

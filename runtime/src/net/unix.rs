@@ -3,7 +3,7 @@
 
 use super::{AcceptDeadline, Timeouts};
 use scheduler::netpoll::{Mode, Registration, register};
-use scheduler::sys;
+use scheduler::socket;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -24,9 +24,9 @@ pub struct UnixListener {
 impl UnixListener {
     /// Binds to the socket file `path` (which must not exist) and listens.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        let fd = sys::socket(sys::AF_UNIX, sys::Kind::Stream)?;
-        sys::bind_unix(fd.as_fd(), path.as_ref())?;
-        sys::listen(fd.as_fd())?;
+        let fd = socket::socket(socket::AF_UNIX, socket::Kind::Stream)?;
+        socket::bind_unix(fd.as_fd(), path.as_ref())?;
+        socket::listen(fd.as_fd())?;
         UnixListener::wrap(std::os::unix::net::UnixListener::from(fd))
     }
 
@@ -44,7 +44,7 @@ impl UnixListener {
     /// Waits for a connection (parks the G; blocks a plain thread).
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (fd, _) = self.reg.io(Mode::Read, self.accept_at.get(), || {
-            sys::accept(self.inner.as_fd())
+            socket::accept(self.inner.as_fd())
         })?;
         let s = UnixStream::from_fd(fd)?;
         let addr = s.inner.peer_addr()?;
@@ -105,12 +105,12 @@ impl UnixStream {
     /// full the G sleeps a millisecond between tries (the kernel reports no
     /// readiness for that case).
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let s = UnixStream::from_fd(sys::socket(sys::AF_UNIX, sys::Kind::Stream)?)?;
+        let s = UnixStream::from_fd(socket::socket(socket::AF_UNIX, socket::Kind::Stream)?)?;
         loop {
-            match sys::connect_unix(s.inner.as_fd(), path.as_ref()) {
+            match socket::connect_unix(s.inner.as_fd(), path.as_ref()) {
                 Ok(()) => return Ok(s),
-                Err(e) if sys::backlog_full(&e) => crate::sleep(Duration::from_millis(1)),
-                Err(e) if sys::in_progress(&e) => {
+                Err(e) if socket::backlog_full(&e) => crate::sleep(Duration::from_millis(1)),
+                Err(e) if socket::in_progress(&e) => {
                     s.reg.wait(Mode::Write, None)?;
                     return match s.inner.take_error()? {
                         Some(e) => Err(e),

@@ -1,5 +1,7 @@
 //! The socket system calls `runtime::net` needs that std does not offer in
-//! non-blocking form, with every `unsafe` of the network layer in one place.
+//! non-blocking form, with every `unsafe` of the network layer in one place
+//! (and the two descriptor calls the netpoller shares with it: `poll(2)`
+//! for plain threads, `O_NONBLOCK`).
 //!
 //! std already gives safe, non-blocking-capable `read`, `write`, `accept`,
 //! `send_to`, `recv_from`, `shutdown`, `peer_addr`, ... once a socket is in
@@ -404,48 +406,6 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     };
     // SAFETY: F_SETFL with flags derived from the descriptor's own.
     if new != flags && unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `pidfd_open(2)`: a descriptor that turns readable when process `pid`
-/// exits (Linux 5.3+). `GORT_PIDFD=0` makes it fail with `Unsupported`, to
-/// exercise callers' fallbacks.
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    if std::env::var_os("GORT_PIDFD").is_some_and(|v| v == "0") {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "pidfd disabled by GORT_PIDFD=0",
-        ));
-    }
-    let pid = libc::pid_t::try_from(pid)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
-    // SAFETY: pidfd_open takes two integers and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// `kill(2)`: sends `signal` to process `pid`. Refuses pids that would
-/// address a group or every process (0, or out of `pid_t`'s positive
-/// range) and signal numbers out of range, with `InvalidInput`.
-pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid)
-        .ok()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a single process id"))?;
-    if !(0..=libc::SIGRTMAX()).contains(&signal) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "signal number out of range",
-        ));
-    }
-    // SAFETY: kill takes two integers.
-    if unsafe { libc::kill(pid, signal) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
