@@ -29,9 +29,11 @@ done
 verify="$root/target/package-verify"
 rm -rf "$verify"
 
-# publish = false: tests (the integration package). Everything else ships.
+# publish = false: tests (the integration package) and gort-testkit (test
+# support, a dev-dependency cargo drops from the published manifests).
+# Everything else ships.
 echo "== cargo package (every publishable crate, each verified by building it from its .crate)"
-cargo package --workspace --exclude tests --locked --allow-dirty --target-dir "$verify"
+cargo package --workspace --exclude tests --exclude gort-testkit --locked --allow-dirty --target-dir "$verify"
 
 check="$root/target/package-check"
 rm -rf "$check"

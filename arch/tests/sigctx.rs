@@ -22,6 +22,7 @@ use std::ffi::{c_int, c_void};
 use std::mem::{offset_of, size_of, zeroed};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
+use testkit::{thread_stack, under_qemu};
 
 // ---------------------------------------------------------------------------
 // Faulting and trapping code, per architecture.
@@ -144,10 +145,6 @@ const TABLE: (usize, usize) = (16, 168);
 const TABLE: (usize, usize) = (16, 440);
 #[cfg(target_arch = "x86")]
 const TABLE: (usize, usize) = (12, 76);
-
-fn under_qemu() -> bool {
-    std::env::var_os("GORT_UNDER_QEMU").is_some()
-}
 
 // ---------------------------------------------------------------------------
 // The report a child's handler writes.
@@ -372,20 +369,6 @@ fn run_child(name: &str, child: impl FnOnce()) -> Outcome {
         report,
         returned: tail.first() == Some(&RETURNED),
         extra: tail.get(1..).unwrap_or(&[]).to_vec(),
-    }
-}
-
-/// The calling thread's stack, `[lo, hi)`. Forked children run on a copy
-/// of it at the same addresses.
-fn thread_stack() -> (usize, usize) {
-    // SAFETY: querying this thread's attributes into locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = zeroed();
-        assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
-        let (mut addr, mut size) = (std::ptr::null_mut(), 0);
-        assert_eq!(libc::pthread_attr_getstack(&attr, &mut addr, &mut size), 0);
-        libc::pthread_attr_destroy(&mut attr);
-        (addr as usize, addr as usize + size)
     }
 }
 

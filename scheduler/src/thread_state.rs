@@ -271,7 +271,7 @@ mod tests {
         let (nr, _pc) = syscall_of(tid).expect("a sleeping thread is in a syscall");
         // Under qemu-user /proc shows the host's system call (x86_64
         // numbers), not the guest's.
-        if std::env::var_os("GORT_UNDER_QEMU").is_none() {
+        if !testkit::under_qemu() {
             assert!(
                 matches!(syscall_name(nr), Some("nanosleep" | "clock_nanosleep")),
                 "std::thread::sleep sleeps in nanosleep, got {nr}"

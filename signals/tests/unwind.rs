@@ -8,6 +8,7 @@
 
 use signals::unwind::{self, Regs, UnwindCache};
 use std::hint::black_box;
+use testkit::thread_stack;
 
 /// How far past a function's first byte a return address into it may lie.
 /// The test functions are a few calls and a `black_box` each.
@@ -58,21 +59,6 @@ macro_rules! here {
         }
         Regs { pc, sp, fp, lr }
     }};
-}
-
-/// `[lo, hi)` of the calling thread's stack.
-fn thread_stack() -> (usize, usize) {
-    // SAFETY: attr is initialised by pthread_getattr_np before use and
-    // destroyed after; the out-pointers are valid locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
-        let mut addr: *mut libc::c_void = core::ptr::null_mut();
-        let mut size: libc::size_t = 0;
-        assert_eq!(libc::pthread_attr_getstack(&attr, &mut addr, &mut size), 0);
-        libc::pthread_attr_destroy(&mut attr);
-        (addr as usize, addr as usize + size)
-    }
 }
 
 fn within(pc: usize, f: usize) -> bool {

@@ -9,27 +9,13 @@
 use signals::unwind::{self, Regs};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use testkit::{thread_stack, under_qemu};
 
 const FN_WINDOW: usize = 768;
 const CFI: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
 
 fn within(pc: usize, f: usize) -> bool {
     pc >= f && pc < f + FN_WINDOW
-}
-
-/// `[lo, hi)` of the calling thread's stack.
-fn thread_stack() -> (usize, usize) {
-    // SAFETY: attr is initialised by pthread_getattr_np before use and
-    // destroyed after; the out-pointers are valid locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
-        let mut addr: *mut libc::c_void = core::ptr::null_mut();
-        let mut size: libc::size_t = 0;
-        assert_eq!(libc::pthread_attr_getstack(&attr, &mut addr, &mut size), 0);
-        libc::pthread_attr_destroy(&mut attr);
-        (addr as usize, addr as usize + size)
-    }
 }
 
 /// Gives the calling thread an alternate signal stack (leaked) and returns
@@ -211,7 +197,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 fn a_walk_from_a_raised_signal_on_the_altstack_reaches_the_raiser() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if cfg!(target_arch = "x86") && std::env::var_os("GORT_UNDER_QEMU").is_some() {
+    if cfg!(target_arch = "x86") && under_qemu() {
         // qemu-i386: after this thread has run a handler on its altstack,
         // its thread-local storage is gone by the time the test harness
         // restores output capture, the thread dies there and the harness
@@ -241,8 +227,7 @@ fn a_walk_from_a_raised_signal_on_the_altstack_reaches_the_raiser() {
         "the handler ran on the altstack"
     );
     assert!(n >= 1, "the handler ran");
-    let qemu_aarch64 =
-        cfg!(target_arch = "aarch64") && std::env::var_os("GORT_UNDER_QEMU").is_some();
+    let qemu_aarch64 = cfg!(target_arch = "aarch64") && under_qemu();
     if qemu_aarch64 {
         // Known gap: under qemu-aarch64 the walk from inside libc's
         // `raise` stops at its first frame (crash dumps, which start in the
@@ -370,7 +355,7 @@ fn child_main() -> ! {
 #[test]
 fn a_walk_from_a_sigsegv_handler_reaches_the_faulting_function_and_its_callers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if cfg!(target_arch = "x86") && std::env::var_os("GORT_UNDER_QEMU").is_some() {
+    if cfg!(target_arch = "x86") && under_qemu() {
         // qemu-i386: a forked copy of the multi-threaded test process dies in
         // std's thread-local teardown before it reaches the fault, and the
         // test harness then waits forever. The same walk from real faults
@@ -379,7 +364,7 @@ fn a_walk_from_a_sigsegv_handler_reaches_the_faulting_function_and_its_callers()
         eprintln!("skipped under qemu-i386: fork of the test process breaks its child there");
         return;
     }
-    if cfg!(target_arch = "aarch64") && std::env::var_os("GORT_UNDER_QEMU").is_some() {
+    if cfg!(target_arch = "aarch64") && under_qemu() {
         // Known failure, reported: under qemu-aarch64 this walk sometimes
         // misses frame 1 (the caller of the faulting leaf); it passes
         // natively on x86_64 and under qemu-i386, and the crash-dump tests
@@ -412,11 +397,7 @@ fn a_walk_from_a_sigsegv_handler_reaches_the_faulting_function_and_its_callers()
         child_main();
     }
     // Bounded wait: 20 s (120 s under qemu-user), then kill.
-    let limit = std::time::Duration::from_secs(if std::env::var_os("GORT_UNDER_QEMU").is_some() {
-        120
-    } else {
-        20
-    });
+    let limit = std::time::Duration::from_secs(if under_qemu() { 120 } else { 20 });
     let start = std::time::Instant::now();
     let mut status = 0;
     loop {

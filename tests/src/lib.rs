@@ -241,9 +241,7 @@ pub fn crash_limit() -> Duration {
 }
 
 /// Whether tests run under qemu-user (set by `ci/cross.sh`).
-pub fn under_qemu() -> bool {
-    std::env::var_os("GORT_UNDER_QEMU").is_some()
-}
+pub use testkit::under_qemu;
 
 /// Asserts that Gs waiting behind a G blocked in a long C call ran within
 /// 150 ms (the value `others_ms` of the scenario's output). Not checked

@@ -6,14 +6,11 @@ use super::limits::{count_maps, read_max_map_count};
 use super::size::{page_size, round_up};
 use super::*;
 use std::time::{Duration, Instant};
+use testkit::under_qemu;
 
 mod cache;
 mod guard;
 mod pool;
-
-fn under_qemu() -> bool {
-    std::env::var_os("GORT_UNDER_QEMU").is_some()
-}
 
 /// Runs `f` in a forked child with a hard time bound. Returns the
 /// child's wait status and what `f` returned (empty if the child died

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// earlier ones). Prints the wake order and its inversions.
 pub fn sleep_order() {
     let n = 30u32;
-    let qemu = std::env::var_os("GORT_UNDER_QEMU").is_some();
+    let qemu = testkit::under_qemu();
     let step = Duration::from_millis(if qemu { 40 } else { 8 });
     let base = Instant::now() + Duration::from_millis(20);
     let (tx, rx) = chan::unbounded::<(u32, Instant)>();

@@ -20,47 +20,12 @@ mod sysmon_scenarios;
 // The C fixtures are bundled into the `tests` library by its build script.
 extern crate tests as _;
 
-/// Counts every allocation, per thread, so crash scenarios can prove the
-/// signal handler allocates nothing: the faulting thread's own count, since
-/// other threads of the runtime (an M starting another M, sysmon) may
+/// Counts every allocator call, per thread, so crash scenarios can prove
+/// the signal handler allocates nothing: the faulting thread's own count,
+/// since other threads of the runtime (an M starting another M, sysmon) may
 /// allocate while the dump runs, which says nothing about the handler.
-struct Counting;
-
-thread_local! {
-    /// Allocations made by this thread (const-initialised, no destructor:
-    /// safe to touch from the allocator).
-    static ALLOCS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
-}
-
-fn count_alloc() {
-    // `try_with`: a thread being torn down may still allocate.
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocs_here() -> usize {
-    ALLOCS.try_with(|c| c.get()).unwrap_or(0)
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { std::alloc::System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: testkit::Counting = testkit::Counting;
 
 /// The faulting thread's allocation count when the fault happened.
 static ALLOCS_AT_FAULT: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -68,7 +33,7 @@ static ALLOCS_AT_FAULT: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Installed before gort, so gort chains to it after its dump: prints how
 /// many allocations happened since the fault (the dump's).
 extern "C" fn report_allocs(_: libc::c_int) {
-    let mut n = allocs_here().wrapping_sub(ALLOCS_AT_FAULT.load(Ordering::Relaxed));
+    let mut n = testkit::allocations().wrapping_sub(ALLOCS_AT_FAULT.load(Ordering::Relaxed));
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -108,7 +73,7 @@ fn crash_noalloc() {
         // Let the main thread reach its park in join first.
         runtime::sleep(Duration::from_millis(100));
         // No park between here and the fault: the same thread faults.
-        ALLOCS_AT_FAULT.store(allocs_here(), Ordering::SeqCst);
+        ALLOCS_AT_FAULT.store(testkit::allocations(), Ordering::SeqCst);
         let p = std::hint::black_box(std::ptr::null::<u8>());
         // SAFETY: not safe: the fault is the point.
         unsafe { std::ptr::read_volatile(p) }
