@@ -4,11 +4,14 @@
 //! stacks, must not run on the stack that faulted. Every M (runtime Ms and
 //! extra Ms bound to foreign threads) gets its own alternate signal stack
 //! with a guard page when it starts (the scheduler's M start hook), and gives
-//! it back when its thread exits. The handlers are installed with
-//! `SA_ONSTACK`.
+//! it back when its thread exits ([`crate::per_m`] keeps it). The handlers
+//! are installed with `SA_ONSTACK`.
+//!
+//! Also here, the other stacks a handler may read: the main thread's, the
+//! calling thread's, and a probe for pages of an unknown stack. A helper:
+//! calls nothing else in this crate.
 
-use core::sync::atomic::{AtomicU32, Ordering};
-use scheduler::m::M;
+use core::sync::atomic::Ordering;
 
 /// Usable bytes of a signal stack: the dump keeps frame arrays and a group
 /// table on it.
@@ -18,28 +21,6 @@ fn page() -> usize {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 { p as usize } else { 4096 }
-}
-
-/// Per-M state of the crash-tracing layer, hung on `M::sig_slot`.
-#[derive(Debug)]
-pub struct PerM {
-    /// Base of the mapping (guard page included) and its length.
-    map: (usize, usize),
-    /// Crash relay progress: 0 idle, 1 asked to dump, 2 dumped.
-    pub dump: AtomicU32,
-    /// `[lo, hi)` of the thread's own stack (for unwinding g0 and C frames);
-    /// refreshed each time the M binds a thread.
-    stack: [core::sync::atomic::AtomicUsize; 2],
-}
-
-/// `[lo, hi)` of the thread stack of `m`, if known. Async-signal-safe.
-pub fn thread_stack(m: &M) -> Option<(usize, usize)> {
-    let per = per_m(m)?;
-    let (lo, hi) = (
-        per.stack[0].load(Ordering::Relaxed),
-        per.stack[1].load(Ordering::Relaxed),
-    );
-    (lo < hi).then_some((lo, hi))
 }
 
 static MAIN_STACK: [core::sync::atomic::AtomicUsize; 2] =
@@ -69,7 +50,7 @@ pub fn main_stack_if(sp: usize) -> Option<(usize, usize)> {
 
 /// `[lo, hi)` of the calling thread's stack (allocates for the main thread:
 /// start-up and M start only).
-fn calling_thread_stack() -> Option<(usize, usize)> {
+pub(crate) fn calling_thread_stack() -> Option<(usize, usize)> {
     // SAFETY: pthread_getattr_np fills attr for the calling thread; we
     // destroy it after reading.
     unsafe {
@@ -85,51 +66,22 @@ fn calling_thread_stack() -> Option<(usize, usize)> {
     }
 }
 
-/// The per-M state of `m`, if its start hook ran.
-pub fn per_m(m: &M) -> Option<&'static PerM> {
-    let p = m.sig_slot.load(Ordering::Acquire).cast::<PerM>();
-    // SAFETY: only `on_m_start` stores here, a leaked &'static PerM.
-    unsafe { p.as_ref() }
-}
-
-/// M start hook: a signal stack for the calling thread.
-pub fn on_m_start(m: &M) {
-    let per = match m.sig_slot.load(Ordering::Acquire).cast::<PerM>() {
-        p if !p.is_null() => {
-            // An extra M bound again: reuse its stack.
-            // SAFETY: set below, a leaked &'static PerM.
-            unsafe { &*p }
-        }
-        _ => {
-            let Some(map) = map_stack() else { return };
-            let per: &'static PerM = Box::leak(Box::new(PerM {
-                map,
-                dump: AtomicU32::new(0),
-                stack: [const { core::sync::atomic::AtomicUsize::new(0) }; 2],
-            }));
-            m.sig_slot
-                .store((per as *const PerM).cast_mut().cast(), Ordering::Release);
-            per
-        }
-    };
-    per.dump.store(0, Ordering::Relaxed);
-    let (lo, hi) = calling_thread_stack().unwrap_or((0, 0));
-    per.stack[0].store(lo, Ordering::Relaxed);
-    per.stack[1].store(hi, Ordering::Relaxed);
+/// Enables the signal stack mapped by [`map`] (`(base, len)`, guard page
+/// first) on the calling thread.
+pub(crate) fn enable(map: (usize, usize)) {
     let g = page();
     let st = libc::stack_t {
-        ss_sp: (per.map.0 + g) as *mut libc::c_void,
+        ss_sp: (map.0 + g) as *mut libc::c_void,
         ss_flags: 0,
-        ss_size: per.map.1 - g,
+        ss_size: map.1 - g,
     };
     // SAFETY: the stack is a live mapping owned by this M for the process
     // lifetime; sigaltstack only records it for the calling thread.
     unsafe { libc::sigaltstack(&st, core::ptr::null_mut()) };
 }
 
-/// M exit hook: stop using the signal stack (kept for the M's next thread,
-/// if it is an extra M).
-pub fn on_m_exit(_m: &M) {
+/// Stops using a signal stack on the calling thread.
+pub(crate) fn disable() {
     let st = libc::stack_t {
         ss_sp: core::ptr::null_mut(),
         ss_flags: libc::SS_DISABLE,
@@ -140,7 +92,9 @@ pub fn on_m_exit(_m: &M) {
     unsafe { libc::sigaltstack(&st, core::ptr::null_mut()) };
 }
 
-fn map_stack() -> Option<(usize, usize)> {
+/// Maps a signal stack of [`SIGSTACK_SIZE`] usable bytes above a guard
+/// page: `(base, len)` of the mapping.
+pub(crate) fn map() -> Option<(usize, usize)> {
     let g = page();
     let len = SIGSTACK_SIZE + g;
     // SAFETY: a fresh anonymous private mapping; no existing memory is

@@ -10,11 +10,45 @@
 //! stack, and aborts for a core dump. The format is in
 //! `docs/crash-format.md`.
 //!
+//! # The crash path, one way
+//!
+//! Each room has one role, and calls only rooms below it:
+//!
+//! ```text
+//!  lib::init ──> install            start-up: handlers, crash stack,
+//!                   │                 previous handlers, per-M hook
+//!                   ▼ (the kernel, through arch::sigctx::signal_entry;
+//!                      scheduler::fatal for fatal errors)
+//!                handler            dispatch: which room a signal goes to
+//!            ┌──────┼───────┐
+//!            ▼      ▼       ▼
+//!          live   crash   relay     a live dump's walk; the crasher's
+//!            │      │       │         dump; asking every M, an asked M's
+//!            │      │       │         section, forwarding SIGQUIT
+//!            │      └───┬───┘
+//!            │          ▼
+//!            │        exit          die_with, abort, _exit, wait
+//!            ▼
+//!  helpers:  interrupted (the stack a signal interrupted) → dump → unwind,
+//!            resolve, symbols, modules; per_m → altstack; previous,
+//!            table, level, clock, write
+//! ```
+//!
+//! `crash` never relays and `relay` never dumps the crasher: the dispatch
+//! sequences them (dump, then relay or exit). Helpers never call up into
+//! the rooms above them. [`live`] and [`notify`] are also entry points of
+//! their own for the runtime (they make sure [`init`] ran).
+//!
 //! Modules, in reading order:
 //!
 //! - [`level`]: `GORT_TRACEBACK` and its levels;
 //! - [`table`]: the signals handled and what each does (data);
-//! - [`handler`]: installation, the handler, the crash relay;
+//! - [`install`]: installing the handlers, the per-M part at M start;
+//! - [`handler`]: the dispatch of every signal and fatal error;
+//! - `crash`: the crasher's dump and the crash stack it runs on;
+//! - `relay`: the crash relay (`GORT_TRACEBACK=crash`);
+//! - `exit`: how a crash ends the process;
+//! - `interrupted`: walking and printing the stack a signal interrupted;
 //! - [`dump`]: what a dump prints and how (async-signal-safe);
 //! - [`unwind`]: the bounds-checked, allocation-free stack walker;
 //! - [`symbols`], [`modules`]: the tables built at start-up that the
@@ -23,19 +57,30 @@
 //! - [`notify`]: other signals delivered to the program (`runtime::signal`);
 //! - [`resolve`]: the symbolizer thread that gives a dump `file:line`;
 //!   [`symbolize`]: debug info lookups it shares with `gort-symbolize`;
-//! - [`altstack`]: per-M alternate signal stacks (an M start hook);
-//! - [`write`]: formatting without allocation.
+//! - [`per_m`]: per-M state (the relay's [`per_m::RelayState`]);
+//!   [`altstack`]: alternate signal stacks and the other stacks a handler
+//!   may read;
+//! - `previous`: the handlers installed before gort's;
+//! - `clock`, [`write`]: clocks, sleeps and formatting without allocation.
 //!
 //! Dependencies: the scheduler knows nothing of this crate; it offers M
 //! start/exit hooks and a fatal-error hook, which [`init`] installs.
 
 pub mod altstack;
+mod clock;
+mod crash;
 pub mod dump;
+mod exit;
 pub mod handler;
+pub mod install;
+mod interrupted;
 pub mod level;
 pub mod live;
 pub mod modules;
 pub mod notify;
+pub mod per_m;
+mod previous;
+mod relay;
 pub mod resolve;
 pub mod symbolize;
 pub mod symbols;
@@ -63,7 +108,7 @@ pub fn init() {
             start: m_start,
             exit: m_exit,
         });
-        handler::install();
+        install::install();
         scheduler::fatal::set_fatal_hook(handler::fatal_hook);
         // file:line in dumps: a thread that reads debug info only when a
         // dump asks (ready from here on, whatever the build).
@@ -91,12 +136,12 @@ fn describe_pc(pc: usize) -> Option<String> {
 }
 
 fn m_start(m: &scheduler::M) {
-    altstack::on_m_start(m);
-    handler::on_m_start();
+    per_m::on_m_start(m);
+    install::on_m_start();
 }
 
 fn m_exit(m: &scheduler::M) {
-    altstack::on_m_exit(m);
+    per_m::on_m_exit(m);
 }
 
 /// Raises the traceback level to at least `l` (never below the

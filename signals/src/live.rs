@@ -69,11 +69,6 @@ static SLOT: Slot = Slot(UnsafeCell::new(Frames::new()));
 /// One live dump at a time.
 static DUMPING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
-/// Installs the handler entry for [`LIVE_SIGNAL`] (from `handler::install`).
-pub(crate) fn install() {
-    crate::handler::install_entry(LIVE_SIGNAL);
-}
-
 /// The handler side: if this M runs the G asked for, walk it into the slot.
 pub(crate) fn on_signal(ctx: &SigCtx) {
     if STATE
@@ -83,7 +78,7 @@ pub(crate) fn on_signal(ctx: &SigCtx) {
         // A late answer to a request already given up, or a stray SIGURG.
         return;
     }
-    let t0 = crate::handler::now_ns(libc::CLOCK_MONOTONIC);
+    let t0 = crate::clock::now_ns(libc::CLOCK_MONOTONIC);
     let m = scheduler::m::current_m();
     let g = m.and_then(|m| m.curg());
     let outcome = match (m, g) {
@@ -97,13 +92,13 @@ pub(crate) fn on_signal(ctx: &SigCtx) {
             // SAFETY: we moved STATE out of ASKED, so the slot is ours
             // until we publish DONE (the static's invariant).
             let f = unsafe { &mut *SLOT.0.get() };
-            crate::handler::capture_running(f, regs, g, Some(m), ctx.sp());
+            crate::interrupted::capture_running(f, regs, g, Some(m), ctx.sp());
             DONE
         }
         _ => MOVED,
     };
     PAUSE_NS.store(
-        crate::handler::now_ns(libc::CLOCK_MONOTONIC).saturating_sub(t0),
+        crate::clock::now_ns(libc::CLOCK_MONOTONIC).saturating_sub(t0),
         Ordering::Relaxed,
     );
     STATE.store(outcome, Ordering::Release);
@@ -189,7 +184,7 @@ pub fn dump_fd(fd: i32) -> DumpStats {
     crate::init();
     let _one = DUMPING.lock();
     let system = level() >= Level::System;
-    let coarse = crate::handler::now_ns(libc::CLOCK_MONOTONIC_COARSE);
+    let coarse = crate::clock::now_ns(libc::CLOCK_MONOTONIC_COARSE);
     let mut stats = DumpStats::default();
     // Pass 1 as in a crash: parked Gs grouped from their saved contexts.
     let groups = Box::new(dump::Groups::collect(None, system));

@@ -521,7 +521,7 @@ impl Binaries {
 
 /// `CLOCK_MONOTONIC` in ns (async-signal-safe).
 fn now_ns() -> u64 {
-    crate::handler::now_ns(libc::CLOCK_MONOTONIC)
+    crate::clock::now_ns(libc::CLOCK_MONOTONIC)
 }
 
 fn futex_wait(word: &AtomicU32, expected: u32, timeout_ns: u64) {
