@@ -16,10 +16,11 @@
 
 use crate::JoinHandle;
 use crate::sync::WaitGroup;
+use scheduler::lock_rank::{Rank, RankedMutex};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 /// What every packet of a scope shares.
 #[derive(Debug, Default)]
@@ -41,16 +42,13 @@ pub struct Scope<'scope, 'env: 'scope> {
 
 /// The result slot of one scoped G, shared by the G and its handle.
 struct Packet<T> {
-    result: Mutex<Option<std::thread::Result<T>>>,
+    result: RankedMutex<Option<std::thread::Result<T>>>,
     scope: Arc<ScopeData>,
 }
 
 impl<T> Drop for Packet<T> {
     fn drop(&mut self) {
-        let result = self
-            .result
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
+        let result = self.result.get_mut();
         let unhandled = matches!(result, Some(Err(_)));
         // The result may borrow from the scope: dropped before the count
         // goes down. A panic while dropping it counts as the G's.
@@ -82,12 +80,7 @@ impl<T> ScopedJoinHandle<'_, T> {
     pub fn join(self) -> std::thread::Result<T> {
         // The G's entry never panics (the packet catches), so this is Ok.
         let _ = self.inner.join();
-        let taken = self
-            .packet
-            .result
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let taken = self.packet.result.lock().take();
         taken.unwrap_or_else(|| unreachable!("ScopedJoinHandle::join: the G left no result"))
     }
 
@@ -116,14 +109,14 @@ impl<'scope> Scope<'scope, '_> {
         T: Send + 'scope,
     {
         let packet = Arc::new(Packet {
-            result: Mutex::new(None),
+            result: RankedMutex::new(Rank::ScopeResult, None),
             scope: self.data.clone(),
         });
         self.data.running.add(1);
         let theirs = packet.clone();
         let main = move || {
             let out = catch_unwind(AssertUnwindSafe(f));
-            *theirs.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(out);
+            *theirs.result.lock() = Some(out);
             drop(theirs);
         };
         let main: Box<dyn FnOnce() + Send + 'scope> = Box::new(main);

@@ -24,7 +24,7 @@
 //! reported as deadlocked (the signal may still come).
 
 use crate::chan::Sender;
-use parking_lot::Mutex;
+use scheduler::lock_rank::{Rank, RankedMutex};
 use std::fmt;
 
 pub use signals::notify::NotifyError as SignalError;
@@ -84,7 +84,8 @@ impl fmt::Display for Signal {
 }
 
 /// Channels and the signals each wants.
-static SUBS: Mutex<Vec<(Sender<Signal>, Vec<i32>)>> = Mutex::new(Vec::new());
+static SUBS: RankedMutex<Vec<(Sender<Signal>, Vec<i32>)>> =
+    RankedMutex::new(Rank::SignalSubs, Vec::new());
 
 /// Makes every signal in `sigs` arrive on `tx` instead of taking its
 /// default action, from now until [`stop`] (calls add up: a channel can be
@@ -155,7 +156,7 @@ pub fn reset(sigs: &[Signal]) {
 /// it, dropping it for a channel that is full (Go's rule). An error if the
 /// thread cannot be made (the next `notify` tries again).
 fn start_delivery() -> Result<(), SignalError> {
-    static STARTED: Mutex<bool> = Mutex::new(false);
+    static STARTED: RankedMutex<bool> = RankedMutex::new(Rank::SignalStart, false);
     let mut started = STARTED.lock();
     if *started {
         return Ok(());

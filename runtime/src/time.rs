@@ -22,8 +22,8 @@
 //! belong there.
 
 use crate::chan::{Receiver, Sender, TrySendError};
-use parking_lot::Mutex;
 use scheduler::clock::{nanotime, nanotime_of};
+use scheduler::lock_rank::{Rank, RankedMutex};
 use scheduler::timer::{Timer, start_timer};
 use std::fmt;
 use std::sync::Arc;
@@ -79,12 +79,12 @@ impl std::error::Error for ZeroPeriod {}
 /// What a ticker's timer function shares with the [`Ticker`].
 struct TickState {
     tx: Sender<Instant>,
-    period: Mutex<u64>,
+    period: RankedMutex<u64>,
     /// The armed timer and its generation. Re-arming and stopping both
     /// happen under this lock, after checking `stopped`, so a stop never
     /// misses a re-arm; a tick of an older generation (a `reset` raced
     /// it) does nothing.
-    timer: Mutex<(Option<Timer>, u64)>,
+    timer: RankedMutex<(Option<Timer>, u64)>,
     stopped: AtomicBool,
 }
 
@@ -208,8 +208,8 @@ fn start_ticks(ns: u64) -> (Receiver<Instant>, Arc<TickState>) {
     let (tx, rx) = scheduler::chan::bounded_timer_channel(1);
     let state = Arc::new(TickState {
         tx,
-        period: Mutex::new(ns),
-        timer: Mutex::new((None, 0)),
+        period: RankedMutex::new(Rank::TickerPeriod, ns),
+        timer: RankedMutex::new(Rank::TickerTimer, (None, 0)),
         stopped: AtomicBool::new(false),
     });
     let mut slot = state.timer.lock();

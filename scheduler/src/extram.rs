@@ -51,6 +51,7 @@
 //! the thread exits; `dropm` gives it back at once.
 
 use crate::g::{GRef, GStatus};
+use crate::lock_rank::{self, Rank};
 use crate::m::{ALLMS, M, MRef, MStatus, current_m, m_hooks, set_current_m};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -120,6 +121,7 @@ impl ExtraLock {
                     .compare_exchange_weak(old, LOCKED, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
+                lock_rank::acquired(Rank::ExtraM, &EXTRA_HEAD as *const _ as usize);
                 return ExtraLock {
                     head: old,
                     old_mask,
@@ -155,6 +157,7 @@ impl Drop for ExtraLock {
     fn drop(&mut self) {
         #[cfg(debug_assertions)]
         check_invariant();
+        lock_rank::released(&EXTRA_HEAD as *const _ as usize);
         EXTRA_HEAD.store(self.head, Ordering::Release);
         // SAFETY: restores the mask saved by `lock` on this thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, core::ptr::null_mut()) };

@@ -11,7 +11,9 @@
 //!    survives a G moving between threads.
 //! 3. [`p`]: the P, its status and the lend/retake of a P set aside;
 //!    [`runq`]: its local run queue (crossbeam-deque + `runnext`).
-//! 4. [`sched`]: global state, idle lists, M creation, the lock order.
+//! 4. [`sched`]: global state, idle lists, M creation; [`lock_rank`]: the
+//!    one order in which every runtime lock is taken, checked in debug
+//!    builds.
 //! 5. [`schedule`]: the loop — switching, parking, readying, spinning,
 //!    stealing — with the no-lost-wake-up protocol written where it is coded.
 //! 6. [`spawn`], [`join`], [`clock`], [`timer_heap`], [`timer`],
@@ -55,6 +57,7 @@ pub mod fork;
 pub mod g;
 pub mod glocal;
 pub mod join;
+pub mod lock_rank;
 pub mod m;
 pub mod netpoll;
 pub mod p;

@@ -7,11 +7,12 @@
 //! [`ALLMS`], which a signal handler can walk.
 
 use crate::g::{G, GRef};
+use crate::lock_rank::{Rank, RankedMutex};
 use crate::p::P;
 use crate::registry::Registry;
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Condvar;
 use std::time::Instant;
 
 /// Every M ever created. Append-only; walkable from a signal handler.
@@ -36,10 +37,19 @@ pub enum MStatus {
 
 /// A one-shot wake-up: Go's `note`. One sleeper (the M itself), any number
 /// of wakers; a wake-up before the sleep is not lost.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Note {
-    set: Mutex<bool>,
+    set: RankedMutex<bool>,
     cv: Condvar,
+}
+
+impl Default for Note {
+    fn default() -> Note {
+        Note {
+            set: RankedMutex::new(Rank::Note, false),
+            cv: Condvar::new(),
+        }
+    }
 }
 
 impl Note {
@@ -57,11 +67,11 @@ impl Note {
         while !*s {
             match deadline {
                 Some(d) => {
-                    if self.cv.wait_until(&mut s, d).timed_out() {
+                    if s.wait_until(&self.cv, d) {
                         break;
                     }
                 }
-                None => self.cv.wait(&mut s),
+                None => s.wait(&self.cv),
             }
         }
         core::mem::replace(&mut *s, false)

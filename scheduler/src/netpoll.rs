@@ -83,11 +83,11 @@
 
 use crate::clock::{NEVER, nanotime};
 use crate::g::{GRef, GStatus, WaitReason};
+use crate::lock_rank::{Rank, RankedGuard, RankedMutex};
 use crate::m::current_g;
 use crate::registry::Registry;
 use crate::sched::sched;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use parking_lot::Mutex;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
@@ -146,7 +146,7 @@ const EDGE: u32 = 4;
 /// the module docs for the protocol.
 pub struct PollDesc {
     index: u32,
-    state: Mutex<PdState>,
+    state: RankedMutex<PdState>,
     /// Per direction: edges seen (a wrapping count in units of [`EDGE`]),
     /// [`DRAINED`] and [`STICKY`]. Changed by the poller under `state`'s
     /// lock and by a draining call with a compare-exchange, without it.
@@ -162,7 +162,7 @@ impl core::fmt::Debug for PollDesc {
 }
 
 static PDS: Registry<PollDesc> = Registry::new();
-static PD_FREE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static PD_FREE: RankedMutex<Vec<u32>> = RankedMutex::new(Rank::PollDescFree, Vec::new());
 
 /// Gs parked on some descriptor.
 static WAITING: AtomicUsize = AtomicUsize::new(0);
@@ -252,10 +252,13 @@ pub fn register(fd: RawFd) -> io::Result<Registration> {
         Some(pd) => pd,
         None => PDS.push_with(|i| PollDesc {
             index: i as u32,
-            state: Mutex::new(PdState {
-                seq: 0,
-                sides: Default::default(),
-            }),
+            state: RankedMutex::new(
+                Rank::PollDesc,
+                PdState {
+                    seq: 0,
+                    sides: Default::default(),
+                },
+            ),
             edges: [AtomicU32::new(0), AtomicU32::new(0)],
         }),
     };
@@ -509,8 +512,7 @@ impl Registration {
             outcome: &outcome,
         });
         WAITING.fetch_add(1, Ordering::SeqCst);
-        let mutex = parking_lot::MutexGuard::mutex(&st);
-        core::mem::forget(st);
+        let mutex = RankedGuard::leak(st);
         crate::schedule::park(WaitReason::IoWait, move || {
             // The timer goes in under the descriptor's lock (so it cannot
             // fire before the G is on the waiter list); the wake-ups it may

@@ -13,8 +13,8 @@
 //! | `segments[k]` | the appender, once, before `len` covers it (`Release`) | anyone, after loading `len` (`Acquire`) |
 //! | `len` | the appender, after the entry is initialised (`Release`) | anyone |
 
+use crate::lock_rank::{Rank, RankedMutex};
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
-use parking_lot::Mutex;
 
 /// Entries in segment 0; segment `k` holds `BASE << k`.
 const BASE: usize = 64;
@@ -25,7 +25,7 @@ const SEGMENTS: usize = usize::BITS as usize - 6;
 pub struct Registry<T: 'static> {
     segments: [AtomicPtr<T>; SEGMENTS],
     len: AtomicUsize,
-    append_lock: Mutex<()>,
+    append_lock: RankedMutex<()>,
 }
 
 impl<T: 'static> core::fmt::Debug for Registry<T> {
@@ -50,7 +50,7 @@ impl<T: 'static> Registry<T> {
         Registry {
             segments: [const { AtomicPtr::new(core::ptr::null_mut()) }; SEGMENTS],
             len: AtomicUsize::new(0),
-            append_lock: Mutex::new(()),
+            append_lock: RankedMutex::new(Rank::Registry, ()),
         }
     }
 

@@ -2,28 +2,22 @@
 //!
 //! # Lock order
 //!
-//! Locks are taken in this order, never the reverse (checked by reading:
-//! each of them is held only inside this crate and only around the few lines
-//! that need it):
-//!
-//! 0. channel locks, in increasing address order (`chan/mod.rs`)
-//! 1. `Sched::synced` (idle Ms and Ps)
-//! 2. a poll descriptor's lock (`netpoll.rs`; held while arming an I/O
-//!    deadline, released before any wake-up, never held with `synced`)
-//! 3. a P's timer heap
-//! 4. `Sched::gfree`, the stack pool's lists
+//! [`crate::lock_rank`] declares the order of every runtime lock and checks
+//! it in debug builds. The ones here: `Sched::synced` (idle Ms and Ps) ranks
+//! after channel locks and before a P's timer heap; `Sched::gfree` and the
+//! stack pool's lists come after the heap.
 //!
 //! No lock is held across a context switch or a sleep.
 
 use crate::clock::NEVER;
 use crate::config::Config;
 use crate::g::GRef;
+use crate::lock_rank::{Rank, RankedMutex};
 use crate::m::MRef;
 use crate::p::{P, PStatus};
 use crate::stack::{StackConfig, StackPool};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crossbeam_deque::Injector;
-use parking_lot::Mutex;
 use std::sync::OnceLock;
 
 /// The idle lists, behind `Sched::synced`.
@@ -44,7 +38,7 @@ pub struct Sched {
     pub ps: &'static [P],
     /// The global run queue.
     pub(crate) global: Injector<GRef>,
-    pub(crate) synced: Mutex<SchedSynced>,
+    pub(crate) synced: RankedMutex<SchedSynced>,
     /// Length of `synced.pidle`, readable without the lock.
     pub(crate) npidle: AtomicUsize,
     /// Length of `synced.midle`, readable without the lock.
@@ -52,7 +46,7 @@ pub struct Sched {
     /// Ms looking for work. See `schedule.rs` for the protocol.
     pub(crate) nmspinning: AtomicUsize,
     /// Free G structs beyond the Ps' own lists.
-    pub(crate) gfree: Mutex<Vec<GRef>>,
+    pub(crate) gfree: RankedMutex<Vec<GRef>>,
     /// All G stacks.
     pub stacks: StackPool,
     /// Next block of G ids.
@@ -93,11 +87,11 @@ impl Sched {
             npidle: AtomicUsize::new(config.procs),
             nmidle: AtomicUsize::new(0),
             nmspinning: AtomicUsize::new(0),
-            gfree: Mutex::new(Vec::new()),
+            gfree: RankedMutex::new(Rank::GFree, Vec::new()),
             stacks,
             goidgen: AtomicU64::new(1),
             sleep_until: AtomicU64::new(NEVER),
-            synced: Mutex::new(synced),
+            synced: RankedMutex::new(Rank::Synced, synced),
             config,
         }
     }

@@ -42,7 +42,7 @@ impl Sema {
     /// A semaphore holding `permits`.
     pub const fn new(permits: u32) -> Sema {
         Sema {
-            q: WaitQueue::new(permits),
+            q: WaitQueue::with_rank(crate::lock_rank::Rank::SemaQueue, permits),
         }
     }
 

@@ -93,6 +93,7 @@
 
 use crate::clock::nanotime;
 use crate::g::GRef;
+use crate::lock_rank::{Rank, RankedMutex};
 use crate::m::MRef;
 use crate::p::{P, PStatus};
 use crate::preempt::SLICE_NS;
@@ -100,7 +101,7 @@ use crate::sched::{AtLimit, sched};
 use crate::stats::{RETAKES_KERNEL, RETAKES_SLICE, RETAKES_SYSCALL, THREAD_LIMIT_STALLS, count};
 use crate::thread_state::{RunState, StatFile, cpu_ns};
 use core::sync::atomic::{AtomicBool, Ordering};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Condvar;
 use std::time::Duration;
 
 /// A syscall longer than this may lose its P when other work waits; so may
@@ -136,7 +137,7 @@ const UNSURE_RECHECK_MAX: Duration = Duration::from_secs(8);
 static PARKED: AtomicBool = AtomicBool::new(false);
 /// Whether sysmon sleeps in a long wait a nudge may cut short.
 static NUDGEABLE: AtomicBool = AtomicBool::new(false);
-static WAKE: Mutex<bool> = Mutex::new(false);
+static WAKE: RankedMutex<bool> = RankedMutex::new(Rank::SysmonWake, false);
 static WAKE_CV: Condvar = Condvar::new();
 
 /// Called on every syscall entry: wakes sysmon if it sleeps deeply. One
@@ -230,7 +231,7 @@ fn nap(d: Duration, last_nudge: &mut Option<u64>) -> bool {
     let mut w = WAKE.lock();
     *w = false;
     NUDGEABLE.store(true, Ordering::SeqCst);
-    while !*w && !WAKE_CV.wait_until(&mut w, end).timed_out() {}
+    while !*w && !w.wait_until(&WAKE_CV, end) {}
     let nudged = !NUDGEABLE.swap(false, Ordering::SeqCst);
     *w = false;
     if nudged {
@@ -848,17 +849,13 @@ fn run() {
                 let mut recheck = UNSURE_RECHECK_MIN;
                 while !*w && PARKED.load(Ordering::SeqCst) {
                     if !crate::schedule::dead_unsure() {
-                        WAKE_CV.wait(&mut w);
-                    } else if WAKE_CV.wait_for(&mut w, recheck).timed_out()
-                        && !*w
-                        && PARKED.load(Ordering::SeqCst)
+                        w.wait(&WAKE_CV);
+                    } else if w.wait_for(&WAKE_CV, recheck) && !*w && PARKED.load(Ordering::SeqCst)
                     {
                         // Every G parked, a thread gort cannot account for
                         // in the way: if it has exited since, this reports
                         // the deadlock.
-                        parking_lot::MutexGuard::unlocked(&mut w, || {
-                            crate::schedule::check_dead(false)
-                        });
+                        w.unlocked(|| crate::schedule::check_dead(false));
                         recheck = (recheck * 2).min(UNSURE_RECHECK_MAX);
                     }
                 }

@@ -29,9 +29,9 @@
 
 use crate::clock::NEVER;
 use crate::g::GRef;
+use crate::lock_rank::{Rank, RankedMutex};
 use core::cmp::{Ordering as CmpOrdering, Reverse};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use parking_lot::Mutex;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
@@ -87,7 +87,7 @@ struct Heap {
 
 /// A P's timers.
 pub struct Timers {
-    heap: Mutex<Heap>,
+    heap: RankedMutex<Heap>,
     next_when: AtomicU64,
     /// Stopped function timers still in the heap.
     stopped: AtomicUsize,
@@ -104,10 +104,13 @@ impl core::fmt::Debug for Timers {
 impl Default for Timers {
     fn default() -> Self {
         Timers {
-            heap: Mutex::new(Heap {
-                heap: BinaryHeap::new(),
-                seq: 0,
-            }),
+            heap: RankedMutex::new(
+                Rank::TimerHeap,
+                Heap {
+                    heap: BinaryHeap::new(),
+                    seq: 0,
+                },
+            ),
             next_when: AtomicU64::new(NEVER),
             stopped: AtomicUsize::new(0),
         }

@@ -68,6 +68,7 @@
 
 use crate::clock::nanotime_of;
 use crate::g::{GStatus, WaitReason};
+use crate::lock_rank::{Rank, RankedGuard, RankedMutex};
 use crate::m::current_g;
 use crate::schedule::park;
 use crate::timer::{Timer, start_timer};
@@ -86,7 +87,7 @@ const CLAIMED: u8 = 4;
 /// A queue of waiters and the state `S` of the primitive that owns it, under
 /// one lock. See the module docs.
 pub struct WaitQueue<S> {
-    inner: parking_lot::Mutex<Inner<S>>,
+    inner: RankedMutex<Inner<S>>,
     /// Linked nodes, written under the lock; lets a notifier skip the lock
     /// when nobody waits.
     n_waiters: AtomicUsize,
@@ -218,7 +219,7 @@ impl<S> Inner<S> {
 /// The queue's lock held: derefs to the primitive's state.
 pub struct QueueGuard<'a, S> {
     queue: &'a WaitQueue<S>,
-    inner: parking_lot::MutexGuard<'a, Inner<S>>,
+    inner: RankedGuard<'a, Inner<S>>,
 }
 
 impl<S> core::fmt::Debug for QueueGuard<'_, S> {
@@ -302,12 +303,21 @@ impl Drop for Wakeup {
 impl<S> WaitQueue<S> {
     /// An empty queue guarding `state`.
     pub const fn new(state: S) -> WaitQueue<S> {
+        WaitQueue::with_rank(Rank::WaitQueue, state)
+    }
+
+    /// An empty queue of lock rank `rank` (a queue that is locked while
+    /// another queue's lock is held ranks above it; see [`crate::lock_rank`]).
+    pub const fn with_rank(rank: Rank, state: S) -> WaitQueue<S> {
         WaitQueue {
-            inner: parking_lot::Mutex::new(Inner {
-                state,
-                head: core::ptr::null(),
-                tail: core::ptr::null(),
-            }),
+            inner: RankedMutex::new(
+                rank,
+                Inner {
+                    state,
+                    head: core::ptr::null(),
+                    tail: core::ptr::null(),
+                },
+            ),
             n_waiters: AtomicUsize::new(0),
         }
     }
@@ -436,7 +446,7 @@ impl<'a, S> QueueGuard<'a, S> {
         self.inner.link(node, opts.lifo);
         self.queue.n_waiters.fetch_add(1, Ordering::Relaxed);
         before();
-        let mutex = parking_lot::MutexGuard::mutex(&self.inner);
+        let mutex = RankedGuard::mutex(&self.inner);
         core::mem::forget(self);
         park(opts.reason, move || {
             // SAFETY: the guard of this mutex was forgotten above, so it is
@@ -467,7 +477,7 @@ impl<'a, S> QueueGuard<'a, S> {
         self.inner.link(&timed.node, opts.lifo);
         self.queue.n_waiters.fetch_add(1, Ordering::Relaxed);
         before();
-        let mutex = parking_lot::MutexGuard::mutex(&self.inner);
+        let mutex = RankedGuard::mutex(&self.inner);
         core::mem::forget(self);
         let when = nanotime_of(deadline);
         // The timer's handle, written by the closure below while the G is

@@ -33,6 +33,7 @@ use crate::write::Out;
 use arch::sigctx::SigCtx;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use scheduler::lock_rank::{Rank, RankedMutex};
 use std::io;
 use std::os::fd::AsRawFd;
 
@@ -67,7 +68,7 @@ unsafe impl Sync for Slot {}
 static SLOT: Slot = Slot(UnsafeCell::new(Frames::new()));
 
 /// One live dump at a time.
-static DUMPING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+static DUMPING: RankedMutex<()> = RankedMutex::new(Rank::LiveDump, ());
 
 /// The handler side: if this M runs the G asked for, walk it into the slot.
 pub(crate) fn on_signal(ctx: &SigCtx) {

@@ -14,7 +14,7 @@
 //! catch are refused: see [`enable`].
 
 use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use parking_lot::Mutex;
+use scheduler::lock_rank::{Rank, RankedMutex};
 use std::io;
 
 /// Highest signal number handled here (the real-time signals included).
@@ -27,7 +27,8 @@ static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 static PIPE_R: AtomicI32 = AtomicI32::new(-1);
 
 /// The action each enabled signal had before [`enable`], for [`disable`].
-static PREVIOUS: Mutex<Vec<(i32, libc::sigaction)>> = Mutex::new(Vec::new());
+static PREVIOUS: RankedMutex<Vec<(i32, libc::sigaction)>> =
+    RankedMutex::new(Rank::SignalPrevious, Vec::new());
 
 /// Why a signal cannot be delivered to the program.
 #[derive(Debug)]

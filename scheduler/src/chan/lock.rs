@@ -18,6 +18,7 @@
 //! ticket lock (fair, but every waiter spins on the same line and a
 //! preempted waiter stalls everyone behind it).
 
+use crate::lock_rank::{self, Rank};
 use core::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_utils::Backoff;
 
@@ -34,7 +35,8 @@ impl ChanLock {
         }
     }
 
-    /// Takes the lock.
+    /// Takes the lock (rank `Chan`, several in increasing address order;
+    /// see [`crate::lock_rank`]).
     #[inline]
     pub(crate) fn lock(&self) {
         if self
@@ -44,6 +46,7 @@ impl ChanLock {
         {
             self.lock_contended();
         }
+        lock_rank::acquired(Rank::Chan, self as *const ChanLock as usize);
     }
 
     #[cold]
@@ -71,6 +74,7 @@ impl ChanLock {
     /// or on behalf of the wait it commits).
     #[inline]
     pub(crate) unsafe fn unlock(&self) {
+        lock_rank::released(self as *const ChanLock as usize);
         self.locked.store(false, Ordering::Release);
     }
 }

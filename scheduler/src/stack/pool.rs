@@ -4,11 +4,11 @@
 //! scavenger. Layout, recycling and counting are described in
 //! [`crate::stack`].
 
+use crate::lock_rank::{Rank, RankedMutex};
 use core::fmt;
 use core::ops::Range;
 use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
 
 use super::cache::{CACHE_BATCH, CACHE_SLOTS};
 use super::guard::{self, GUARD_PAGES, GuardKind, guard_kind};
@@ -199,7 +199,7 @@ pub struct StackPool {
     pub(super) default_size: usize,
     /// `max_stacks != usize::MAX`: every allocation checks `live`.
     pub(super) limited: bool,
-    pub(super) synced: Mutex<PoolSynced>,
+    pub(super) synced: RankedMutex<PoolSynced>,
     /// Stacks in use, as counted by the pool and (with a limit) by caches.
     /// Wrapping: without a limit, a stack allocated through a cache and
     /// freed to the pool makes this go "below zero"; `live()` adds the cache
@@ -262,10 +262,13 @@ impl StackPool {
             page,
             default_size,
             limited: cfg.max_stacks != usize::MAX,
-            synced: Mutex::new(PoolSynced {
-                classes,
-                map_budget: None,
-            }),
+            synced: RankedMutex::new(
+                Rank::StackPool,
+                PoolSynced {
+                    classes,
+                    map_budget: None,
+                },
+            ),
             live: AtomicUsize::new(0),
             cache_live: (0..CACHE_SLOTS)
                 .map(|_| CachePadded::new(AtomicIsize::new(0)))
