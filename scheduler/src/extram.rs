@@ -85,9 +85,10 @@ pub fn extra_m_in_use() -> usize {
 }
 
 /// `(mcount, extra_m_count)` read together under the extra-list lock: their
-/// difference is exactly the number of Ms that own an OS thread.
+/// difference is exactly the number of Ms that own an OS thread. For the
+/// crash handler: async-signal-safe, the lock's rank not recorded.
 pub fn counts_consistent() -> (usize, usize) {
-    let _guard = ExtraLock::lock();
+    let _guard = ExtraLock::lock_in_handler();
     (
         MCOUNT.load(Ordering::Relaxed),
         EXTRA_M_COUNT.load(Ordering::Relaxed),
@@ -99,11 +100,26 @@ pub fn counts_consistent() -> (usize, usize) {
 struct ExtraLock {
     head: usize,
     old_mask: libc::sigset_t,
+    /// Whether the lock's rank was recorded (see [`ExtraLock::lock_in_handler`]).
+    ranked: bool,
 }
 
 impl ExtraLock {
     /// `lockextra`: blocks all signals, then spins until it owns the list.
     fn lock() -> ExtraLock {
+        ExtraLock::lock_ranked(true)
+    }
+
+    /// [`ExtraLock::lock`] for a signal handler: its rank is not recorded.
+    /// Every holder blocks signals, so a handler never interrupts its own
+    /// thread's hold of this lock, and the handler holds no other lock; the
+    /// ranks the interrupted code holds (a lock it sleeps on, a note) are
+    /// not the handler's.
+    fn lock_in_handler() -> ExtraLock {
+        ExtraLock::lock_ranked(false)
+    }
+
+    fn lock_ranked(ranked: bool) -> ExtraLock {
         // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask
         // only write the sets we pass.
         let old_mask = unsafe {
@@ -121,10 +137,13 @@ impl ExtraLock {
                     .compare_exchange_weak(old, LOCKED, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
-                lock_rank::acquired(Rank::ExtraM, &EXTRA_HEAD as *const _ as usize);
+                if ranked {
+                    lock_rank::acquired(Rank::ExtraM, &EXTRA_HEAD as *const _ as usize);
+                }
                 return ExtraLock {
                     head: old,
                     old_mask,
+                    ranked,
                 };
             }
             spins += 1;
@@ -157,7 +176,9 @@ impl Drop for ExtraLock {
     fn drop(&mut self) {
         #[cfg(debug_assertions)]
         check_invariant();
-        lock_rank::released(&EXTRA_HEAD as *const _ as usize);
+        if self.ranked {
+            lock_rank::released(&EXTRA_HEAD as *const _ as usize);
+        }
         EXTRA_HEAD.store(self.head, Ordering::Release);
         // SAFETY: restores the mask saved by `lock` on this thread.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, core::ptr::null_mut()) };
@@ -303,7 +324,11 @@ pub fn needm(in_signal: bool) -> Result<MRef, NeedmError> {
         return Err(NeedmError::AlreadyBound);
     }
     let m = loop {
-        let mut list = ExtraLock::lock();
+        let mut list = if in_signal {
+            ExtraLock::lock_in_handler()
+        } else {
+            ExtraLock::lock()
+        };
         if let Some(m) = list.pop() {
             EXTRA_M_COUNT.fetch_sub(1, Ordering::Release);
             EXTRA_M_IN_USE.fetch_add(1, Ordering::Release);
