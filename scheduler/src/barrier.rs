@@ -100,8 +100,13 @@ pub fn uses_membarrier() -> bool {
 #[inline(always)]
 pub(crate) fn light() {
     if MODE.load(Ordering::Relaxed) == MEMBARRIER {
+        // SeqCst: the hot side's half of a StoreLoad pair: the compiler keeps
+        // the store before and the load after in program order, and the rare
+        // side's `membarrier` supplies the hardware barrier.
         compiler_fence(Ordering::SeqCst);
     } else {
+        // SeqCst: without `membarrier`, the hot side's StoreLoad fence, paired
+        // with `heavy`'s.
         fence(Ordering::SeqCst);
     }
 }
@@ -111,6 +116,8 @@ pub(crate) fn light() {
 #[inline(never)]
 pub(crate) fn heavy() {
     if MODE.load(Ordering::Relaxed) != MEMBARRIER {
+        // SeqCst: without `membarrier`, the rare side's StoreLoad fence, paired
+        // with `light`'s.
         fence(Ordering::SeqCst);
     } else if membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 {
         // Registered at init, so this cannot fail short of a kernel bug; a

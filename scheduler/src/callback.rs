@@ -22,7 +22,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 static EXITING: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn at_exit() {
-    EXITING.store(true, Ordering::SeqCst);
+    // Relaxed: `exiting` loads it Relaxed and reads nothing published with
+    // it; a callback that starts after the flag is seen is refused, one
+    // that raced with it runs as before.
+    EXITING.store(true, Ordering::Relaxed);
 }
 
 /// Registers the exit hook (once, at runtime start).

@@ -232,6 +232,10 @@ pub(crate) fn inited() -> bool {
 /// Gs parked waiting for I/O.
 #[inline]
 pub fn waiting() -> usize {
+    // SeqCst: counts Gs parked on descriptors. `try_block`'s caller counted its
+    // own G (program order); `check_dead` reads it beside `npidle` and
+    // `nmspinning`, in the one order of their SeqCst updates; sysmon's
+    // `io_unwatched` reads it again at every look.
     WAITING.load(Ordering::SeqCst)
 }
 
@@ -511,6 +515,7 @@ impl Registration {
             token,
             outcome: &outcome,
         });
+        // SeqCst: see `waiting`.
         WAITING.fetch_add(1, Ordering::SeqCst);
         let mutex = RankedGuard::leak(st);
         crate::schedule::park(WaitReason::IoWait, move || {
@@ -547,6 +552,9 @@ impl Registration {
 /// released the descriptor's lock.
 fn arm_deadline(when: u64, pd: u32, mode: u8, token: u64) -> (bool, bool) {
     let p = crate::timer::host_p();
+    // SeqCst: the adder's load of `sleep_until` (see `schedule::stop_m`),
+    // made before the timer is pushed: the wake-up it decides on only makes
+    // an M look at the heaps again.
     let wake_m = when < sched().sleep_until.load(Ordering::SeqCst);
     // A stale deadline finds nothing and does nothing, so it is never
     // stopped: the handle goes.
@@ -558,6 +566,8 @@ fn arm_deadline(when: u64, pd: u32, mode: u8, token: u64) -> (bool, bool) {
             }
         }),
     );
+    // SeqCst: the armer's load of `POLL_UNTIL` after its timer was pushed
+    // (see `try_block`'s store).
     (wake_m, when < POLL_UNTIL.load(Ordering::SeqCst))
 }
 
@@ -569,6 +579,7 @@ pub(crate) fn deadline(pd: u32, mode: u8, token: u64) -> Option<GRef> {
     let i = side.waiters.iter().position(|w| w.token == token)?;
     let w = side.waiters.swap_remove(i);
     drop(st);
+    // SeqCst: see `waiting`.
     WAITING.fetch_sub(1, Ordering::SeqCst);
     // SAFETY: we removed the entry under the lock, so we alone may write the
     // outcome; the G is parked, so its stack slot is valid.
@@ -610,6 +621,7 @@ fn wake_side(side: &mut Side, out: &mut Vec<GRef>) {
         return;
     }
     for w in side.waiters.drain(..) {
+        // SeqCst: see `waiting`.
         WAITING.fetch_sub(1, Ordering::SeqCst);
         // SAFETY: removed under the lock, so ours to write; the G is parked.
         unsafe { (*w.outcome).store(WOKEN_READY, Ordering::Release) };
@@ -643,6 +655,9 @@ fn poll(timeout_ms: libc::c_int, out: &mut Vec<GRef>) {
             let mut buf = 0u64;
             // SAFETY: reading 8 bytes into a u64 from our eventfd.
             unsafe { libc::read(poller.evfd.as_raw_fd(), (&raw mut buf).cast(), 8) };
+            // SeqCst: cleared after the eventfd was read, so a `netpoll_break`
+            // whose swap comes later writes again. Both sides touch only this
+            // word, so its coherence carries the argument (Release would do).
             BREAK_PENDING.store(false, Ordering::SeqCst);
             continue;
         }
@@ -725,6 +740,9 @@ pub(crate) fn try_block(until: u64, out: &mut Vec<GRef>) -> bool {
     if !inited() || waiting() == 0 {
         return false;
     }
+    // SeqCst: claims the one poller seat (a compare-exchange on one word).
+    // `start_m` reads `BLOCKED` under `synced`, which orders it with the clear
+    // below; sysmon's `io_unwatched` reads it again at every look.
     if BLOCKED
         .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
         .is_err()
@@ -732,8 +750,13 @@ pub(crate) fn try_block(until: u64, out: &mut Vec<GRef>) -> bool {
         return false;
     }
     let s = sched();
+    // SeqCst: publishes the poll's timeout to deadline armers (`arm_deadline`).
+    // As with `sleep_until` (see `schedule::stop_m`), an armer whose load comes
+    // first sees `NEVER` and breaks the poll: coherence of this word carries
+    // the argument.
     POLL_UNTIL.store(until, Ordering::SeqCst);
     if until != NEVER {
+        // SeqCst: as `schedule::stop_m`'s.
         s.sleep_until.fetch_min(until, Ordering::SeqCst);
     }
     let timeout_ms = if until == NEVER {
@@ -743,12 +766,15 @@ pub(crate) fn try_block(until: u64, out: &mut Vec<GRef>) -> bool {
         libc::c_int::try_from(left.div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
     };
     poll(timeout_ms, out);
+    // SeqCst: as the store above.
     POLL_UNTIL.store(NEVER, Ordering::SeqCst);
     if until != NEVER {
+        // SeqCst: as `schedule::stop_m`'s.
         let _ = s
             .sleep_until
             .compare_exchange(until, NEVER, Ordering::SeqCst, Ordering::Relaxed);
     }
+    // SeqCst: the seat is free again (see the claim above).
     // Cleared before the caller looks for a P: see `sched::start_m`.
     BLOCKED.store(false, Ordering::SeqCst);
     for &g in out.iter() {
@@ -760,6 +786,7 @@ pub(crate) fn try_block(until: u64, out: &mut Vec<GRef>) -> bool {
 /// Whether an M is blocked in `epoll_wait`.
 #[inline]
 pub(crate) fn blocked() -> bool {
+    // SeqCst: see the claim in `try_block`.
     BLOCKED.load(Ordering::SeqCst)
 }
 
@@ -767,6 +794,7 @@ pub(crate) fn blocked() -> bool {
 /// eventfd write until the poller has read it.
 pub(crate) fn netpoll_break() {
     let Some(p) = POLLER.get() else { return };
+    // SeqCst: see the clear in `poll`.
     if BREAK_PENDING.swap(true, Ordering::SeqCst) {
         return;
     }

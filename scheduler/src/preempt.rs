@@ -130,6 +130,14 @@ fn lost_p(m: MRef) {
 /// so it never misses a demotion; sysmon demotes only from `Armed`, so it
 /// never demotes an M that is back.
 ///
+/// Every access to this word and to `M::demoted_from` is `SeqCst`. They
+/// are on cold paths (a retake, an M's first runtime call after one), and
+/// the argument above then needs no separate order for each access. What
+/// it needs is publication: `Armed` before the verdict, `demoted_from`
+/// before `Demoted`, each a store that a later load consumes; Release
+/// stores and Acquire loads would carry both, and these may be weakened to
+/// them.
+///
 /// Lowering is always allowed; raising a thread back from nice 19 needs
 /// `CAP_SYS_NICE` (or `RLIMIT_NICE`). Without it the M cannot restore its
 /// thread and *retires* (`exit_requested`): its G goes on, P-less, to its
@@ -155,11 +163,13 @@ pub(crate) fn probe_restore() {
 
 /// sysmon, before it retakes `m`'s lent P.
 pub(crate) fn arm_demotion(m: MRef) {
+    // SeqCst: see `Demotion` (every access to the word).
     m.demotion.store(Demotion::Armed as u8, Ordering::SeqCst);
 }
 
 /// sysmon, when the retake it armed for failed (the M keeps its P).
 pub(crate) fn disarm_demotion(m: MRef) {
+    // SeqCst: see `Demotion`.
     m.demotion.store(Demotion::None as u8, Ordering::SeqCst);
 }
 
@@ -172,6 +182,7 @@ pub(crate) fn demote(m: MRef) -> bool {
         return false;
     }
     let state = &m.demotion;
+    // SeqCst: see `Demotion`.
     if state
         .compare_exchange(
             Demotion::Armed as u8,
@@ -181,11 +192,13 @@ pub(crate) fn demote(m: MRef) -> bool {
         )
         .is_err()
     {
+        // SeqCst: see `Demotion`.
         return state.load(Ordering::SeqCst) == Demotion::Demoted as u8;
     }
     let tid = m.tid();
     let done = match crate::thread_state::nice_of(tid) {
         Some(n) if n < crate::thread_state::LOW_NICE => {
+            // SeqCst: see `Demotion`: published by the `Demoted` store below.
             m.demoted_from.store(n, Ordering::SeqCst);
             crate::thread_state::set_nice(tid, crate::thread_state::LOW_NICE)
         }
@@ -196,6 +209,7 @@ pub(crate) fn demote(m: MRef) -> bool {
     } else {
         Demotion::Armed
     };
+    // SeqCst: see `Demotion`.
     state.store(next as u8, Ordering::SeqCst);
     done
 }
@@ -203,6 +217,7 @@ pub(crate) fn demote(m: MRef) -> bool {
 /// Whether `m` is still waiting for its G to come back after a retake
 /// (`Armed` or further).
 pub(crate) fn awaiting_return(m: MRef) -> bool {
+    // SeqCst: see `Demotion`.
     m.demotion.load(Ordering::SeqCst) != Demotion::None as u8
 }
 
@@ -215,12 +230,15 @@ fn back_from_retake(m: MRef) -> bool {
     m.returned_at
         .store(crate::clock::nanotime(), Ordering::Relaxed);
     loop {
+        // SeqCst: see `Demotion`.
         let state = m.demotion.load(Ordering::SeqCst);
         if state == Demotion::Demoting as u8 {
             // sysmon is a system call away from the verdict.
             core::hint::spin_loop();
             continue;
         }
+        // SeqCst: see `Demotion`; `demoted_from` below is read after this saw
+        // `Demoted`.
         if m.demotion
             .compare_exchange(
                 state,
@@ -232,6 +250,7 @@ fn back_from_retake(m: MRef) -> bool {
         {
             continue;
         }
+        // SeqCst: the `demoted_from` load below; see `Demotion`.
         if state != Demotion::Demoted as u8
             // SAFETY: gettid has no preconditions.
             || crate::thread_state::set_nice(unsafe { libc::gettid() }, m.demoted_from.load(Ordering::SeqCst))
@@ -321,6 +340,8 @@ fn preempted(m: MRef) {
 
 #[cfg(test)]
 mod tests {
+    // Atomics here are SeqCst for simplicity: they order the test's own
+    // assertions, not a protocol (docs/design.md, "Atomics").
     use super::*;
     use crate::m::M;
     use std::sync::{Arc, Barrier};

@@ -138,6 +138,9 @@ impl Sched {
     /// An idle P, taken off the list. Caller holds `synced`.
     pub(crate) fn pidle_get(&self, s: &mut SchedSynced) -> Option<&'static P> {
         let p = s.pidle.pop()?;
+        // SeqCst: the store of a Dekker pair with sysmon's deep sleep: this
+        // decrement, then `note_busy`'s load of `PARKED`, against sysmon's
+        // store of `PARKED`, then its load of `npidle`.
         self.npidle.fetch_sub(1, Ordering::SeqCst);
         // A P is busy again: sysmon must watch it (StoreLoad with its
         // deep-sleep check, see sysmon.rs).
@@ -151,6 +154,9 @@ impl Sched {
     /// Every push to the global queue goes through here.
     pub(crate) fn push_global(&self, g: crate::g::GRef) {
         self.global.push(g);
+        // SeqCst: the producer's StoreLoad fence (the push, then `wakep`'s load
+        // of `npidle`), paired with the fence in `recheck_after_idle` (a P
+        // counted idle, then a look at the global queue).
         core::sync::atomic::fence(Ordering::SeqCst);
     }
 
@@ -160,6 +166,9 @@ impl Sched {
         debug_assert!(p.runq.is_empty(), "pidle_put: p has runnable Gs");
         p.set_status(PStatus::Idle);
         s.pidle.push(p);
+        // SeqCst: the idle side's store for `recheck_after_idle` (this
+        // increment, then its fence and look at the global queue), against
+        // `push_global` (the push, its fence, then `wakep`'s load of `npidle`).
         self.npidle.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -213,11 +222,17 @@ pub fn start(config: Config) -> Result<&'static Sched, &'static Config> {
 /// and nobody is spinning already (Go's `wakep`).
 pub(crate) fn wakep() {
     let s = sched();
+    // SeqCst: the producer's load in the pairs above, after `push_global`'s
+    // fence or `barrier::light`; ordered against `pidle_put`'s increment.
     if s.npidle.load(Ordering::SeqCst) == 0 {
         return;
     }
     // Only one M spins up at a time; the spinning M wakes the next one when
     // it finds work (`reset_spinning`).
+    // SeqCst: (the compare-exchange) claims the one wake-up. Every update of
+    // `nmspinning` is SeqCst, so this claim and the last spinner's decrement in
+    // `find_runnable` (followed by `barrier::heavy`) fall in one order: a
+    // producer sees 0 and claims, or sees a spinner and leaves the work to it.
     if s.nmspinning.load(Ordering::Relaxed) != 0
         || s.nmspinning
             .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
@@ -265,6 +280,8 @@ pub(crate) fn start_m_or(p: Option<&'static P>, spinning: bool, at_limit: AtLimi
         None => {
             drop(synced);
             if spinning {
+                // SeqCst: undoes `wakep`'s claim, in the one order of
+                // `nmspinning`'s updates (see `wakep`).
                 s.nmspinning.fetch_sub(1, Ordering::SeqCst);
             }
             return;
@@ -279,6 +296,7 @@ pub(crate) fn start_m_or(p: Option<&'static P>, spinning: bool, at_limit: AtLimi
         s.pidle_put(&mut synced, p);
         drop(synced);
         if spinning {
+            // SeqCst: as above.
             s.nmspinning.fetch_sub(1, Ordering::SeqCst);
         }
         crate::netpoll::netpoll_break();
@@ -324,6 +342,7 @@ fn new_m(p: &'static P, spinning: bool, at_limit: AtLimit) {
             crate::throw!("new_m: thread exhaustion");
         }
         if spinning {
+            // SeqCst: as above.
             s.nmspinning.fetch_sub(1, Ordering::SeqCst);
         }
         crate::sysmon::thread_limit_stall();

@@ -699,6 +699,9 @@ pub(crate) fn execute(m: MRef, g: GRef) -> usize {
 /// one, another M starts spinning to pick up any remaining work.
 fn reset_spinning(m: MRef) {
     m.spinning.store(false, Ordering::Relaxed);
+    // SeqCst: a spinner that found work stops being one, then `wakep` below
+    // loads `npidle`; one order with the other updates of `nmspinning` (see
+    // `sched::wakep`).
     let prev = sched().nmspinning.fetch_sub(1, Ordering::SeqCst);
     if prev == 0 {
         crate::throw!("reset_spinning: negative nmspinning");
@@ -736,6 +739,10 @@ fn find_runnable(m: MRef) -> GRef {
         if m.spinning.load(Ordering::Relaxed) || 2 * s.nmspinning.load(Ordering::Relaxed) < busy {
             if !m.spinning.load(Ordering::Relaxed) {
                 m.spinning.store(true, Ordering::Relaxed);
+                // SeqCst: becoming a spinner is what a producer that sees
+                // `nmspinning != 0` relies on (it wakes nobody); this M
+                // re-checks every queue when it stops, if it is the last (the
+                // decrement below).
                 s.nmspinning.fetch_add(1, Ordering::SeqCst);
             }
             if let Some(g) = steal_work(m, p) {
@@ -798,6 +805,9 @@ fn find_runnable(m: MRef) -> GRef {
             // heavy barrier runs once per "no M spins any more", not once
             // per M that gives up, which keeps `membarrier`'s IPIs rare on
             // machines with many Ps.
+            // SeqCst: the sleeper's store of the no-lost-wake-up pair;
+            // `barrier::heavy` below orders it before the re-check, against a
+            // producer's push, `barrier::light` and load of `nmspinning`.
             let last = s.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1;
             // StoreLoad with `wakep_if_idle`: see the module docs. We are
             // the rare side: producers pay only a compiler barrier.
@@ -806,6 +816,7 @@ fn find_runnable(m: MRef) -> GRef {
             }
             if last && work_anywhere() && take_idle_p(m) {
                 m.spinning.store(true, Ordering::Relaxed);
+                // SeqCst: as the increment above.
                 s.nmspinning.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
@@ -922,6 +933,10 @@ pub fn add_helper_thread() {
 /// account for were in the way.
 fn check_dead_unsure(wake_sysmon: bool) -> bool {
     let s = sched();
+    // SeqCst: these two loads sit in the one order of the counters' SeqCst
+    // updates (`pidle_get`, `pidle_put`, the spinning hand-offs), so "every P
+    // idle, no M spinning" is never pieced together from an old `npidle` and a
+    // newer `nmspinning`.
     if s.npidle.load(Ordering::SeqCst) != s.procs()
         || s.nmspinning.load(Ordering::SeqCst) != 0
         || crate::extram::extra_m_in_use() != 0
@@ -1172,6 +1187,8 @@ pub(crate) fn hand_off_p_or(p: &'static P, at_limit: AtLimit) {
 /// sees the idle P, or this sees its G. (Local queues need no such look:
 /// only the M holding a P pushes to its queue, and it runs what it pushed.)
 fn recheck_after_idle() -> bool {
+    // SeqCst: pairs with `push_global`'s fence (see above): either the producer
+    // sees this P idle, or this look sees its G.
     core::sync::atomic::fence(Ordering::SeqCst);
     !sched().global.is_empty()
 }
@@ -1189,12 +1206,21 @@ pub(crate) fn stop_m(m: MRef, deadline: u64) {
     let mut deadline = deadline;
     loop {
         if deadline != NEVER {
+            // SeqCst: publishes when this M wakes to timer adders, which load
+            // `sleep_until` beside pushing their timer (`timer::sleep`,
+            // `timer::start_timer`, `netpoll::arm_deadline`) and wake an M when
+            // theirs is earlier. An adder whose load comes before this store
+            // sees `NEVER` (and wakes an M) or an earlier sleeper's deadline
+            // (that sleeper looks at the heaps first). Not a StoreLoad pair:
+            // this M read the heaps before; coherence of this one word carries
+            // the argument, and SeqCst is stronger than it needs.
             s.sleep_until.fetch_min(deadline, Ordering::SeqCst);
         }
         let woken = m
             .note
             .sleep((deadline != NEVER).then(|| crate::clock::instant_of(deadline)));
         if deadline != NEVER {
+            // SeqCst: as the `fetch_min` above.
             let _ = s.sleep_until.compare_exchange(
                 deadline,
                 NEVER,

@@ -155,6 +155,9 @@ pub(crate) fn note_syscall() {
 /// `PARKED` and re-check of `npidle` before sysmon sleeps.
 #[inline]
 pub(crate) fn note_busy() {
+    // SeqCst: the load of the Dekker pair in the doc comment above:
+    // `pidle_get`'s decrement of `npidle`, then this, against `run`'s store of
+    // `PARKED`, then its load of `npidle`.
     if PARKED.load(Ordering::SeqCst) {
         wake();
     }
@@ -230,8 +233,11 @@ fn nap(d: Duration, last_nudge: &mut Option<u64>) -> bool {
     let end = crate::clock::instant_of(end);
     let mut w = WAKE.lock();
     *w = false;
+    // SeqCst: not a StoreLoad pair: `nudge` swaps this word (AcqRel) and then
+    // takes `WAKE`, which orders the rest; Release would do.
     NUDGEABLE.store(true, Ordering::SeqCst);
     while !*w && !w.wait_until(&WAKE_CV, end) {}
+    // SeqCst: as the store above.
     let nudged = !NUDGEABLE.swap(false, Ordering::SeqCst);
     *w = false;
     if nudged {
@@ -838,18 +844,28 @@ fn run() {
             // Sleep until the next syscall or busy P. The flag is set before
             // the last look so that either the waker sees it or we see the
             // syscall / the busy P (both sides `SeqCst`).
+            // SeqCst: the store of the Dekker pair with `note_busy`: this, then
+            // the load of `npidle` below, against `pidle_get`'s decrement, then
+            // `note_busy`'s load of `PARKED`.
             PARKED.store(true, Ordering::SeqCst);
             let any = s.ps.iter().any(|p| p.status() == PStatus::Syscall)
+                // SeqCst: the load of that pair.
                 || s.npidle.load(Ordering::SeqCst) != s.procs()
                 || io_unwatched();
             let mut w = WAKE.lock();
             if any {
+                // SeqCst: withdraws the flag; the same word as the pair's store
+                // above.
                 PARKED.store(false, Ordering::SeqCst);
             } else {
                 let mut recheck = UNSURE_RECHECK_MIN;
+                // SeqCst: a waker clears `PARKED` (swap) and then sets `WAKE`
+                // under the lock this loop holds, so the lock orders them;
+                // SeqCst as the pair's other accesses.
                 while !*w && PARKED.load(Ordering::SeqCst) {
                     if !crate::schedule::dead_unsure() {
                         w.wait(&WAKE_CV);
+                    // SeqCst: as the loop's condition.
                     } else if w.wait_for(&WAKE_CV, recheck) && !*w && PARKED.load(Ordering::SeqCst)
                     {
                         // Every G parked, a thread gort cannot account for

@@ -46,6 +46,8 @@ pub fn start_timer(when: u64, f: Box<TimerFn>) -> Timer {
         }
     };
     let t = heap.add_func(when, f);
+    // SeqCst: the adder's load of `sleep_until`, after its timer was pushed
+    // (see `schedule::stop_m`).
     if when < s.sleep_until.load(Ordering::SeqCst) {
         wakep();
     }
@@ -66,6 +68,8 @@ pub fn sleep(d: Duration) {
         // We run on the next context of the same M: its P, or, if sysmon
         // took that P while the G ran, any P (timer heaps are locked).
         let p = host_p();
+        // SeqCst: as in `start_timer`; the timer is pushed just below, and a
+        // wake-up only makes an M look again, so reading first is safe.
         let wake_someone = when < sched().sleep_until.load(Ordering::SeqCst);
         p.timers.add(when, g);
         // Past this point the G may be running again: touch nothing of it.

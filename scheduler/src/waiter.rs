@@ -16,6 +16,9 @@ use crate::schedule::ready;
 static BLOCKED_THREADS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 pub(crate) fn blocked_threads() -> usize {
+    // SeqCst: the load of a Dekker pair with `ThreadWaiter::new`: the last P
+    // going idle (`pidle_put`'s increment of `npidle`), then `check_dead` loads
+    // this, against a thread counting itself here, then loading `npidle`.
     BLOCKED_THREADS.load(core::sync::atomic::Ordering::SeqCst)
 }
 
@@ -31,6 +34,7 @@ pub struct ThreadWaiter {
 impl ThreadWaiter {
     fn new(counted: bool) -> ThreadWaiter {
         if counted {
+            // SeqCst: the store of the pair in `blocked_threads`.
             BLOCKED_THREADS.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
             // A thread that starts waiting on a G after the last M went to
             // sleep may complete a deadlock that no M will look at: have
@@ -51,6 +55,7 @@ impl ThreadWaiter {
 impl Drop for ThreadWaiter {
     fn drop(&mut self) {
         if self.counted {
+            // SeqCst: one order with the increment (see `blocked_threads`).
             BLOCKED_THREADS.fetch_sub(1, core::sync::atomic::Ordering::SeqCst);
         }
     }

@@ -337,7 +337,11 @@ impl<S> WaitQueue<S> {
     /// is always seen.
     #[inline]
     pub fn has_waiters(&self) -> bool {
-        self.n_waiters.load(Ordering::SeqCst) != 0
+        // Relaxed: a waiter linked before a release/acquire pair the caller
+        // is ordered after happens-before this load, and read-write
+        // coherence makes the load see its increment (or a later value);
+        // nothing else is promised, so no StoreLoad order is needed.
+        self.n_waiters.load(Ordering::Relaxed) != 0
     }
 
     /// The state, without locking.
