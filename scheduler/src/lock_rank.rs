@@ -489,7 +489,7 @@ mod tests {
     /// check ends the process.
     #[test]
     fn taking_a_lower_rank_stops_the_process_in_debug_builds() {
-        let (status, stderr) = in_child(|| {
+        let (status, stderr) = testkit::in_child_stderr(|| {
             let heap = RankedMutex::new(Rank::TimerHeap, ());
             let synced = RankedMutex::new(Rank::Synced, ());
             let _h = heap.lock();
@@ -520,7 +520,7 @@ mod tests {
     /// Channel locks out of address order are caught like any other.
     #[test]
     fn channel_locks_out_of_address_order_stop_the_process_in_debug_builds() {
-        let (status, stderr) = in_child(|| {
+        let (status, stderr) = testkit::in_child_stderr(|| {
             let chans = [0u8; 2];
             acquired(Rank::Chan, &chans[1] as *const u8 as usize);
             acquired(Rank::Chan, &chans[0] as *const u8 as usize);
@@ -532,64 +532,5 @@ mod tests {
             );
             assert!(stderr.contains("taking Chan (0x"), "{stderr}");
         }
-    }
-
-    /// Runs `f` in a forked child whose stderr is a pipe; returns the
-    /// child's wait status and what it wrote. The child exits 0 if `f`
-    /// returns. Hard time bound: 60 s.
-    fn in_child(f: impl FnOnce()) -> (libc::c_int, String) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe writes two descriptors into the array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: the child touches only its own stack, thread-local cells
-        // and write(2) before it exits or aborts; no lock of the parent's
-        // other threads is needed.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            // SAFETY: plain descriptor calls on our own pipe; _exit skips
-            // the parent's atexit handlers and the test harness's state.
-            unsafe {
-                libc::dup2(fds[1], 2);
-                f();
-                libc::_exit(0);
-            }
-        }
-        // SAFETY: closing the write end we do not use.
-        unsafe { libc::close(fds[1]) };
-        // The child writes a few lines, far less than a pipe holds, so it
-        // never waits for us to read.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut status = 0;
-        loop {
-            // SAFETY: waiting for our own child.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                break;
-            }
-            if Instant::now() > deadline {
-                // SAFETY: killing and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                panic!("child did not finish in time");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let mut out = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            // SAFETY: reading into our buffer from our pipe, whose write
-            // end is closed now that the child is gone.
-            let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n as usize]);
-        }
-        // SAFETY: closing our read end.
-        unsafe { libc::close(fds[0]) };
-        (status, String::from_utf8_lossy(&out).into_owned())
     }
 }

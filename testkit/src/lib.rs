@@ -9,6 +9,9 @@
 //!   walk is checked against.
 //! - [`under_qemu`]: whether the tests run under qemu-user (`ci/cross.sh`
 //!   sets `GORT_UNDER_QEMU`), for the checks qemu cannot support.
+//! - [`in_child`] / [`in_child_stderr`]: run a closure in a forked child
+//!   with a hard time bound, for faults, limits and fatal errors that must
+//!   not hit the test process.
 //!
 //! A dev-dependency of `arch`, `scheduler` and `signals` and a dependency of
 //! the `tests` package (its scenarios program installs the allocator);
@@ -125,6 +128,85 @@ pub fn thread_stack() -> (usize, usize) {
 /// is skipped, and returns.
 pub fn under_qemu() -> bool {
     std::env::var_os("GORT_UNDER_QEMU").is_some()
+}
+
+/// Runs `f` in a forked child with a hard time bound (120 s, then
+/// `SIGKILL`). Returns the child's wait status and what `f` returned (empty
+/// if the child died before returning; "child panicked" if `f` panicked).
+/// For faults and limits that must not hit the test process.
+pub fn in_child(f: impl FnOnce() -> String) -> (libc::c_int, String) {
+    fork_with_pipe(|fd| {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| "child panicked".to_owned());
+        // SAFETY: writing our own buffer to our pipe.
+        unsafe { libc::write(fd, out.as_ptr().cast(), out.len()) };
+    })
+}
+
+/// Runs `f` in a forked child whose stderr is a pipe, with the bound of
+/// [`in_child`]. Returns the child's wait status and what it wrote to
+/// stderr (a fatal error's message before it aborts). The child exits 0 if
+/// `f` returns.
+pub fn in_child_stderr(f: impl FnOnce()) -> (libc::c_int, String) {
+    fork_with_pipe(|fd| {
+        // SAFETY: makes our pipe the child's stderr; both are open.
+        unsafe { libc::dup2(fd, 2) };
+        f();
+    })
+}
+
+/// Forks; the child runs `body` with the write end of a pipe and exits 0.
+/// The parent waits (bounded) and returns the status and the pipe's text.
+fn fork_with_pipe(body: impl FnOnce(libc::c_int)) -> (libc::c_int, String) {
+    use std::time::{Duration, Instant};
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only runs `body` (syscalls and allocation, which
+    // glibc makes fork-safe), then calls _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        body(fds[1]);
+        // SAFETY: _exit skips the parent's atexit handlers and the test
+        // harness's state.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: closing the write end we do not use.
+    unsafe { libc::close(fds[1]) };
+    // The child writes far less than a pipe holds, so it never waits for
+    // us to read.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            break;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: killing and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("child did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reading into our buffer from our pipe.
+        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
+    // SAFETY: closing our read end.
+    unsafe { libc::close(fds[0]) };
+    (status, String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
