@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gort's test command (the one the README gives): unit, integration and
-# scenario tests in debug and release, the million-G check in release, the C
+# scenario tests in debug and release, the loom models of the scheduler's
+# hand-shakes, the million-G check in release, the C
 # example linked through pkg-config against libgort.a and libgort.so, and
 # the packaging check (ci/package.sh). Needs a C compiler, pkg-config and
 # readelf (ci/need-c-tools.sh installs them), crates.io, and ~4.3 GB of
@@ -25,6 +26,12 @@ echo "== the scheduler with plain fences instead of membarrier (GORT_MEMBARRIER=
 GORT_MEMBARRIER=0 cargo test --locked --release -p gort-scheduler --lib
 GORT_MEMBARRIER=0 cargo test --locked --release -p tests --test sched_spawn --test sched_scenarios \
   --test sched_sysmon --test chan_basic --test sync_mutex
+echo "== the scheduler's hand-shakes model-checked with loom (runnext, lent P, syscall P)"
+# Its own target directory (about 130 MB): --cfg loom rebuilds every
+# dependency. Three preemptions per execution: a few seconds; unbounded
+# (LOOM_MAX_PREEMPTIONS unset) takes about a minute and a half.
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --locked --release -p gort-scheduler \
+  --lib --target-dir target/loom loom_
 echo "== 1,000,000 parked Gs under the default vm.max_map_count (release)"
 echo "   vm.max_map_count=$(cat /proc/sys/vm/max_map_count 2>/dev/null || echo '?')"
 cargo run --release --locked --example tour -- 1000000 --check

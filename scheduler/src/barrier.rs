@@ -31,11 +31,16 @@
 //! M starts, and never changes: a hot side that used a compiler barrier must
 //! always meet a rare side that uses `membarrier`.
 //!
+//! Under loom (`loom.rs`, the model-checked tests) both sides are
+//! `fence(SeqCst)`, the fence version: what `membarrier` guarantees is that
+//! the hot side behaves as if it had run that fence at `light`.
+//!
 //! Rejected: `mprotect`-based "flush process write buffers" tricks (what
 //! some VMs did before `membarrier`: an IPI by way of a TLB shootdown, but
 //! undocumented as a barrier on arm64).
 
-use core::sync::atomic::{AtomicU8, Ordering, compiler_fence, fence};
+use crate::loom::atomic::fence;
+use core::sync::atomic::{AtomicU8, Ordering, compiler_fence};
 
 /// [`MODE`] values.
 const UNSET: u8 = 0;

@@ -58,6 +58,7 @@ pub mod g;
 pub mod glocal;
 pub mod join;
 pub mod lock_rank;
+mod loom;
 pub mod m;
 pub mod netpoll;
 pub mod p;

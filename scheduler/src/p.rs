@@ -9,12 +9,13 @@
 //! take it. Data only: nothing here calls scheduling logic.
 //!
 use crate::g::GRef;
+use crate::loom::atomic::{AtomicPtr, AtomicU64};
 use crate::m::M;
 use crate::runq::RunQueue;
 use crate::stack::StackCache;
 use crate::timer_heap::Timers;
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use crossbeam_utils::CachePadded;
 
 /// State of a P.
@@ -193,7 +194,8 @@ impl P {
     /// sees the claim (and backs off): never both miss. A P that sysmon
     /// backs off from may show `Running` before sysmon's restoring CAS,
     /// which then fails and changes nothing. `claim` is the lending M's own
-    /// [`LentClaim`].
+    /// [`LentClaim`]. Model checked with loom, with a stale lender claiming
+    /// at the same time (`loom_tests` at the end of this file).
     #[inline]
     pub(crate) fn take_back_lent(&self, word: u64, claim: &LentClaim) -> bool {
         claim.p.store(self as *const P as *mut P, Ordering::Relaxed);
@@ -218,7 +220,7 @@ impl P {
         loop {
             let w = self.state.load(Ordering::Acquire);
             if w == retaking {
-                core::hint::spin_loop();
+                crate::loom::spin_loop();
                 continue;
             }
             if w != word {
@@ -286,7 +288,8 @@ impl P {
     }
 }
 
-#[cfg(test)]
+// Under loom the state word is loom's, usable only inside a model.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use core::sync::atomic::AtomicBool;
@@ -371,5 +374,114 @@ mod tests {
         let s = sysmon_won.load(Ordering::Relaxed);
         assert_eq!(m_won + s, ROUNDS, "M won {m_won}, sysmon {s}");
         eprintln!("M kept the P {m_won} times, sysmon retook it {s} times");
+    }
+}
+
+/// Model-checked (`--cfg loom`, see `loom.rs`): the real lend/claim/retake
+/// and syscall hand-shakes under every interleaving of the M and `sysmon`,
+/// with the P's owner fields as a loom cell, so two winners are a reported
+/// data race as well as a failed assertion.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// The P's owner fields (run queue, caches): only its holder writes.
+    struct Owned(UnsafeCell<usize>);
+
+    impl Owned {
+        fn take(&self) {
+            // SAFETY: a model cell: loom checks that no access races it.
+            self.0.with_mut(|p| unsafe { *p += 1 });
+        }
+    }
+
+    /// Symptom guarded: the M claiming its lent P back and sysmon retaking
+    /// it both win (two Ms run Gs on one P) or both lose (the P is lost).
+    /// A second M whose own lend of the P was retaken long ago claims it
+    /// at the same time and must lose without hiding the lender's claim.
+    #[test]
+    fn loom_lent_p_goes_to_exactly_one_of_its_m_and_sysmon() {
+        loom::model(|| {
+            let p = Arc::new(P::new(0));
+            p.set_status(PStatus::Running);
+            // An older lend of this P (sequence 1), retaken and given back.
+            let stale_word = p.lend();
+            assert!(p.retake(stale_word, Some(&LentClaim::default())));
+            p.set_status(PStatus::Running);
+            let word = p.lend();
+            let owned = Arc::new(Owned(UnsafeCell::new(0)));
+            let lender = Arc::new(LentClaim::default());
+            let sysmon = {
+                let (p, owned, lender) = (p.clone(), owned.clone(), lender.clone());
+                loom::thread::spawn(move || {
+                    let won = p.retake(word, Some(&lender));
+                    if won {
+                        owned.take();
+                    }
+                    won
+                })
+            };
+            let stale = {
+                let p = p.clone();
+                loom::thread::spawn(move || {
+                    let mine = LentClaim::default();
+                    assert!(!p.take_back_lent(stale_word, &mine), "a stale lend won");
+                })
+            };
+            let m_won = p.take_back_lent(word, &lender);
+            if m_won {
+                owned.take();
+            }
+            let sysmon_won = sysmon.join().unwrap();
+            stale.join().unwrap();
+            assert!(
+                m_won != sysmon_won,
+                "M won: {m_won}, sysmon won: {sysmon_won}"
+            );
+            // The state the P ends in is not asserted: C11 allows only
+            // `Running` (M won) or `Idle` (sysmon won), but loom 0.7 keeps
+            // the modification order of the state word partial and does not
+            // order the M's plain store of `Running` after sysmon's CAS
+            // (tokio-rs/loom#254: a store can slip between an RMW's read
+            // and its write), so in its histories a later load may return
+            // `Retaking` or the lend's word. Who won, and the race-free use
+            // of the owner fields, are what those histories cannot fake.
+            if sysmon_won {
+                assert_eq!(p.status(), PStatus::Idle);
+            }
+        });
+    }
+
+    /// Symptom guarded: an M returning from a syscall and sysmon retaking
+    /// its P both win or both lose.
+    #[test]
+    fn loom_syscall_p_goes_to_exactly_one_of_its_m_and_sysmon() {
+        loom::model(|| {
+            let p = Arc::new(P::new(0));
+            p.set_status(PStatus::Running);
+            let word = p.enter_syscall();
+            let owned = Arc::new(Owned(UnsafeCell::new(0)));
+            let sysmon = {
+                let (p, owned) = (p.clone(), owned.clone());
+                loom::thread::spawn(move || {
+                    let won = p.retake(word, None);
+                    if won {
+                        owned.take();
+                    }
+                    won
+                })
+            };
+            let m_won = p.exit_syscall_fast(word);
+            if m_won {
+                owned.take();
+            }
+            let sysmon_won = sysmon.join().unwrap();
+            assert!(
+                m_won != sysmon_won,
+                "M won: {m_won}, sysmon won: {sysmon_won}"
+            );
+        });
     }
 }

@@ -27,13 +27,19 @@
 //! ```
 //!
 //! The barriers guarantee that one side sees the other's flag, so the two
-//! never touch `runnext` at the same time. The owner's wait (a thief is
+//! never touch `runnext` at the same time. Each side reads the other's flag
+//! with acquire, so that a flag found cleared also shows what the other
+//! side did to `runnext` before clearing it. The owner's wait (a thief is
 //! mid-way) is rare and short; the thief's `membarrier` (~0.4 µs) sits on
 //! a path that has already waited microseconds.
+//!
+//! The hand-off, and the swap of a yield below, are model checked with
+//! loom (`loom_tests` at the end of this file; `loom.rs`).
 
 use crate::g::{G, GRef};
+use crate::loom::atomic::{AtomicBool, AtomicPtr, AtomicU64};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use crossbeam_deque::{Stealer, Worker};
 use crossbeam_utils::CachePadded;
 
@@ -45,9 +51,9 @@ fn wait_while(flag: &AtomicBool) {
     while flag.load(Ordering::Acquire) {
         spins += 1;
         if spins < 1_000 {
-            core::hint::spin_loop();
+            crate::loom::spin_loop();
         } else {
-            std::thread::yield_now();
+            crate::loom::yield_now();
         }
     }
 }
@@ -206,7 +212,13 @@ impl RunQueue {
         loop {
             self.runnext_owner.store(true, Ordering::Relaxed);
             crate::barrier::light();
-            if !self.runnext_thief.load(Ordering::Relaxed) {
+            // Acquire: a thief that has just finished leaves the flag
+            // `false` with a release store after taking `runnext`; reading
+            // that store must also show its emptying of `runnext`, or the
+            // owner takes the same G again (the barrier orders our flag
+            // store before this load, not this load before the read of
+            // `runnext` below). Found by the loom model below.
+            if !self.runnext_thief.load(Ordering::Acquire) {
                 return;
             }
             self.runnext_owner.store(false, Ordering::Release);
@@ -326,7 +338,8 @@ impl RunQueue {
     }
 }
 
-#[cfg(test)]
+// Under loom the queue's atomics are loom's, usable only inside a model.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
@@ -441,5 +454,128 @@ mod tests {
         p.swap_done();
         let got = thief.join().unwrap();
         assert_eq!(got, yielder.as_ptr() as usize);
+    }
+}
+
+/// Model-checked (`--cfg loom`, see `loom.rs`): the real `runnext`
+/// hand-off under every interleaving of an owner and a thief, with each G's
+/// saved context in a loom cell, so a thief that takes a G without
+/// synchronising with the owner's writes is a reported data race.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    /// `n` Gs for the models (made once, outside them: a G's own atomics
+    /// are std's, and the model needs only their addresses).
+    fn gs(n: usize) -> Vec<GRef> {
+        (0..n)
+            .map(|i| GRef(Box::leak(Box::new(G::new(i)))))
+            .collect()
+    }
+
+    /// What the readying side wrote into a G before putting it on the
+    /// queue (its entry, its saved registers), one cell per G.
+    struct Contexts(Vec<UnsafeCell<usize>>);
+
+    impl Contexts {
+        fn new(n: usize) -> Contexts {
+            Contexts((0..n).map(|_| UnsafeCell::new(0)).collect())
+        }
+        fn write(&self, g: GRef, v: usize) {
+            // SAFETY: a model cell: loom checks that no access races it.
+            self.0[g.0.index].with_mut(|p| unsafe { *p = v });
+        }
+        fn read(&self, g: GRef) -> usize {
+            // SAFETY: as above.
+            self.0[g.0.index].with(|p| unsafe { *p })
+        }
+    }
+
+    fn g_of(p: *mut G) -> Option<GRef> {
+        // SAFETY: runnext holds null or pointers from GRef::as_ptr.
+        unsafe { GRef::from_ptr(p) }
+    }
+
+    /// Symptom guarded: a G readied into `runnext` runs twice (owner and
+    /// thief both take it) or never, or a thief runs it before seeing what
+    /// the owner wrote into it.
+    #[test]
+    fn loom_runnext_hand_off() {
+        let g = gs(2);
+        loom::model(move || {
+            let (g0, g1) = (g[0], g[1]);
+            let q = Arc::new(RunQueue::new());
+            let ctx = Arc::new(Contexts::new(2));
+            let thief = {
+                let (q, ctx) = (q.clone(), ctx.clone());
+                loom::thread::spawn(move || {
+                    let got = g_of(q.runnext_steal(None));
+                    if let Some(g) = got {
+                        assert_eq!(ctx.read(g), g.0.index + 1, "stale context");
+                    }
+                    got.map(|g| g.0.index)
+                })
+            };
+            let mut mine = Vec::new();
+            // The owner readies g0 then g1 into runnext (g0 is kicked out
+            // to the owner), then takes runnext itself.
+            ctx.write(g0, 1);
+            // SAFETY: this thread is the queue's owner.
+            mine.extend(g_of(unsafe { q.runnext_exchange(g0.as_ptr()) }));
+            ctx.write(g1, 2);
+            // SAFETY: as above.
+            mine.extend(g_of(unsafe { q.runnext_exchange(g1.as_ptr()) }));
+            // SAFETY: as above.
+            mine.extend(g_of(unsafe { q.runnext_exchange(core::ptr::null_mut()) }));
+            let stolen = thief.join().unwrap();
+            let mut all: Vec<usize> = mine.iter().map(|g| g.0.index).collect();
+            all.extend(stolen);
+            all.sort_unstable();
+            assert_eq!(all, [0, 1], "each G exactly once");
+        });
+    }
+
+    /// Symptom guarded: a thief takes the G a yield just swapped into
+    /// `runnext` before the owner has saved its registers (the switch is
+    /// still under way), and resumes it from a stale context.
+    #[test]
+    fn loom_runnext_swap_keeps_thieves_off_until_done() {
+        let g = gs(2);
+        loom::model(move || {
+            let (waiting, yielder) = (g[0], g[1]);
+            let q = Arc::new(RunQueue::new());
+            let ctx = Arc::new(Contexts::new(2));
+            ctx.write(waiting, 1);
+            // SAFETY: this thread is the queue's owner.
+            unsafe { q.put(waiting, true) };
+            let thief = {
+                let (q, ctx) = (q.clone(), ctx.clone());
+                loom::thread::spawn(move || {
+                    let got = g_of(q.runnext_steal(None));
+                    if let Some(g) = got {
+                        assert_eq!(ctx.read(g), g.0.index + 1, "stale context");
+                    }
+                    got.map(|g| g.0.index)
+                })
+            };
+            // SAFETY: as above; the model plays the switch: it saves the
+            // yielder's context, then ends the swap.
+            let next = unsafe { q.swap_begin(yielder) };
+            if next.is_some() {
+                ctx.write(yielder, 2);
+                q.swap_done();
+            }
+            let stolen = thief.join().unwrap();
+            match (next.map(|g| g.0.index), stolen) {
+                // The thief came first and took the waiting G: no swap.
+                (None, Some(0)) => {}
+                // The swap came first: the owner runs the waiting G, the
+                // thief takes the yielder (saved) or nothing.
+                (Some(0), Some(1) | None) => {}
+                other => panic!("swap {other:?}"),
+            }
+        });
     }
 }
