@@ -57,6 +57,8 @@ mod lock;
 mod ring;
 pub mod select;
 mod sudog;
+#[cfg(test)]
+mod tests;
 
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,

@@ -203,6 +203,13 @@ impl<T> WaitQ<T> {
         None
     }
 
+    /// Sudogs queued (some may belong to waits already fired). Caller holds
+    /// the channel lock.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.q.len()
+    }
+
     /// Removes `sg` if it is still queued. Caller holds the channel lock.
     pub(crate) fn remove(&mut self, sg: &Sudog<T>) {
         let p = NonNull::from(sg);
