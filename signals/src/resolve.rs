@@ -46,7 +46,7 @@
 //! dumps can name, however many live dumps a process takes.
 
 use crate::modules;
-use crate::symbolize::Binary;
+use crate::symbolize::{Binary, FileIndex, Site};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 /// Most distinct addresses one request carries.
@@ -68,9 +68,10 @@ static PROGRESS: AtomicUsize = AtomicUsize::new(0);
 static SLOT: AtomicBool = AtomicBool::new(false);
 static REQ_PCS: [AtomicUsize; MAX_REQUEST] = [const { AtomicUsize::new(0) }; MAX_REQUEST];
 static REQ_N: AtomicUsize = AtomicUsize::new(0);
-/// Spawn sites asked for: `Location::file()` pointer and length, and line.
-static REQ_SITES: [[AtomicUsize; 3]; MAX_SITES] =
-    [const { [const { AtomicUsize::new(0) }; 3] }; MAX_SITES];
+/// Spawn sites asked for: `Location::file()` pointer and length, line and
+/// column.
+static REQ_SITES: [[AtomicUsize; 4]; MAX_SITES] =
+    [const { [const { AtomicUsize::new(0) }; 4] }; MAX_SITES];
 static REQ_NSITES: AtomicUsize = AtomicUsize::new(0);
 static REQ_SEQ: AtomicU32 = AtomicU32::new(0);
 static DONE_SEQ: AtomicU32 = AtomicU32::new(0);
@@ -262,6 +263,7 @@ impl Request {
             slot[0].store(site.file().as_ptr() as usize, Ordering::Relaxed);
             slot[1].store(site.file().len(), Ordering::Relaxed);
             slot[2].store(site.line() as usize, Ordering::Relaxed);
+            slot[3].store(site.column() as usize, Ordering::Relaxed);
             self.sites += 1;
         }
     }
@@ -308,12 +310,14 @@ impl Request {
     }
 }
 
-/// Waits until `word` is `seq` or `deadline` passes (futex, 10 ms steps).
+/// Waits until `word` reaches `seq` (or a later request: sites are looked
+/// up in batches that may cover several requests) or `deadline` passes
+/// (futex, 10 ms steps).
 fn wait_for(word: &AtomicU32, seq: u32, deadline: u64) {
     loop {
         let v = word.load(Ordering::Acquire);
         let now = now_ns();
-        if v == seq || now >= deadline {
+        if v.wrapping_sub(seq) as i32 >= 0 || now >= deadline {
             return;
         }
         futex_wait(word, v, (deadline - now).min(10_000_000));
@@ -335,18 +339,51 @@ fn thread_main() {
         libc::sigfillset(&mut set);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
     }
-    let mut binaries = Binaries::default();
+    let mut t = Thread {
+        binaries: Binaries::default(),
+        seen: 0,
+        sites: Vec::new(),
+        sites_seq: 0,
+    };
     // The executable's symbols and debug info index, ready before any dump
     // asks (a few ms of this thread's time at start-up, off every other
     // thread's path).
-    binaries.get(0);
+    t.binaries.get(0);
     PROGRESS.fetch_add(1, Ordering::Relaxed);
-    let mut seen = 0u32;
+    // Then, still before any dump, what most dumps need (see `warm_up`);
+    // a dump that comes meanwhile is answered first.
+    t.warm_up();
     loop {
+        // Sites taken during the warm-up or a previous walk, then any new
+        // request's.
+        t.serve_sites();
+        if !t.poll() {
+            futex_wait(&REQ_SEQ, t.seen, 1_000_000_000);
+        }
+    }
+}
+
+/// The symbolizer thread's state.
+struct Thread {
+    binaries: Binaries,
+    /// The last request taken.
+    seen: u32,
+    /// Spawn sites asked for and not looked up yet.
+    sites: Vec<[usize; 4]>,
+    /// The request those sites came with (the latest one).
+    sites_seq: u32,
+}
+
+impl Thread {
+    /// Takes a new request if there is one: answers its addresses at once
+    /// and keeps its spawn sites for [`Thread::serve_sites`]. Called
+    /// between the steps of longer work (the start-up warm-up, the line
+    /// table walks of spawn sites), so a dump never waits behind them for
+    /// its frames. Returns whether it took one.
+    fn poll(&mut self) -> bool {
         let seq = REQ_SEQ.load(Ordering::Acquire);
-        if seq == seen {
-            futex_wait(&REQ_SEQ, seq, 1_000_000_000);
-            continue;
+        if seq == self.seen {
+            return false;
         }
         let n = REQ_N.load(Ordering::Relaxed).min(MAX_REQUEST);
         let addrs: Vec<usize> = REQ_PCS[..n]
@@ -354,44 +391,122 @@ fn thread_main() {
             .map(|a| a.load(Ordering::Relaxed))
             .collect();
         let ns = REQ_NSITES.load(Ordering::Relaxed).min(MAX_SITES);
-        let sites: Vec<[usize; 3]> = REQ_SITES[..ns]
+        let sites = REQ_SITES[..ns]
             .iter()
-            .map(|s| {
-                [
-                    s[0].load(Ordering::Relaxed),
-                    s[1].load(Ordering::Relaxed),
-                    s[2].load(Ordering::Relaxed),
-                ]
-            })
-            .collect();
+            .map(|s| s.each_ref().map(|v| v.load(Ordering::Relaxed)));
+        let sites: Vec<[usize; 4]> = sites.collect();
         if REQ_SEQ.load(Ordering::Acquire) != seq {
-            continue; // overwritten while read: take the newer one
+            return true; // overwritten while read: the caller polls again
         }
-        seen = seq;
+        self.seen = seq;
         // A new answer only when something new was resolved: answers are
         // never freed (see the module docs), so repeated live dumps of the
         // same code reuse one.
-        // Addresses first: a dump needs them to print frames at all. Spawn
-        // sites (a walk over every line program's file table, slow in a big
-        // debug build) come second, and a dump waits for them only briefly
-        // ([`SITES_WAIT_NS`]); what they find serves the dumps after.
-        let before = binaries.addr_cache.len();
-        binaries.resolve(&addrs);
-        if ANSWER.load(Ordering::Acquire).is_null() || before != binaries.addr_cache.len() {
-            let answer = Box::leak(Box::new(binaries.answer()));
-            ANSWER.store(answer, Ordering::Release);
+        let before = self.binaries.addr_cache.len();
+        self.binaries.resolve(&addrs);
+        if ANSWER.load(Ordering::Acquire).is_null() || before != self.binaries.addr_cache.len() {
+            publish(&self.binaries);
         }
         DONE_SEQ.store(seq, Ordering::Release);
         futex_wake(&DONE_SEQ);
-        let before = binaries.site_cache.len();
-        binaries.resolve_sites(sites);
-        if before != binaries.site_cache.len() {
-            let answer = Box::leak(Box::new(binaries.answer()));
-            ANSWER.store(answer, Ordering::Release);
-        }
-        SITES_SEQ.store(seq, Ordering::Release);
-        futex_wake(&SITES_SEQ);
+        // Spawn sites come second, and a dump waits for them only briefly
+        // ([`SITES_WAIT_NS`]); what they find serves the dumps after.
+        self.sites.extend(sites);
+        self.sites_seq = seq;
+        true
     }
+
+    /// Looks up the spawn sites taken so far, answering new requests'
+    /// addresses between units, then tells the dumps waiting for them.
+    fn serve_sites(&mut self) {
+        while !self.sites.is_empty() {
+            let mut sites = core::mem::take(&mut self.sites);
+            let seq = self.sites_seq;
+            sites.sort_unstable();
+            sites.dedup();
+            sites.retain(|s| !self.binaries.site_cache.contains_key(&(s[0], s[2] as u32)));
+            if !sites.is_empty() {
+                self.resolve_sites(&sites);
+                publish(&self.binaries);
+            }
+            SITES_SEQ.store(seq, Ordering::Release);
+            futex_wake(&SITES_SEQ);
+        }
+    }
+
+    /// Start-up work that makes the first dump cheap, in steps between
+    /// which requests are answered: the line table and functions of the
+    /// unit holding the runtime's code (in an optimised build with one
+    /// codegen unit, the whole program's, which a dump's first address
+    /// would otherwise parse while the dump waits), then the index of
+    /// which units name which source files (for `created by`).
+    fn warm_up(&mut self) {
+        // Code every dump shows: the runtime's park and switch paths, the
+        // crash handler's crate. One address per unit to parse.
+        let here: fn() = thread_main;
+        let yield_now: fn() = scheduler::yield_now;
+        let current_g: fn() -> Option<scheduler::GRef> = scheduler::current_g;
+        let sleep: fn(core::time::Duration) = scheduler::sleep;
+        for f in [
+            here as usize,
+            yield_now as usize,
+            current_g as usize,
+            sleep as usize,
+        ] {
+            self.binaries.resolve(&[f]);
+            self.poll();
+        }
+        if let Some(b) = self.binaries.get(0) {
+            let index = b.file_index(&mut || {
+                self.poll();
+            });
+            self.binaries.files = Some(index);
+        }
+    }
+
+    /// Resolves spawn sites (`[file pointer, file length, line, column]`)
+    /// in the executable's debug info.
+    fn resolve_sites(&mut self, sites: &[[usize; 4]]) {
+        let Some(b) = self.binaries.get(0) else {
+            for s in sites {
+                self.binaries.site_cache.insert((s[0], s[2] as u32), None);
+            }
+            return;
+        };
+        if self.binaries.files.is_none() {
+            let index = b.file_index(&mut || {
+                self.poll();
+            });
+            self.binaries.files = Some(index);
+        }
+        let files = self.binaries.files.take().unwrap_or_default();
+        let lookups: Vec<Site<'static>> = sites
+            .iter()
+            .map(|&[ptr, len, line, column]| {
+                // SAFETY: the pointer and length are those of a
+                // `Location::file()`, a `&'static str`, copied by `add_site`.
+                let file = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
+                Site {
+                    file: core::str::from_utf8(file).unwrap_or(""),
+                    line: line as u32,
+                    column: column as u32,
+                }
+            })
+            .collect();
+        let found = b.spawners(&files, &lookups, &mut || {
+            self.poll();
+        });
+        self.binaries.files = Some(files);
+        for (s, f) in sites.iter().zip(found) {
+            self.binaries.site_cache.insert((s[0], s[2] as u32), f);
+        }
+    }
+}
+
+/// Publishes an answer with everything resolved so far.
+fn publish(binaries: &Binaries) {
+    let answer = Box::leak(Box::new(binaries.answer()));
+    ANSWER.store(answer, Ordering::Release);
 }
 
 /// The modules' files, loaded on first use (and kept: later dumps reuse
@@ -400,7 +515,9 @@ fn thread_main() {
 struct Binaries {
     /// Per module index: not tried yet, or the loaded file (`None`: could
     /// not be used).
-    loaded: Vec<Option<Option<Binary<'static>>>>,
+    loaded: Vec<Option<Option<&'static Binary<'static>>>>,
+    /// Which units of the executable name which files (spawn sites).
+    files: Option<FileIndex>,
     /// Addresses resolved: source frames and the function's start. Sorted,
     /// so answers come out sorted.
     addr_cache: std::collections::BTreeMap<usize, (Vec<crate::symbolize::Loc>, usize)>,
@@ -410,7 +527,9 @@ struct Binaries {
 }
 
 impl Binaries {
-    fn get(&mut self, mi: usize) -> Option<&Binary<'static>> {
+    /// Module `mi`'s file, loaded (and kept for the life of the process:
+    /// answers and the file index point into it) on first use.
+    fn get(&mut self, mi: usize) -> Option<&'static Binary<'static>> {
         let mods = modules::modules();
         if self.loaded.len() < mods.len() {
             self.loaded.resize_with(mods.len(), || None);
@@ -432,9 +551,10 @@ impl Binaries {
             if !want.is_empty() && b.build_id.as_deref().map(str::as_bytes) != Some(want) {
                 return None;
             }
-            Some(b)
+            Some(&*Box::leak(Box::new(b)))
         })
         .as_ref()
+        .copied()
     }
 
     /// Resolves new addresses into the cache and builds the answer: every
@@ -488,34 +608,6 @@ impl Binaries {
             a.sites.push((key, f, p));
         }
         a
-    }
-}
-
-impl Binaries {
-    /// Resolves spawn sites (`[file pointer, file length, line]`) in the
-    /// executable's debug info.
-    fn resolve_sites(&mut self, mut sites: Vec<[usize; 3]>) {
-        sites.sort_unstable();
-        sites.dedup();
-        for [ptr, len, line] in sites {
-            let line = line as u32;
-            if self.site_cache.contains_key(&(ptr, line)) {
-                continue;
-            }
-            // SAFETY: the pointer and length are those of a
-            // `Location::file()`, a `&'static str`, copied by `add_site`.
-            let file = unsafe { core::slice::from_raw_parts(ptr as *const u8, len) };
-            let found = core::str::from_utf8(file)
-                .ok()
-                .and_then(|file| self.find_site(file, line));
-            self.site_cache.insert((ptr, line), found);
-        }
-    }
-
-    /// The function and full path of `file:line` in the executable.
-    fn find_site(&mut self, file: &str, line: u32) -> Option<(String, String)> {
-        let b = self.get(0)?;
-        b.spawner(file, line)
     }
 }
 

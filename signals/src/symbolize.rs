@@ -36,6 +36,8 @@ pub struct Loc {
     pub file: Option<String>,
     /// Line (0 when the line table has none for the address).
     pub line: u32,
+    /// Column (0 when unknown).
+    pub column: u32,
 }
 
 /// An ELF file loaded for symbolization.
@@ -164,14 +166,19 @@ impl<'a> Binary<'a> {
                     .as_ref()
                     .and_then(|n| n.raw_name().ok())
                     .map(|raw| demangle(&raw));
-                let (file, line) = match f.location {
-                    Some(l) => (l.file.map(str::to_string), l.line.unwrap_or(0)),
-                    None => (None, 0),
+                let (file, line, column) = match f.location {
+                    Some(l) => (
+                        l.file.map(str::to_string),
+                        l.line.unwrap_or(0),
+                        l.column.unwrap_or(0),
+                    ),
+                    None => (None, 0, 0),
                 };
                 frames.push(Loc {
                     function,
                     file,
                     line,
+                    column,
                 });
             }
         }
@@ -194,71 +201,125 @@ impl<'a> Binary<'a> {
         frames
     }
 
-    /// Addresses (at most 64) whose line-table rows are `line` of a file
-    /// whose path ends with `file` (a spawn site's `Location::file()`: relative
-    /// to the workspace for a local crate, absolute for a registry one), or
-    /// Walks the line programs of the compilation units whose file
-    /// tables name such a file: slow (every unit's file table is read), for
-    /// the few spawn sites a dump prints.
-    pub fn find_line(&self, file: &str, line: u32) -> Vec<u64> {
-        let mut found = Vec::new();
+    /// Which compilation units' line tables name each source file (see
+    /// [`FileIndex`]). One pass over every unit's line program header, no
+    /// rows: slow in a big debug build (tens of ms), so done once, off the
+    /// dump's path. `poll` runs between units (the symbolizer thread
+    /// answers a dump's addresses there).
+    pub fn file_index(&self, poll: &mut dyn FnMut()) -> FileIndex {
+        let mut index = FileIndex::default();
         let Some(dwarf) = self.sections.as_ref() else {
-            return found;
+            return index;
         };
         let mut units = dwarf.units();
         while let Ok(Some(header)) = units.next() {
+            poll();
+            let Some(offset) = header.debug_info_offset() else {
+                continue;
+            };
             let Ok(unit) = dwarf.unit(header) else {
                 continue;
             };
-            let Some(program) = unit.line_program.clone() else {
+            let Some(program) = unit.line_program.as_ref() else {
                 continue;
             };
+            let u = index.units.len() as u32;
+            index.units.push(offset);
             let hdr = program.header();
             // File indexes (DWARF 5 counts from 0, earlier versions from 1).
-            let matching: Vec<u64> = (0..=hdr.file_names().len() as u64)
-                .filter(|&i| {
-                    hdr.file(i)
-                        .and_then(|f| file_path(dwarf, &unit, hdr, f))
-                        .is_some_and(|p| path_ends_with(&p, file))
-                })
-                .collect();
-            if matching.is_empty() {
-                continue;
+            for i in 0..=hdr.file_names().len() as u64 {
+                let name = hdr.file(i).and_then(|f| {
+                    let r = dwarf.attr_string(&unit, f.path_name()).ok()?;
+                    Some(base_name_hash(r.slice()))
+                });
+                if let Some(h) = name {
+                    index.entries.push((h, u, i as u32));
+                }
             }
-            let mut rows = program.rows();
-            while let Ok(Some((_, row))) = rows.next_row() {
-                if !row.end_sequence()
-                    && row.line().map(|l| l.get()) == Some(u64::from(line))
-                    && matching.contains(&row.file_index())
-                    && found.len() < 64
+        }
+        index.entries.sort_unstable();
+        index.entries.dedup();
+        index.entries.shrink_to_fit();
+        index
+    }
+
+    /// For each spawn site, the function that holds it and the site's full
+    /// path, from the line tables; `None` where not found. Reads the rows
+    /// of the units that `index` says name the site's file, each unit once
+    /// for all sites; `poll` runs between units.
+    ///
+    /// Go prints the function that executed the `go` statement. Code of a
+    /// spawn site's line may also belong to closures written on it (the
+    /// G's own body, `.map(|_| go(|| ...))`), inlined or not; so:
+    ///
+    /// 1. rows at the site's exact column (the call expression, where
+    ///    `Location::caller` points) name the calling function directly:
+    ///    the innermost source frame at that line and column;
+    /// 2. without a column (an offline dump has none) or such a row (the
+    ///    call inlined away), the outermost function at that line, in the
+    ///    inlined chain of each address and then across addresses (a
+    ///    closure's name extends its parent's, so the shortest).
+    pub fn spawners(
+        &self,
+        index: &FileIndex,
+        sites: &[Site<'_>],
+        poll: &mut dyn FnMut(),
+    ) -> Vec<Option<(String, String)>> {
+        let mut found: Vec<(Vec<u64>, Vec<u64>)> = vec![(Vec::new(), Vec::new()); sites.len()];
+        if let Some(dwarf) = self.sections.as_ref() {
+            // (unit, site) pairs worth reading, by unit.
+            let mut wanted: Vec<(u32, usize)> = Vec::new();
+            for (si, site) in sites.iter().enumerate() {
+                let h = base_name_hash(site.file.as_bytes());
+                let lo = index.entries.partition_point(|e| e.0 < h);
+                for e in index.entries[lo..].iter().take_while(|e| e.0 == h) {
+                    wanted.push((e.1, si));
+                }
+            }
+            wanted.sort_unstable();
+            wanted.dedup();
+            for group in wanted.chunk_by(|a, b| a.0 == b.0) {
+                poll();
+                let Some(&offset) = index.units.get(group[0].0 as usize) else {
+                    continue;
+                };
+                if let Some(unit) = dwarf
+                    .debug_info
+                    .header_from_offset(offset)
+                    .ok()
+                    .and_then(|h| dwarf.unit(h).ok())
                 {
-                    found.push(row.address());
+                    let sites_here: Vec<usize> = group.iter().map(|&(_, si)| si).collect();
+                    rows_at_sites(dwarf, &unit, sites, &sites_here, &mut found);
                 }
             }
         }
         found
+            .into_iter()
+            .zip(sites)
+            .map(|((exact, at_line), site)| {
+                self.caller_at(&exact, site, true)
+                    .or_else(|| self.caller_at(&at_line, site, false))
+            })
+            .collect()
     }
 
-    /// The function that holds a spawn site (`Location` file and line) and
-    /// the site's full path, from the line tables.
-    ///
-    /// Code of that line may also belong to closures written on it
-    /// (`.map(|_| go(|| ...))`), inlined or not: the spawner is the
-    /// outermost function at that line, in the inlined chain of each
-    /// address and then across addresses (a closure's name extends its
-    /// parent's, so the shortest).
-    pub fn spawner(&self, file: &str, line: u32) -> Option<(String, String)> {
-        self.find_line(file, line)
-            .into_iter()
-            .filter_map(|addr| {
-                let mut at_line = self.frames(addr).into_iter().filter(|l| {
-                    l.line == line && l.file.as_deref().is_some_and(|f| path_ends_with(f, file))
+    /// The spawner among `addrs` (see [`Binary::spawners`]): with
+    /// `exact`, the innermost frame at the site's line and column;
+    /// otherwise the shortest outermost frame at its line.
+    fn caller_at(&self, addrs: &[u64], site: &Site<'_>, exact: bool) -> Option<(String, String)> {
+        addrs
+            .iter()
+            .filter_map(|&addr| {
+                let mut at = self.frames(addr).into_iter().filter(|l| {
+                    l.line == site.line
+                        && (!exact || l.column == site.column)
+                        && l.file
+                            .as_deref()
+                            .is_some_and(|f| path_ends_with(f, site.file))
                 });
-                let outer = at_line.next_back()?;
-                Some((
-                    outer.function?,
-                    outer.file.unwrap_or_else(|| file.to_string()),
-                ))
+                let l = if exact { at.next() } else { at.next_back() }?;
+                Some((l.function?, l.file.unwrap_or_else(|| site.file.to_string())))
             })
             .min_by_key(|(f, _)| f.len())
     }
@@ -313,6 +374,100 @@ fn file_path<'a>(
     } else {
         format!("{path}/{name}")
     })
+}
+
+/// A spawn site to look up: `Location::file()` (relative to the workspace
+/// for a local crate, absolute for a registry one), line and column (0:
+/// unknown).
+#[derive(Clone, Copy, Debug)]
+pub struct Site<'s> {
+    /// The file as `Location::file()` names it.
+    pub file: &'s str,
+    /// Its line.
+    pub line: u32,
+    /// Its column (`Location::column()`), 0 when unknown.
+    pub column: u32,
+}
+
+/// Which compilation units name a source file in their line tables (see
+/// [`Binary::file_index`]): `(hash of the file's base name, unit, file
+/// index)` sorted, and each unit's offset. About 16 bytes per file of each
+/// unit's table.
+#[derive(Debug, Default)]
+pub struct FileIndex {
+    entries: Vec<(u64, u32, u32)>,
+    units: Vec<gimli::DebugInfoOffset<usize>>,
+}
+
+impl FileIndex {
+    /// Units indexed.
+    pub fn units(&self) -> usize {
+        self.units.len()
+    }
+}
+
+/// FNV-1a of a path's last component.
+fn base_name_hash(path: &[u8]) -> u64 {
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    base.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Reads `unit`'s rows once and adds, for each site of `sites_here` whose
+/// file the unit names, the addresses at its line (`found[site].1`, at most
+/// 64) and those at its line and column (`found[site].0`).
+fn rows_at_sites<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    unit: &gimli::Unit<Reader<'a>>,
+    sites: &[Site<'_>],
+    sites_here: &[usize],
+    found: &mut [(Vec<u64>, Vec<u64>)],
+) {
+    let Some(program) = unit.line_program.clone() else {
+        return;
+    };
+    let hdr = program.header();
+    // (file index, site) pairs whose full path matches.
+    let mut files: Vec<(u64, usize)> = Vec::new();
+    for i in 0..=hdr.file_names().len() as u64 {
+        let Some(path) = hdr.file(i).and_then(|f| file_path(dwarf, unit, hdr, f)) else {
+            continue;
+        };
+        for &si in sites_here {
+            if path_ends_with(&path, sites[si].file) {
+                files.push((i, si));
+            }
+        }
+    }
+    if files.is_empty() {
+        return;
+    }
+    let mut rows = program.rows();
+    while let Ok(Some((_, row))) = rows.next_row() {
+        if row.end_sequence() {
+            continue;
+        }
+        let Some(line) = row.line().map(|l| l.get()) else {
+            continue;
+        };
+        for &(fi, si) in &files {
+            if row.file_index() != fi || u64::from(sites[si].line) != line {
+                continue;
+            }
+            let column = match row.column() {
+                gimli::ColumnType::LeftEdge => 0,
+                gimli::ColumnType::Column(c) => c.get(),
+            };
+            let (exact, at_line) = &mut found[si];
+            if sites[si].column != 0 && column == u64::from(sites[si].column) && exact.len() < 64 {
+                exact.push(row.address());
+            }
+            if at_line.len() < 64 {
+                at_line.push(row.address());
+            }
+        }
+    }
 }
 
 /// Whether `path` is `suffix` or ends with `/suffix`.

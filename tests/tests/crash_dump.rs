@@ -69,6 +69,61 @@ fn sigquit_from_outside_dumps_every_g_grouped_and_exits_2() {
 }
 
 #[test]
+fn created_by_names_the_function_that_called_go_at_the_line_of_the_call() {
+    let o = run_quit("crash_created_by_sites", &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/bin/scenarios/crash_scenarios.rs"
+    ))
+    .expect("the scenario's source");
+    // Go's meaning: the function that executed the `go` statement (a
+    // closure that spawns is that closure), at the line of the call.
+    for (name, spawner) in [
+        (
+            "closure",
+            "scenarios::crash_scenarios::spawns_with_a_closure",
+        ),
+        ("function", "scenarios::crash_scenarios::spawns_a_function"),
+        (
+            "in_closure",
+            "scenarios::crash_scenarios::spawns_from_a_closure::{{closure}}",
+        ),
+    ] {
+        let named = format!(" name: {name}]\n");
+        let block = o
+            .stderr
+            .split("\n\n")
+            .find(|b| b.contains(&named))
+            .unwrap_or_else(|| panic!("no G named {name}:\n{o}"));
+        let created = block
+            .lines()
+            .skip_while(|l| !l.starts_with("created by "))
+            .take(2)
+            .collect::<Vec<_>>();
+        // Spawned by the main thread, which is no G: no `in goroutine N`.
+        assert_eq!(
+            created.first().copied(),
+            Some(format!("created by {spawner}").as_str()),
+            "{name}:\n{block}"
+        );
+        // The call's line: `.spawn(` after the `.name(..)` line.
+        let want_line = 2 + src
+            .lines()
+            .position(|l| l.contains(&format!(".name(\"{name}\")")))
+            .expect("the spawn line");
+        let file_line = created.get(1).copied().unwrap_or("");
+        assert!(
+            file_line.starts_with('\t')
+                && file_line.ends_with(&format!(
+                    "/tests/src/bin/scenarios/crash_scenarios.rs:{want_line}"
+                )),
+            "{name}: {file_line:?}\n{block}"
+        );
+    }
+}
+
+#[test]
 fn crash_mode_relays_to_every_m_with_a_thread() {
     let o = run_quit(
         "crash_dumps_all_threads",

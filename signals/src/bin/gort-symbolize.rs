@@ -22,7 +22,7 @@
 //! This is an offline tool: it allocates, reads whole files and is not
 //! async-signal-safe in any way.
 
-use signals::symbolize::{Binary, Loc, build_id_hex, is_runtime_function};
+use signals::symbolize::{Binary, FileIndex, Loc, Site, build_id_hex, is_runtime_function};
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -231,6 +231,7 @@ fn run() -> Result<(), Fatal> {
     let mut cache: HashMap<(usize, u64), (Vec<Loc>, Option<u64>)> = HashMap::new();
     let lines: Vec<&str> = dump.split_inclusive('\n').collect();
     let mut exact_next = false;
+    let mut files: Option<FileIndex> = None;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
@@ -246,6 +247,7 @@ fn run() -> Result<(), Fatal> {
                 rest,
                 next,
                 binary_of.first().copied().flatten().map(|bi| &bins[bi]),
+                &mut files,
             )
         {
             write_all(&mut out, &text)?;
@@ -320,15 +322,29 @@ fn run() -> Result<(), Fatal> {
 
 /// `created by <spawner> in goroutine N` and its `\t<file>:<line>`, from
 /// the executable's line tables, when the dump could not name them (a
-/// stripped build prints a relative path).
-fn spawner_lines(rest: &str, next: &str, exe: Option<&Binary<'_>>) -> Option<String> {
+/// stripped build prints a relative path). `files`: the executable's file
+/// index, built on first use.
+fn spawner_lines(
+    rest: &str,
+    next: &str,
+    exe: Option<&Binary<'_>>,
+    files: &mut Option<FileIndex>,
+) -> Option<String> {
     let site = next.strip_prefix('\t')?;
     let (file, line) = site.rsplit_once(':')?;
     let line: u32 = line.parse().ok()?;
     if file.starts_with('/') {
         return None; // already resolved by the crashing process
     }
-    let (function, path) = exe?.spawner(file, line)?;
+    let exe = exe?;
+    let files = files.get_or_insert_with(|| exe.file_index(&mut || {}));
+    // A dump prints no column: the calling function by its line alone.
+    let site = Site {
+        file,
+        line,
+        column: 0,
+    };
+    let (function, path) = exe.spawners(files, &[site], &mut || {}).pop().flatten()?;
     let parent = rest.find(" in goroutine ").map_or("", |at| &rest[at..]);
     Some(format!("created by {function}{parent}\n\t{path}:{line}\n"))
 }

@@ -43,6 +43,56 @@ pub fn quit_dumps_all() {
 }
 
 #[inline(never)]
+fn parked_forever() {
+    parked_for(3600);
+}
+
+#[inline(never)]
+fn parked_for(secs: u64) {
+    runtime::sleep(Duration::from_secs(secs));
+    std::hint::black_box(());
+}
+
+#[inline(never)]
+fn spawns_with_a_closure() {
+    let _ = runtime::GoBuilder::new()
+        .name("closure")
+        .spawn(move || parked_for(3600));
+}
+
+#[inline(never)]
+fn spawns_a_function() {
+    let _ = runtime::GoBuilder::new()
+        .name("function")
+        .spawn(parked_forever);
+}
+
+#[inline(never)]
+fn spawns_from_a_closure() {
+    (0..1).for_each(|_| {
+        drop(
+            runtime::GoBuilder::new()
+                .name("in_closure")
+                .spawn(move || parked_for(3600)),
+        )
+    });
+}
+
+/// Symptom: `created by` names the G's own closure (one level too deep) or
+/// the function around the closure that spawned (one level too shallow)
+/// instead of the function that called `go`, as Go does.
+pub fn created_by_sites() {
+    spawns_with_a_closure();
+    spawns_a_function();
+    spawns_from_a_closure();
+    while runtime::stats().waiting_gs < 3 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+#[inline(never)]
 fn busy_loop_function(stop: &AtomicUsize) {
     while stop.load(Ordering::Relaxed) == 0 {
         std::hint::spin_loop();
