@@ -460,3 +460,6 @@ fn unbind_thread_exit() {
     // SAFETY: the key is valid.
     unsafe { libc::pthread_setspecific(key(), core::ptr::null()) };
 }
+
+#[cfg(test)]
+mod tests;
