@@ -16,6 +16,11 @@
 //!   `sa_sigaction` (on i686 an assembly trampoline that realigns the stack
 //!   qemu-i386 misaligns). Everything in it is async-signal-safe. Layout
 //!   facts per architecture: `docs/cross-arch.md`.
+//! - [`unwind`]: the per-architecture steps of the crash walker
+//!   (`signals::unwind`): where a call leaves its return address, prologue
+//!   and signal-frame steps with their `ucontext_t` offsets, the
+//!   pointer-authentication mask, and (feature `cfi`) which `framehop`
+//!   unwinder reads the architecture's CFI. Async-signal-safe.
 //! - [`trap`]: an instruction that traps on purpose (`SIGILL`), for the
 //!   crash-tracing tests.
 //!
@@ -30,3 +35,4 @@
 pub mod context;
 pub mod sigctx;
 pub mod trap;
+pub mod unwind;

@@ -50,7 +50,8 @@
 //! - `exit`: how a crash ends the process;
 //! - `interrupted`: walking and printing the stack a signal interrupted;
 //! - [`dump`]: what a dump prints and how (async-signal-safe);
-//! - [`unwind`]: the bounds-checked, allocation-free stack walker;
+//! - [`unwind`]: the bounds-checked, allocation-free stack walker (its
+//!   per-architecture steps are in `arch::unwind`);
 //! - [`symbols`], [`modules`]: the tables built at start-up that the
 //!   handler reads;
 //! - [`live`]: dumps of every G while the program runs;

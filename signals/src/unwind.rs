@@ -79,14 +79,21 @@
 //!
 //! # Per architecture
 //!
+//! This file has no per-architecture code: the steps that differ (steps 1
+//! and 2 above, i686's prologue step, the `ucontext_t` offsets, the
+//! pointer-authentication mask, which `framehop` unwinder reads CFI) are
+//! in `arch::unwind`, one file per architecture, which this walker reads
+//! memory for through its [`Memory`](arch::unwind::Memory) trait.
+//!
 //! - x86_64, aarch64: CFI through `framehop` 0.16 with
 //!   `MustNotAllocateDuringUnwind`, frame-pointer fallback. On aarch64,
 //!   return addresses are masked with a pointer-authentication mask derived
 //!   from the highest module address.
-//! - x86 (i686) and any other target: `framehop` has no unwinder for it, so
-//!   the same API walks frame pointers only (`ebp` → `[saved ebp, return
-//!   address]`). Rust and glibc omit frame pointers by default there: build
-//!   with `-C force-frame-pointers=yes` for full stacks.
+//! - x86 (i686): `framehop` has no unwinder for it, so the same API walks
+//!   frame pointers only (`ebp` → `[saved ebp, return address]`), with a
+//!   prologue step for a pc on a function's first two instructions. Rust
+//!   and glibc omit frame pointers by default there: build with
+//!   `-C force-frame-pointers=yes` for full stacks.
 //!
 //! # Limits
 //!
@@ -102,25 +109,13 @@
 
 use crate::modules;
 
-/// Registers a walk starts from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Regs {
-    /// Program counter: the instruction that faulted or was interrupted, or
-    /// a parked G's resume address.
-    pub pc: usize,
-    /// Stack pointer.
-    pub sp: usize,
-    /// Frame pointer (`rbp`, `x29`, `ebp`).
-    pub fp: usize,
-    /// Link register (`x30`) on aarch64; ignored elsewhere.
-    pub lr: usize,
-}
+/// Registers a walk starts from (defined with the per-arch steps).
+pub use arch::unwind::Regs;
 
 /// Caches [`walk`] may claim when the caller passes none.
 pub const POOL_CACHES: usize = 4;
 
-/// Size of a stack word.
-const WORD: usize = core::mem::size_of::<usize>();
+use arch::unwind::{Memory, WORD};
 
 /// A walker's private cache. Building one allocates (tens of KiB); using it
 /// in [`walk`] does not. Exclusive use during a walk is what `&mut` gives.
@@ -189,10 +184,6 @@ pub fn walk(
 }
 
 /// What a CFI step found.
-#[cfg_attr(
-    not(any(target_arch = "x86_64", target_arch = "aarch64")),
-    expect(dead_code, reason = "frame pointers only: CFI steps always fail")
-)]
 enum Step {
     /// The caller's registers.
     Next(Regs),
@@ -307,9 +298,10 @@ fn step(cur: &Frame, mem: &Mem<'_>, cache: Option<&mut cfi::Cache>) -> Option<Fr
     }
     if !cur.exact
         && known
-        && let Some(next) = sigreturn_step(&cur.regs, mem)
+        && let Some(regs) = arch::unwind::sigreturn_caller(&cur.regs, mem)
     {
-        return Some(next);
+        // The interrupted instruction: exact, maybe on another stack.
+        return Some(Frame { regs, exact: true });
     }
     if known && let Some(cache) = cache {
         match cfi::step(&cur.regs, cur.exact, mem, cache) {
@@ -320,56 +312,11 @@ fn step(cur: &Frame, mem: &Mem<'_>, cache: Option<&mut cfi::Cache>) -> Option<Fr
     }
     if cur.exact
         && known
-        && let Some(next) = prologue_step(&cur.regs, mem)
+        && let Some(regs) = arch::unwind::prologue_caller(&cur.regs, mem)
     {
-        return Some(next);
+        return Some(Frame { regs, exact: false });
     }
     fp_step(&cur.regs, mem)
-}
-
-/// i686 (frame pointers only): an exact pc stopped on the first two
-/// instructions of a function, before its frame record exists. At
-/// `push ebp` (0x55) the return address is at `[sp]`; at `mov ebp, esp`
-/// (0x89 0xe5) right after that push, at `[sp + 4]` with the caller's ebp
-/// at `[sp]`. Without this the frame-pointer step would skip the caller
-/// (ebp still names the caller's caller's frame). Code bytes are read only
-/// at a pc inside a module's mapped text (`known`).
-#[cfg(target_arch = "x86")]
-fn prologue_step(cur: &Regs, mem: &Mem<'_>) -> Option<Frame> {
-    // SAFETY: the caller checked that `cur.pc` lies in a module's executable
-    // segment, mapped for the process's life; two bytes past a pc are still
-    // inside the segment (an instruction is at least one byte and the
-    // segment does not end in the middle of one that we compare against).
-    let code = unsafe { core::ptr::read_unaligned(cur.pc as *const [u8; 2]) };
-    let after_push = || {
-        let prev = cur.pc.wrapping_sub(1);
-        // SAFETY: as above, for the byte before pc when it is code too.
-        is_code(prev) && unsafe { core::ptr::read(prev as *const u8) } == 0x55
-    };
-    let (ra_at, saved_fp) = match code {
-        [0x55, _] => (cur.sp, cur.fp),
-        [0x89, 0xe5] if after_push() => (cur.sp.checked_add(WORD)?, mem.word(cur.sp)?),
-        _ => return None,
-    };
-    let ra = mem.word(ra_at)?;
-    if !is_code(ra.wrapping_sub(1)) {
-        return None;
-    }
-    Some(Frame {
-        regs: Regs {
-            pc: ra,
-            sp: ra_at.checked_add(WORD)?,
-            fp: saved_fp,
-            lr: ra,
-        },
-        exact: false,
-    })
-}
-
-/// Elsewhere CFI describes prologues.
-#[cfg(not(target_arch = "x86"))]
-fn prologue_step(_cur: &Regs, _mem: &Mem<'_>) -> Option<Frame> {
-    None
 }
 
 /// For a frame whose pc is outside known code: whether its caller is
@@ -386,23 +333,8 @@ fn leads_to_code(f: &Frame, mem: &Mem<'_>) -> bool {
 /// An exact frame with a pc outside known code: the state right after a
 /// call that jumped there (through a null or corrupt function pointer).
 fn wild_pc_step(cur: &Regs, mem: &Mem<'_>) -> Option<Frame> {
-    let regs = if cfg!(target_arch = "aarch64") {
-        Regs {
-            pc: strip_ptr_auth(cur.lr),
-            sp: cur.sp,
-            fp: cur.fp,
-            lr: cur.lr,
-        }
-    } else {
-        let ra = mem.word(cur.sp)?;
-        Regs {
-            pc: ra,
-            sp: cur.sp.checked_add(WORD)?,
-            fp: cur.fp,
-            lr: ra,
-        }
-    };
-    (regs.pc != 0 && is_code(regs.pc - 1)).then_some(Frame { regs, exact: false })
+    arch::unwind::wild_pc_caller(cur, mem, cfi::ptr_auth_mask())
+        .map(|regs| Frame { regs, exact: false })
 }
 
 /// One frame-pointer step: `fp` points at `[caller's fp, return address]`.
@@ -426,72 +358,18 @@ fn fp_step(cur: &Regs, mem: &Mem<'_>) -> Option<Frame> {
     })
 }
 
-/// x86_64: a handler returned to the signal trampoline (`__restore_rt`,
-/// recognised by its code: `mov $15, %rax` or `%eax`, then `syscall`). The
-/// kernel's `rt_sigframe` puts the `ucontext_t` right where that return
-/// leaves sp, and the interrupted registers are in its `uc_mcontext`.
-/// (glibc's CFI for `__restore_rt` says so too, in DWARF expressions that
-/// `framehop` does not evaluate.) The next frame is exact, and its sp may
-/// lie on another stack (the handler ran on the signal stack).
-#[cfg(target_arch = "x86_64")]
-fn sigreturn_step(cur: &Regs, mem: &Mem<'_>) -> Option<Frame> {
-    const RESTORE_RT: [&[u8]; 2] = [
-        &[0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05], // glibc
-        &[0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05],             // musl
-    ];
-    // Offsets in the kernel's (and glibc's) ucontext_t: uc_mcontext starts
-    // at 40 (after uc_flags, uc_link, uc_stack); gregs in the x86_64 order.
-    const GREGS: usize = 40;
-    const RBP: usize = GREGS + 10 * 8;
-    const RSP: usize = GREGS + 15 * 8;
-    const RIP: usize = GREGS + 16 * 8;
-    let pc = cur.pc;
-    let is_trampoline = RESTORE_RT.iter().any(|code| {
-        let end = pc.saturating_add(code.len());
-        code_range_contains(pc, end) && {
-            // SAFETY: [pc, end) lies inside an executable PT_LOAD segment of
-            // a module listed at start-up: mapped and readable (x86_64 has
-            // no execute-only mappings).
-            let bytes = unsafe { core::slice::from_raw_parts(pc as *const u8, code.len()) };
-            bytes == *code
-        }
-    });
-    if !is_trampoline {
-        return None;
-    }
-    let uc = cur.sp;
-    let regs = Regs {
-        pc: mem.word(uc.checked_add(RIP)?)?,
-        sp: mem.word(uc.checked_add(RSP)?)?,
-        fp: mem.word(uc.checked_add(RBP)?)?,
-        lr: 0,
-    };
-    Some(Frame { regs, exact: true })
-}
-
-/// Elsewhere a walk does not cross a signal frame (see the module docs).
-#[cfg(not(target_arch = "x86_64"))]
-fn sigreturn_step(_cur: &Regs, _mem: &Mem<'_>) -> Option<Frame> {
-    None
-}
-
-/// Whether `[lo, hi)` lies inside one executable segment of a known module.
-#[cfg(target_arch = "x86_64")]
-fn code_range_contains(lo: usize, hi: usize) -> bool {
-    modules::modules()
-        .iter()
-        .any(|m| m.text.iter().any(|&(a, b)| lo >= a && hi <= b))
-}
-
 /// Whether `next` is further up the stack than `cur`.
 fn advanced(cur: &Frame, next: &Frame) -> bool {
     // Past a signal frame, sp may be on another stack: the handler's
     // ran on the signal stack.
     next.exact
         || next.regs.sp > cur.regs.sp
-        // aarch64: a leaf (or a function still in its prologue) returns
-        // through lr without having touched sp.
-        || (cfg!(target_arch = "aarch64") && cur.exact && next.regs.sp == cur.regs.sp && next.regs.pc != cur.regs.pc)
+        // A leaf (or a function still in its prologue) that returns
+        // through a link register has not touched sp.
+        || (arch::unwind::LEAF_RETURNS_THROUGH_LR
+            && cur.exact
+            && next.regs.sp == cur.regs.sp
+            && next.regs.pc != cur.regs.pc)
 }
 
 /// Whether `addr` lies in an executable segment of a module listed at
@@ -502,7 +380,8 @@ fn is_code(addr: usize) -> bool {
         .any(|m| m.text.iter().any(|&(lo, hi)| addr >= lo && addr < hi))
 }
 
-/// Removes pointer-authentication bits from a return address (aarch64).
+/// Removes pointer-authentication bits from a return address (all ones
+/// where the architecture has none: `arch::unwind::ptr_auth_mask`).
 fn strip_ptr_auth(ra: usize) -> usize {
     ra & cfi::ptr_auth_mask()
 }
@@ -512,7 +391,7 @@ struct Mem<'a> {
     readable: &'a [(usize, usize)],
 }
 
-impl Mem<'_> {
+impl arch::unwind::Memory for Mem<'_> {
     /// The word at `addr`, if it is aligned and wholly inside one range.
     fn word(&self, addr: usize) -> Option<usize> {
         if !addr.is_multiple_of(WORD) {
@@ -532,14 +411,33 @@ impl Mem<'_> {
         // be another thread's stack (a parked G's, or a stopped M's).
         Some(unsafe { core::ptr::read_volatile(addr as *const usize) })
     }
+
+    fn is_code(&self, addr: usize) -> bool {
+        is_code(addr)
+    }
+
+    fn code(&self, addr: usize, len: usize) -> Option<&[u8]> {
+        let end = addr.checked_add(len)?;
+        let inside = modules::modules()
+            .iter()
+            .any(|m| m.text.iter().any(|&(lo, hi)| addr >= lo && end <= hi));
+        // SAFETY: [addr, end) lies inside one executable PT_LOAD segment of
+        // a module listed at start-up, mapped for the process's life (a
+        // module unloaded later is a documented limit) and readable: the
+        // supported targets map ELF code readable and executable.
+        inside.then(|| unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+    }
 }
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod cfi {
-    //! CFI through `framehop` (x86_64 and aarch64).
+    //! CFI through `framehop`, with the architecture's unwinder
+    //! (`arch::unwind::CfiUnwinder`). Where `framehop` has none
+    //! (`arch::unwind::CFI` is false: i686), [`init`] prepares nothing,
+    //! [`claim`] finds no cache and every step fails: frame pointers only.
 
     use super::{Mem, Regs, Step};
     use crate::modules::Module;
+    use arch::unwind::{Memory, cfi_regs, from_cfi_regs};
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, Ordering};
     use framehop::{
@@ -547,8 +445,8 @@ mod cfi {
     };
     use std::sync::OnceLock;
 
-    type Native = framehop::UnwinderNative<&'static [u8], MustNotAllocateDuringUnwind>;
-    pub(super) type Cache = framehop::CacheNative<MustNotAllocateDuringUnwind>;
+    type Native = arch::unwind::CfiUnwinder<&'static [u8], MustNotAllocateDuringUnwind>;
+    pub(super) type Cache = arch::unwind::CfiCache<MustNotAllocateDuringUnwind>;
 
     /// What [`super::init`] prepares for the handler.
     ///
@@ -560,8 +458,7 @@ mod cfi {
         unwinder: Native,
         /// Modules whose CFI the unwinder has.
         n_cfi: usize,
-        /// Mask applied to return addresses (aarch64 pointer authentication;
-        /// all ones on x86_64).
+        /// Mask applied to return addresses (`arch::unwind::ptr_auth_mask`).
         ptr_auth_mask: usize,
         pool: [Slot; super::POOL_CACHES],
     }
@@ -579,6 +476,9 @@ mod cfi {
     static STATE: OnceLock<State> = OnceLock::new();
 
     pub(super) fn init(mods: &'static [Module]) -> usize {
+        if !arch::unwind::CFI {
+            return 0;
+        }
         let state = STATE.get_or_init(|| {
             let mut unwinder = Native::new();
             let mut n_cfi = 0;
@@ -588,14 +488,8 @@ mod cfi {
                     n_cfi += 1;
                 }
             }
-            let ptr_auth_mask = if cfg!(target_arch = "aarch64") {
-                framehop::aarch64::PtrAuthMask::from_max_known_address(
-                    unwinder.max_known_code_address(),
-                )
-                .0 as usize
-            } else {
-                usize::MAX
-            };
+            let ptr_auth_mask =
+                arch::unwind::ptr_auth_mask(unwinder.max_known_code_address() as usize);
             let pool = core::array::from_fn(|_| Slot {
                 busy: AtomicBool::new(false),
                 cache: UnsafeCell::new(new_cache()),
@@ -673,50 +567,14 @@ mod cfi {
             }
         };
         let mut read = |addr: u64| mem.word(addr as usize).map(|w| w as u64).ok_or(());
-        let mut regs = native_regs(cur, state.ptr_auth_mask);
+        let mut regs = cfi_regs(cur, state.ptr_auth_mask);
         match state
             .unwinder
             .unwind_frame(address, &mut regs, cache, &mut read)
         {
-            Ok(Some(ra)) => Step::Next(from_native(&regs, ra as usize)),
+            Ok(Some(ra)) => Step::Next(from_cfi_regs(&regs, ra as usize)),
             Ok(None) => Step::End,
             Err(_) => Step::Failed,
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    type NativeRegs = framehop::x86_64::UnwindRegsX86_64;
-    #[cfg(target_arch = "aarch64")]
-    type NativeRegs = framehop::aarch64::UnwindRegsAarch64;
-
-    #[cfg(target_arch = "x86_64")]
-    fn native_regs(r: &Regs, _mask: usize) -> NativeRegs {
-        NativeRegs::new(r.pc as u64, r.sp as u64, r.fp as u64)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn from_native(regs: &NativeRegs, ra: usize) -> Regs {
-        Regs {
-            pc: ra,
-            sp: regs.sp() as usize,
-            fp: regs.bp() as usize,
-            lr: ra,
-        }
-    }
-
-    #[cfg(target_arch = "aarch64")]
-    fn native_regs(r: &Regs, mask: usize) -> NativeRegs {
-        let mask = framehop::aarch64::PtrAuthMask(mask as u64);
-        NativeRegs::new_with_ptr_auth_mask(mask, r.lr as u64, r.sp as u64, r.fp as u64)
-    }
-
-    #[cfg(target_arch = "aarch64")]
-    fn from_native(regs: &NativeRegs, ra: usize) -> Regs {
-        Regs {
-            pc: ra,
-            sp: regs.sp() as usize,
-            fp: regs.fp() as usize,
-            lr: ra,
         }
     }
 
@@ -790,47 +648,6 @@ mod cfi {
     }
 }
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-mod cfi {
-    //! Frame pointers only: `framehop` has no unwinder for this target.
-
-    use super::{Mem, Regs, Step};
-    use crate::modules::Module;
-
-    /// Nothing to cache without CFI.
-    pub(super) struct Cache;
-
-    pub(super) fn new_cache() -> Cache {
-        Cache
-    }
-
-    /// No pool without CFI: `claim` never returns one.
-    pub(super) enum Claimed {}
-
-    impl Claimed {
-        pub(super) fn cache(&mut self) -> &mut Cache {
-            match *self {}
-        }
-    }
-
-    pub(super) fn init(_mods: &'static [Module]) -> usize {
-        0
-    }
-
-    pub(super) fn claim() -> Option<Claimed> {
-        None
-    }
-
-    pub(super) fn ptr_auth_mask() -> usize {
-        usize::MAX
-    }
-
-    pub(super) fn step(_cur: &Regs, _first: bool, _mem: &Mem<'_>, _cache: &mut Cache) -> Step {
-        Step::Failed
-    }
-}
-
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod eh_frame_hdr {
     //! The `.eh_frame_hdr` header (LSB 5.0 "Exception Frame Header"):
     //!
