@@ -163,6 +163,17 @@ pub(crate) fn signal_dump(entry: &table::Entry, ctx: &SigCtx, m: Option<&'static
         // the other Gs grouped; then file:line for all of it in one request.
         let mut f = Frames::new();
         interrupted::capture(&mut f, ctx, g, m);
+        if lvl >= Level::All
+            && let Some(mut req) = resolve::Request::begin()
+        {
+            // The symbolizer starts on the faulting stack while this thread
+            // walks the other Gs (milliseconds with thousands of them).
+            f.add_to(&mut req);
+            if let Some(g) = g {
+                dump::add_site(&mut req, g.0);
+            }
+            req.prefetch();
+        }
         let others = (lvl >= Level::All)
             .then(|| dump::Groups::collect(g.map(|g| g.index), lvl >= Level::System));
         let answer = resolve::Request::begin().and_then(|mut req| {

@@ -276,13 +276,30 @@ impl Request {
         self.send_waiting(wait_ns, SITES_WAIT_NS)
     }
 
-    fn send_waiting(self, wait_ns: u64, sites_wait_ns: u64) -> Option<&'static Answer> {
+    /// Sends the request without waiting for the answer, and frees the
+    /// slot: the thread starts on these addresses while the dump captures
+    /// more (the other Gs' stacks), and a later request that repeats them
+    /// finds them resolved. If that later request overwrites this one
+    /// before the thread has read it, the thread takes the later one (or,
+    /// reading during the overwrite, a mix of both: either way what it
+    /// misses is asked again).
+    pub fn prefetch(self) {
+        self.publish();
+    }
+
+    /// Makes the request visible to the thread and wakes it; its number.
+    fn publish(&self) -> u32 {
         REQ_N.store(self.n, Ordering::Relaxed);
         REQ_NSITES.store(self.sites, Ordering::Relaxed);
         let seq = REQ_SEQ.load(Ordering::Relaxed).wrapping_add(1);
         // Release: the pcs and the count are visible to whoever sees `seq`.
         REQ_SEQ.store(seq, Ordering::Release);
         futex_wake(&REQ_SEQ);
+        seq
+    }
+
+    fn send_waiting(self, wait_ns: u64, sites_wait_ns: u64) -> Option<&'static Answer> {
+        let seq = self.publish();
         let start = now_ns();
         let hard = start.saturating_add(WAIT_MAX_NS.max(wait_ns));
         let mut deadline = start.saturating_add(wait_ns);

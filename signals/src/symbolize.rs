@@ -468,6 +468,61 @@ fn rows_at_sites<'a>(
             }
         }
     }
+    // A call inlined whole leaves no row at its line (its instructions are
+    // the callee's lines): the inlined subroutines called from the site
+    // stand for it, with the call's line and column as their own.
+    files.retain(|&(_, si)| found[si].1.is_empty());
+    if !files.is_empty() {
+        inlined_calls_at_sites(dwarf, unit, sites, &files, found);
+    }
+}
+
+/// Adds to `found` an address of each inlined subroutine called from one
+/// of the sites (`files`: (file index, site) pairs of this unit), as
+/// [`rows_at_sites`] does for rows.
+fn inlined_calls_at_sites<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    unit: &gimli::Unit<Reader<'a>>,
+    sites: &[Site<'_>],
+    files: &[(u64, usize)],
+    found: &mut [(Vec<u64>, Vec<u64>)],
+) {
+    let mut entries = unit.entries();
+    while let Ok(Some(entry)) = entries.next_dfs() {
+        if entry.tag() != gimli::DW_TAG_inlined_subroutine {
+            continue;
+        }
+        let num = |at| match entry.attr_value(at) {
+            Some(gimli::AttributeValue::FileIndex(v)) => Some(v),
+            Some(v) => v.udata_value(),
+            None => None,
+        };
+        let (Some(file), Some(line)) = (num(gimli::DW_AT_call_file), num(gimli::DW_AT_call_line))
+        else {
+            continue;
+        };
+        let column = num(gimli::DW_AT_call_column).unwrap_or(0);
+        for &(fi, si) in files {
+            if fi != file || u64::from(sites[si].line) != line {
+                continue;
+            }
+            let Some(addr) = dwarf
+                .die_ranges(unit, entry)
+                .ok()
+                .and_then(|mut r| r.next().ok().flatten())
+                .map(|r| r.begin)
+            else {
+                continue;
+            };
+            let (exact, at_line) = &mut found[si];
+            if sites[si].column != 0 && column == u64::from(sites[si].column) && exact.len() < 64 {
+                exact.push(addr);
+            }
+            if at_line.len() < 64 {
+                at_line.push(addr);
+            }
+        }
+    }
 }
 
 /// Whether `path` is `suffix` or ends with `/suffix`.
