@@ -20,6 +20,8 @@
 #   GORT_CROSS_PACKAGES  cargo package selection instead of --workspace,
 #                        e.g. "-p gort-arch" or "-p gort-arch -p gort-scheduler".
 #   GORT_CROSS_TARGETS   targets to run instead of both, space separated.
+#   GORT_CROSS_PRUNE=1   removes each target's build directory once its tests
+#                        passed (.ci/run sets it: CI machines have small disks).
 #   GORT_UNDER_QEMU=1    is SET BY THIS SCRIPT for the test processes. A test
 #                        that cannot work under qemu-user (for example one
 #                        that relies on MADV_GUARD_INSTALL, a silent no-op in
@@ -69,6 +71,11 @@ done
 
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export GORT_UNDER_QEMU=1
+# Limited debug info (functions and line tables, no types or variables) is all
+# the dumps and backtraces need; full debug info for std and every test binary
+# takes ~3.8 GB per target. No incremental cache: each target is built once
+# per run.
+export CARGO_PROFILE_DEV_DEBUG=limited CARGO_INCREMENTAL=0
 echo "== $(/usr/bin/rustc --version), $(qemu-aarch64 --version | head -n 1)"
 
 for t in "${targets[@]}"; do
@@ -81,5 +88,9 @@ for t in "${targets[@]}"; do
   echo "== cargo test --target $t (${selection[*]}) under qemu-user"
   /usr/bin/cargo test --target "$t" -Zbuild-std --target-dir target-cross \
     --locked "${selection[@]}" "$@"
+  if [ "${GORT_CROSS_PRUNE:-0}" = 1 ]; then
+    echo "== $t passed; removing target-cross/$t ($(du -sh "target-cross/$t" | cut -f1))"
+    rm -rf "target-cross/$t"
+  fi
 done
 echo "== cross: all targets passed"
