@@ -198,7 +198,7 @@ pub extern "C" fn gort_needm() -> c_int {
     if scheduler::callback::exiting() {
         return status::EXITING;
     }
-    scheduler::sched::sched();
+    scheduler::state::sched();
     match runtime::ffi::needm() {
         Ok(()) => status::OK,
         Err(e) => needm_status(e),

@@ -180,7 +180,7 @@ impl Builder {
         if self.panic_aborts {
             crate::join::PANIC_ABORTS.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        scheduler::sched::start(c)
+        scheduler::state::start(c)
             .map(|_| ())
             .map_err(|c| BuildError::AlreadyStarted { procs: c.procs })
     }

@@ -8,11 +8,12 @@
 //! until the G is ready again and a P is handed back (Go's `stoplockedm` /
 //! `startlockedm`). So a callback can do anything a G can.
 
+use crate::engine::wakep_if_idle;
+use crate::engine::{execute, finish_switch, hand_off_p, release_p, stop_locked_m};
 use crate::extram::{NeedmError, cb_g, needm};
 use crate::g::{GRef, GStatus};
 use crate::m::{MRef, current_m};
-use crate::sched::{sched, wakep_if_idle};
-use crate::schedule::{execute, finish_switch, hand_off_p, release_p, stop_locked_m};
+use crate::state::sched;
 use crate::syscall::{enter_syscall, exit_syscall};
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::any::Any;
@@ -183,7 +184,7 @@ fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
     // We need a P. Take an idle one; else queue the G: the M that picks it
     // up sees it is locked to us and hands us its P.
     g.on_enqueue();
-    if !crate::schedule::take_idle_p(m) {
+    if !crate::engine::take_idle_p(m) {
         s.push_global(g);
         wakep_if_idle();
         stop_locked_m(m);
@@ -211,8 +212,8 @@ fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
 unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
     // The callback's own code runs with the P lent, as any G's (see
     // `preempt.rs`): if it blocks in plain code, sysmon moves the P on.
-    let m = crate::schedule::resumed();
-    crate::preempt::leave_on(m);
+    let m = crate::engine::resumed();
+    crate::engine::leave_on(m);
     // SAFETY: run_on_extra passed a live &mut Frame and waits for `done`.
     let frame = unsafe { &mut *(data as *mut Frame<'_>) };
     if let Err(p) = catch_unwind(AssertUnwindSafe(|| (frame.run)())) {
@@ -234,7 +235,7 @@ unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
     };
     // Take the lent P back (or learn that sysmon moved it on) before the
     // foreign thread's stack releases it.
-    crate::preempt::enter(m);
+    crate::engine::enter(m);
     let Some(g) = m.curg() else {
         crate::throw!("cb_entry: no g")
     };
@@ -242,6 +243,6 @@ unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
 }
 
 fn leave_for_good(m: MRef, g: GRef) -> ! {
-    crate::schedule::switch_from_g(m, g);
+    crate::engine::switch_from_g(m, g);
     crate::throw!("cb_entry: a finished callback G was resumed")
 }

@@ -205,7 +205,7 @@ pub struct G {
     #[cfg(debug_assertions)]
     queued: core::sync::atomic::AtomicBool,
     /// `g_local!` values; touched only by the G itself while it runs.
-    locals: crate::glocal::Locals,
+    locals: Locals,
     /// Live `ThreadBound` markers of the G (see `thread_bound.rs`) and where
     /// the newest was made; touched only by the G itself.
     pub(crate) thread_bound: AtomicU32,
@@ -252,14 +252,14 @@ impl G {
             blocked_since: AtomicU64::new(0),
             #[cfg(debug_assertions)]
             queued: core::sync::atomic::AtomicBool::new(false),
-            locals: crate::glocal::Locals::default(),
+            locals: Locals::default(),
             thread_bound: AtomicU32::new(0),
             thread_bound_site: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
     /// The G's `g_local!` storage. Only the running G itself may use it.
-    pub(crate) fn locals(&self) -> &crate::glocal::Locals {
+    pub(crate) fn locals(&self) -> &Locals {
         &self.locals
     }
 
@@ -534,5 +534,68 @@ impl GRef {
     pub(crate) unsafe fn from_ptr(p: *mut G) -> Option<GRef> {
         // SAFETY: Gs are 'static; p came from as_ptr.
         unsafe { p.as_ref() }.map(GRef)
+    }
+}
+
+/// One stored value: the box (as a raw pointer) and how to drop it.
+pub(crate) struct Slot {
+    pub(crate) value: *mut (),
+    pub(crate) drop: unsafe fn(*mut ()),
+}
+
+/// The G-local values of one G or one plain thread (the storage behind
+/// [`GLocal`](crate::glocal::GLocal); see `glocal.rs`).
+#[derive(Default)]
+pub struct Locals {
+    pub(crate) slots: UnsafeCell<Vec<Option<Slot>>>,
+    /// Calls of `GLocal::with` under way (their references are live).
+    pub(crate) depth: core::cell::Cell<usize>,
+}
+
+// SAFETY: a `Locals` is only touched by the G that owns it (or, for a
+// thread's, by that thread); it moves between threads only with its G, at a
+// park, which synchronises. The values in it are `Send` (see `GLocal`).
+unsafe impl Send for Locals {}
+// SAFETY: as above: no two threads touch one `Locals` at the same time.
+unsafe impl Sync for Locals {}
+
+impl core::fmt::Debug for Locals {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Locals").finish_non_exhaustive()
+    }
+}
+
+impl Locals {
+    /// Drops every value, repeating while destructors make new ones (a
+    /// destructor that touches another key). Called by the owner only.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns this `Locals` (it is the G running, or its thread).
+    pub(crate) unsafe fn clear(&self) {
+        if self.depth.get() != 0 {
+            panic!("G-local values cannot be dropped inside GLocal::with");
+        }
+        loop {
+            // SAFETY: the caller owns the storage; the vector is taken out
+            // before any destructor runs, so a destructor that reaches a
+            // key again finds a fresh vector.
+            let slots = core::mem::take(unsafe { &mut *self.slots.get() });
+            if slots.iter().all(Option::is_none) {
+                return;
+            }
+            for slot in slots.into_iter().flatten() {
+                // SAFETY: `value` came from `Box::into_raw` of the type
+                // `drop` was instantiated with, and is dropped once.
+                unsafe { (slot.drop)(slot.value) };
+            }
+        }
+    }
+}
+
+impl Drop for Locals {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: nothing else can reach this storage.
+        unsafe { self.clear() };
     }
 }

@@ -20,71 +20,10 @@
 //! Keys get their number on first use from a global counter, so a program
 //! pays one vector slot per key it actually uses.
 
-use core::cell::{RefCell, UnsafeCell};
+use crate::g::{Locals, Slot};
+use core::cell::RefCell;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
-
-/// One stored value: the box (as a raw pointer) and how to drop it.
-struct Slot {
-    value: *mut (),
-    drop: unsafe fn(*mut ()),
-}
-
-/// The G-local values of one G or one plain thread.
-#[derive(Default)]
-pub struct Locals {
-    slots: UnsafeCell<Vec<Option<Slot>>>,
-    /// Calls of `GLocal::with` under way (their references are live).
-    depth: core::cell::Cell<usize>,
-}
-
-// SAFETY: a `Locals` is only touched by the G that owns it (or, for a
-// thread's, by that thread); it moves between threads only with its G, at a
-// park, which synchronises. The values in it are `Send` (see `GLocal`).
-unsafe impl Send for Locals {}
-// SAFETY: as above: no two threads touch one `Locals` at the same time.
-unsafe impl Sync for Locals {}
-
-impl core::fmt::Debug for Locals {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Locals").finish_non_exhaustive()
-    }
-}
-
-impl Locals {
-    /// Drops every value, repeating while destructors make new ones (a
-    /// destructor that touches another key). Called by the owner only.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns this `Locals` (it is the G running, or its thread).
-    pub(crate) unsafe fn clear(&self) {
-        if self.depth.get() != 0 {
-            panic!("G-local values cannot be dropped inside GLocal::with");
-        }
-        loop {
-            // SAFETY: the caller owns the storage; the vector is taken out
-            // before any destructor runs, so a destructor that reaches a
-            // key again finds a fresh vector.
-            let slots = core::mem::take(unsafe { &mut *self.slots.get() });
-            if slots.iter().all(Option::is_none) {
-                return;
-            }
-            for slot in slots.into_iter().flatten() {
-                // SAFETY: `value` came from `Box::into_raw` of the type
-                // `drop` was instantiated with, and is dropped once.
-                unsafe { (slot.drop)(slot.value) };
-            }
-        }
-    }
-}
-
-impl Drop for Locals {
-    fn drop(&mut self) {
-        // SAFETY: `&mut self`: nothing else can reach this storage.
-        unsafe { self.clear() };
-    }
-}
 
 /// Drops the calling G's G-local values now (the G's exit does it too):
 /// `runtime` calls this as a G's function returns, before the joiner is

@@ -122,7 +122,7 @@ impl<F, T> JoinSlot<F, T> {
         unsafe { *self.waiter.get() = Some(waiter) };
         let mut cancelled = false;
         if on_g {
-            crate::schedule::park(WaitReason::Join, || {
+            crate::engine::park(WaitReason::Join, || {
                 if self.state.fetch_or(WAITING, Ordering::AcqRel) & FULL != 0 {
                     // Nobody will ready us: the G's stack is still ours.
                     cancelled = true;

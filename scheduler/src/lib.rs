@@ -45,12 +45,15 @@
 //! directly; they use `runtime`.
 
 pub mod barrier;
+pub mod bell;
 pub mod bound;
 pub mod callback;
 pub mod cell;
 pub mod chan;
 pub mod clock;
 pub mod config;
+pub mod deadlock;
+pub mod engine;
 pub mod extram;
 pub mod fatal;
 pub mod fork;
@@ -60,18 +63,18 @@ pub mod join;
 pub mod lock_rank;
 mod loom;
 pub mod m;
+pub mod mlist;
 pub mod netpoll;
 pub mod p;
 pub mod preempt;
 pub mod process;
 pub mod registry;
 pub mod runq;
-pub mod sched;
-pub mod schedule;
 pub mod sema;
 pub mod socket;
 pub mod spawn;
 pub mod stack;
+pub mod state;
 pub mod stats;
 pub mod syscall;
 pub mod sysmon;
@@ -83,15 +86,36 @@ pub mod waitq;
 
 pub use bound::ThreadBound;
 pub use callback::{CallbackError, callback};
+pub use engine::{lock_os_thread, park, ready, unlock_os_thread, yield_now};
 pub use extram::{DropmError, NeedmError, dropm, needm};
 pub use g::{Entry, G, GRef, GStatus, WaitReason};
 pub use glocal::GLocal;
 pub use m::{M, MHooks, current_g, current_m, set_m_hooks};
 pub use preempt::preempt_point;
-pub use schedule::{lock_os_thread, park, ready, unlock_os_thread, yield_now};
 pub use spawn::{SpawnError, SpawnOptions, spawn};
 pub use stats::{Stats, stats};
 pub use syscall::syscall;
 pub use thread_state::set_pc_describer;
 pub use timer::sleep;
 pub use waiter::{Waiter, park_unlock};
+
+/// Wires the satellites into the engine: the hooks it calls where it needs
+/// one (see `engine/hooks.rs`). Runs once, before the scheduler's state is
+/// published, so before any M. The crate root is the one place that knows
+/// both sides; no module below it imports a module above its layer.
+fn wire() {
+    engine::hooks::set_hooks(engine::hooks::Hooks {
+        check_dead: deadlock::check_dead,
+        thread_limit_stall: sysmon::thread_limit_stall,
+    });
+}
+
+/// Starts what runs beside the scheduler once it exists: the exit hook, the
+/// fork guard, the spare extra M (foreign threads may call in from now on),
+/// sysmon.
+fn start_satellites() {
+    callback::register_exit_hook();
+    fork::register();
+    extram::ensure_spare();
+    sysmon::start();
+}

@@ -368,3 +368,45 @@ pub fn set_m_hooks(h: MHooks) -> bool {
 pub(crate) fn m_hooks() -> Option<&'static MHooks> {
     M_HOOKS.get()
 }
+
+/// Whether an M's thread runs at lowered priority ([`M::demotion`]): a G
+/// that lost its P and goes on running its own code must not take CPU from
+/// the Gs that hold Ps, or `GORT_MAXPROCS` would no longer bound the Gs
+/// running at once. Only sysmon and the M itself (in `lost_p` (`engine/lend.rs`), at the
+/// G's first runtime call after the retake) write it; neither is a hot
+/// path.
+///
+/// | state | meaning | next |
+/// |---|---|---|
+/// | `None` | normal; no retake since the M's last return | sysmon → `Armed` just before it retakes the M's lent P (back to `None` if the retake fails) |
+/// | `Armed` | P retaken; normal priority | the M → `None` (`lost_p` (`engine/lend.rs`)); sysmon → `Demoting` once it sees the thread run |
+/// | `Demoting` | sysmon is lowering the priority | sysmon → `Demoted`; the M waits for it |
+/// | `Demoted` | the thread runs at nice 19 (`M::demoted_from` keeps its own) | the M restores its priority → `None` |
+///
+/// `Armed` is stored before the retake's verdict is published (the P's
+/// state word), and the M reads this only after it has seen the verdict,
+/// so it never misses a demotion; sysmon demotes only from `Armed`, so it
+/// never demotes an M that is back.
+///
+/// Every access to this word and to `M::demoted_from` is `SeqCst`. They
+/// are on cold paths (a retake, an M's first runtime call after one), and
+/// the argument above then needs no separate order for each access. What
+/// it needs is publication: `Armed` before the verdict, `demoted_from`
+/// before `Demoted`, each a store that a later load consumes; Release
+/// stores and Acquire loads would carry both, and these may be weakened to
+/// them.
+///
+/// Lowering is always allowed; raising a thread back from nice 19 needs
+/// `CAP_SYS_NICE` (or `RLIMIT_NICE`). Without it the M cannot restore its
+/// thread and *retires* (`exit_requested`): its G goes on, P-less, to its
+/// next park or yield, and continues on another M; the thread exits. So an
+/// M whose thread cannot retire — an extra M (a foreign thread) or one
+/// with a locked G — is demoted only where restoring works.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Demotion {
+    None = 0,
+    Armed = 1,
+    Demoting = 2,
+    Demoted = 3,
+}

@@ -86,7 +86,7 @@ use crate::g::{GRef, GStatus, WaitReason};
 use crate::lock_rank::{Rank, RankedGuard, RankedMutex};
 use crate::m::current_g;
 use crate::registry::Registry;
-use crate::sched::sched;
+use crate::state::sched;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -185,6 +185,16 @@ struct Poller {
 
 static POLLER: OnceLock<Poller> = OnceLock::new();
 
+/// What the engine calls while it looks for work (see
+/// `engine/hooks.rs`), registered with the poller's creation.
+static ENGINE_SIDE: crate::engine::hooks::Poller = crate::engine::hooks::Poller {
+    waiting,
+    poll_ready,
+    try_block,
+    blocked,
+    wake: netpoll_break,
+};
+
 fn poller() -> io::Result<&'static Poller> {
     if let Some(p) = POLLER.get() {
         return Ok(p);
@@ -220,7 +230,10 @@ fn poller() -> io::Result<&'static Poller> {
         return Err(io::Error::last_os_error());
     }
     // A racing initialiser may have won: its poller is used, ours closed.
-    Ok(POLLER.get_or_init(|| Poller { epfd, evfd }))
+    let p = POLLER.get_or_init(|| Poller { epfd, evfd });
+    // Before the first socket is registered, so before any G waits.
+    crate::engine::hooks::set_poller(&ENGINE_SIDE);
+    Ok(p)
 }
 
 /// Whether the netpoller exists (some socket was ever registered).
@@ -440,7 +453,7 @@ impl Registration {
             wake_side(side, &mut woken);
         }
         for g in woken {
-            crate::schedule::ready(g);
+            crate::engine::ready(g);
         }
     }
 
@@ -518,7 +531,7 @@ impl Registration {
         // SeqCst: see `waiting`.
         WAITING.fetch_add(1, Ordering::SeqCst);
         let mutex = RankedGuard::leak(st);
-        crate::schedule::park(WaitReason::IoWait, move || {
+        crate::engine::park(WaitReason::IoWait, move || {
             // The timer goes in under the descriptor's lock (so it cannot
             // fire before the G is on the waiter list); the wake-ups it may
             // need come after the unlock, so this lock is never held while
@@ -533,7 +546,7 @@ impl Registration {
                     netpoll_break();
                 }
                 if wake_m {
-                    crate::sched::wakep();
+                    crate::engine::wakep();
                 }
             }
             true
@@ -552,7 +565,7 @@ impl Registration {
 /// released the descriptor's lock.
 fn arm_deadline(when: u64, pd: u32, mode: u8, token: u64) -> (bool, bool) {
     let p = crate::timer::host_p();
-    // SeqCst: the adder's load of `sleep_until` (see `schedule::stop_m`),
+    // SeqCst: the adder's load of `sleep_until` (see `stop_m` in `engine/handoff.rs`),
     // made before the timer is pushed: the wake-up it decides on only makes
     // an M look at the heaps again.
     let wake_m = when < sched().sleep_until.load(Ordering::SeqCst);
@@ -562,7 +575,7 @@ fn arm_deadline(when: u64, pd: u32, mode: u8, token: u64) -> (bool, bool) {
         when,
         Box::new(move |_| {
             if let Some(g) = deadline(pd, mode, token) {
-                crate::schedule::ready(g);
+                crate::engine::ready(g);
             }
         }),
     );
@@ -704,23 +717,6 @@ pub(crate) fn stale(seen: &mut u64) -> bool {
     idle && inited() && waiting() != 0 && !BLOCKED.load(Ordering::Relaxed)
 }
 
-/// Takes this thread's reusable buffer for woken Gs (allocation-free once
-/// warm); give it back with [`put_buf`].
-pub(crate) fn take_buf() -> Vec<GRef> {
-    BUF.with(|b| b.take())
-}
-
-/// Returns the buffer of [`take_buf`], emptied.
-pub(crate) fn put_buf(mut v: Vec<GRef>) {
-    v.clear();
-    BUF.with(|b| b.set(v));
-}
-
-std::thread_local! {
-    /// Per thread (an M's `g0` or sysmon, never a G: G code does not poll).
-    static BUF: core::cell::Cell<Vec<GRef>> = const { core::cell::Cell::new(Vec::new()) };
-}
-
 /// Waiting → Runnable for a G a netpoll woke; the caller queues it.
 fn make_runnable(g: GRef) {
     if g.status() != GStatus::Waiting {
@@ -751,12 +747,12 @@ pub(crate) fn try_block(until: u64, out: &mut Vec<GRef>) -> bool {
     }
     let s = sched();
     // SeqCst: publishes the poll's timeout to deadline armers (`arm_deadline`).
-    // As with `sleep_until` (see `schedule::stop_m`), an armer whose load comes
+    // As with `sleep_until` (see `stop_m` in `engine/handoff.rs`), an armer whose load comes
     // first sees `NEVER` and breaks the poll: coherence of this word carries
     // the argument.
     POLL_UNTIL.store(until, Ordering::SeqCst);
     if until != NEVER {
-        // SeqCst: as `schedule::stop_m`'s.
+        // SeqCst: as `stop_m` in `engine/handoff.rs`'s.
         s.sleep_until.fetch_min(until, Ordering::SeqCst);
     }
     let timeout_ms = if until == NEVER {
@@ -769,13 +765,13 @@ pub(crate) fn try_block(until: u64, out: &mut Vec<GRef>) -> bool {
     // SeqCst: as the store above.
     POLL_UNTIL.store(NEVER, Ordering::SeqCst);
     if until != NEVER {
-        // SeqCst: as `schedule::stop_m`'s.
+        // SeqCst: as `stop_m` in `engine/handoff.rs`'s.
         let _ = s
             .sleep_until
             .compare_exchange(until, NEVER, Ordering::SeqCst, Ordering::Relaxed);
     }
     // SeqCst: the seat is free again (see the claim above).
-    // Cleared before the caller looks for a P: see `sched::start_m`.
+    // Cleared before the caller looks for a P: see `start_m` in `engine/handoff.rs`.
     BLOCKED.store(false, Ordering::SeqCst);
     for &g in out.iter() {
         make_runnable(g);

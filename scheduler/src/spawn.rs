@@ -1,10 +1,11 @@
 //! Creating Gs.
 
+use crate::engine::gfget;
+use crate::engine::wakep_if_idle;
 use crate::g::{Entry, GStatus};
 use crate::m::current_m;
-use crate::sched::{sched, wakep_if_idle};
-use crate::schedule::gfget;
 use crate::stack::StackError;
+use crate::state::sched;
 use core::fmt;
 use std::sync::Arc;
 
@@ -68,16 +69,16 @@ pub fn spawn(entry: Arc<dyn Entry>, opts: SpawnOptions) -> Result<u64, SpawnErro
     }
     let s = sched();
     let m = current_m();
-    let lent = m.is_some_and(crate::preempt::enter);
+    let lent = m.is_some_and(crate::engine::enter);
     let r = spawn_on(s, m, entry, opts);
     if lent && let Some(m) = m {
-        crate::preempt::leave_on(m);
+        crate::engine::leave_on(m);
     }
     r
 }
 
 fn spawn_on(
-    s: &'static crate::sched::Sched,
+    s: &'static crate::state::Sched,
     m: Option<crate::m::MRef>,
     entry: Arc<dyn Entry>,
     opts: SpawnOptions,
@@ -94,7 +95,7 @@ fn spawn_on(
         Ok(st) => st,
         Err(e) => {
             match p {
-                Some(p) => crate::schedule::gfput(p, g),
+                Some(p) => crate::engine::gfput(p, g),
                 None => s.gfree.lock().push(g),
             }
             return Err(SpawnError::Stack(e));
@@ -106,7 +107,7 @@ fn spawn_on(
                 let start = s.goid_batch();
                 p.goid_next.set(start);
                 p.goid_end
-                    .set(start + crate::sched::Sched::goid_batch_len());
+                    .set(start + crate::state::Sched::goid_batch_len());
             }
             let id = p.goid_next.get();
             p.goid_next.set(id + 1);
@@ -134,10 +135,10 @@ fn spawn_on(
     // stacks and nobody faults. A plain-thread spawner looks at the global
     // queue, where its Gs go.
     if untouched
-        && crate::schedule::no_warm_stacks()
+        && crate::engine::no_warm_stacks()
         && p.map_or_else(|| s.global.len(), |p| p.runq.len()) >= HELP_RUNQ_LEN
     {
-        crate::schedule::first_frame(g, None);
+        crate::engine::first_frame(g, None);
     }
     g.set_status(GStatus::Runnable);
     g.on_enqueue();

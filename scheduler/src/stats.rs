@@ -2,8 +2,8 @@
 
 use crate::g::{ALLGS, GStatus};
 use crate::m::{ALLMS, MStatus};
-use crate::sched::sched;
 use crate::stack::GuardKind;
+use crate::state::sched;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Ps that `sysmon` took from an M blocked in the kernel in plain code.
@@ -97,9 +97,9 @@ pub fn stats() -> Stats {
     let mut st = Stats {
         procs: s.procs(),
         idle_procs: s.npidle(),
-        mcount: crate::extram::mcount(),
-        extra_m_count: crate::extram::extra_m_count(),
-        extra_m_in_use: crate::extram::extra_m_in_use(),
+        mcount: crate::mlist::mcount(),
+        extra_m_count: crate::mlist::extra_m_count(),
+        extra_m_in_use: crate::mlist::extra_m_in_use(),
         idle_ms: ALLMS.iter().filter(|m| m.status() == MStatus::Idle).count(),
         spinning_ms: s.nmspinning(),
         allocated_gs: ALLGS.len(),

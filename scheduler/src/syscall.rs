@@ -8,7 +8,7 @@
 //! one, or queues its G on the global queue and sleeps.
 
 use crate::g::GStatus;
-use crate::m::{MRef, Pending, current_m};
+use crate::m::current_m;
 use crate::p::P;
 use core::sync::atomic::Ordering;
 
@@ -44,7 +44,7 @@ pub fn enter_syscall() -> bool {
         return false;
     }
     // A G running user code has lent its P: take it back first.
-    let (m, _) = crate::preempt::enter_or_wait(m);
+    let (m, _) = crate::engine::enter_or_wait(m);
     let Some(g) = m.curg() else { return false };
     let Some(p) = m.p() else { return false };
     let word = p.enter_syscall();
@@ -52,7 +52,7 @@ pub fn enter_syscall() -> bool {
     m.oldp.store(p as *const P as *mut P, Ordering::Relaxed);
     m.p.store(core::ptr::null_mut(), Ordering::Release);
     g.set_status(GStatus::Syscall);
-    crate::sysmon::note_syscall();
+    crate::bell::note_syscall();
     true
 }
 
@@ -69,27 +69,9 @@ pub fn exit_syscall() {
     {
         m.p.store(p as *const P as *mut P, Ordering::Release);
         g.set_status(GStatus::Running);
-        crate::preempt::leave_on(m);
+        crate::engine::leave_on(m);
         return;
     }
-    exit_syscall_slow(m);
-    crate::preempt::leave();
-}
-
-/// Takes any idle P for `m`'s G, or queues the G on the global queue and
-/// sleeps until an M runs it (the G then continues on that M).
-#[cold]
-#[inline(never)]
-pub(crate) fn exit_syscall_slow(m: MRef) {
-    let Some(g) = m.curg() else { return };
-    // An M that must retire (see `preempt::Demotion`) takes no P: its G
-    // goes on on another M.
-    if !m.exit_requested.load(Ordering::Relaxed) && crate::schedule::take_idle_p(m) {
-        g.set_status(GStatus::Running);
-        return;
-    }
-    // No P anywhere: queue ourselves and let this M sleep. We come back
-    // running on some M with a P.
-    m.set_pending(Pending::SyscallNoP(g));
-    crate::schedule::switch_from_g(m, g);
+    crate::engine::exit_syscall_slow(m);
+    crate::engine::leave();
 }

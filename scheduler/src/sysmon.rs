@@ -91,17 +91,17 @@
 //! returns, it does not fail), a warning names the limit once, and
 //! `stats().thread_limit_stalls` counts each time.
 
+use crate::bell::{NUDGEABLE, NUDGED_AT, PARKED, WAKE, WAKE_CV};
 use crate::clock::nanotime;
+use crate::engine::AtLimit;
 use crate::g::GRef;
-use crate::lock_rank::{Rank, RankedMutex};
 use crate::m::MRef;
 use crate::p::{P, PStatus};
 use crate::preempt::SLICE_NS;
-use crate::sched::{AtLimit, sched};
+use crate::state::sched;
 use crate::stats::{RETAKES_KERNEL, RETAKES_SLICE, RETAKES_SYSCALL, THREAD_LIMIT_STALLS, count};
 use crate::thread_state::{RunState, StatFile, cpu_ns};
 use core::sync::atomic::{AtomicBool, Ordering};
-use parking_lot::Condvar;
 use std::time::Duration;
 
 /// A syscall longer than this may lose its P when other work waits; so may
@@ -127,71 +127,11 @@ const POLL_STALE_NS: u64 = 10_000_000;
 /// Rounds without any syscall before sysmon sleeps until the next one.
 const IDLE_ROUNDS: u32 = 50;
 
-/// While the last deadlock check was unsure (`schedule::dead_unsure`),
+/// While the last deadlock check was unsure (`deadlock::dead_unsure`),
 /// sysmon asleep on an idle runtime looks again after this, doubling up to
 /// [`UNSURE_RECHECK_MAX`].
 const UNSURE_RECHECK_MIN: Duration = Duration::from_millis(500);
 const UNSURE_RECHECK_MAX: Duration = Duration::from_secs(8);
-
-/// Whether sysmon sleeps until the next syscall.
-static PARKED: AtomicBool = AtomicBool::new(false);
-/// Whether sysmon sleeps in a long wait a nudge may cut short.
-static NUDGEABLE: AtomicBool = AtomicBool::new(false);
-static WAKE: RankedMutex<bool> = RankedMutex::new(Rank::SysmonWake, false);
-static WAKE_CV: Condvar = Condvar::new();
-
-/// Called on every syscall entry: wakes sysmon if it sleeps deeply. One
-/// relaxed load on the fast path.
-#[inline]
-pub(crate) fn note_syscall() {
-    if PARKED.load(Ordering::Relaxed) {
-        wake();
-    }
-}
-
-/// Called when a P leaves the idle list (after `npidle` was decremented,
-/// `SeqCst`): wakes sysmon if it sleeps deeply, so a G that then blocks its
-/// M without a runtime call is noticed. Pairs with the `SeqCst` store of
-/// `PARKED` and re-check of `npidle` before sysmon sleeps.
-#[inline]
-pub(crate) fn note_busy() {
-    // SeqCst: the load of the Dekker pair in the doc comment above:
-    // `pidle_get`'s decrement of `npidle`, then this, against `run`'s store of
-    // `PARKED`, then its load of `npidle`.
-    if PARKED.load(Ordering::SeqCst) {
-        wake();
-    }
-}
-
-/// Called when work was queued while every P is held: if sysmon has slept
-/// long enough (see the module docs), wake it to look at the Ps' threads.
-/// One relaxed load on the fast path.
-#[inline]
-pub(crate) fn note_work_waits() {
-    if NUDGEABLE.load(Ordering::Relaxed) {
-        nudge();
-    }
-}
-
-/// When the last nudge was sent (runtime clock).
-static NUDGED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-#[cold]
-fn nudge() {
-    if NUDGEABLE.swap(false, Ordering::AcqRel) {
-        NUDGED_AT.store(nanotime(), Ordering::Relaxed);
-        *WAKE.lock() = true;
-        WAKE_CV.notify_one();
-    }
-}
-
-#[cold]
-fn wake() {
-    if PARKED.swap(false, Ordering::AcqRel) {
-        *WAKE.lock() = true;
-        WAKE_CV.notify_one();
-    }
-}
 
 /// Starts the sysmon thread (once).
 pub(crate) fn start() {
@@ -361,7 +301,7 @@ fn nobody_free() -> bool {
 /// an idle M, or room under `GORT_MAX_THREADS` for a new one.
 fn thread_available() -> bool {
     let s = sched();
-    s.nmidle() > 0 || crate::extram::thread_room(s.config.max_threads)
+    s.nmidle() > 0 || crate::mlist::thread_room(s.config.max_threads)
 }
 
 static STALL_WARNED: AtomicBool = AtomicBool::new(false);
@@ -451,7 +391,7 @@ impl Monitor {
         if p.retake(word, None) {
             count(&RETAKES_SYSCALL);
             out.retook = true;
-            crate::schedule::hand_off_p_or(p, AtLimit::Stall);
+            crate::engine::hand_off_p_or(p, AtLimit::Stall);
         }
     }
 
@@ -622,7 +562,7 @@ impl Monitor {
             kernel_retake_at: (cause == Cause::Kernel).then(nanotime),
             log: core::mem::take(&mut w.log),
         });
-        crate::schedule::hand_off_p_or(p, AtLimit::Stall);
+        crate::engine::hand_off_p_or(p, AtLimit::Stall);
         true
     }
 
@@ -805,7 +745,7 @@ fn run() {
                 s.push_global(g);
             }
             if !woken.is_empty() {
-                crate::sched::wakep_if_idle();
+                crate::engine::wakep_if_idle();
             }
         }
         if look.in_syscall || look.retook {
@@ -834,7 +774,7 @@ fn run() {
         }
         quiet += 1;
         if s.npidle() == s.procs() {
-            crate::schedule::check_dead(true);
+            crate::deadlock::check_dead(true);
         }
         if quiet >= IDLE_ROUNDS {
             // Quiet for a while: if the runtime is idle, give back the pages
@@ -863,7 +803,7 @@ fn run() {
                 // under the lock this loop holds, so the lock orders them;
                 // SeqCst as the pair's other accesses.
                 while !*w && PARKED.load(Ordering::SeqCst) {
-                    if !crate::schedule::dead_unsure() {
+                    if !crate::deadlock::dead_unsure() {
                         w.wait(&WAKE_CV);
                     // SeqCst: as the loop's condition.
                     } else if w.wait_for(&WAKE_CV, recheck) && !*w && PARKED.load(Ordering::SeqCst)
@@ -871,7 +811,7 @@ fn run() {
                         // Every G parked, a thread gort cannot account for
                         // in the way: if it has exited since, this reports
                         // the deadlock.
-                        w.unlocked(|| crate::schedule::check_dead(false));
+                        w.unlocked(|| crate::deadlock::check_dead(false));
                         recheck = (recheck * 2).min(UNSURE_RECHECK_MAX);
                     }
                 }

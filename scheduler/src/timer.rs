@@ -7,11 +7,12 @@
 //! deadline.
 
 use crate::clock::nanotime;
+use crate::engine::wakep;
+use crate::engine::{park, yield_now};
 use crate::g::WaitReason;
 use crate::m::{current_g, current_m};
 use crate::p::P;
-use crate::sched::{sched, wakep};
-use crate::schedule::{park, yield_now};
+use crate::state::sched;
 use core::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ pub fn start_timer(when: u64, f: Box<TimerFn>) -> Timer {
     };
     let t = heap.add_func(when, f);
     // SeqCst: the adder's load of `sleep_until`, after its timer was pushed
-    // (see `schedule::stop_m`).
+    // (see `stop_m` in `engine/handoff.rs`).
     if when < s.sleep_until.load(Ordering::SeqCst) {
         wakep();
     }

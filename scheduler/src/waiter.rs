@@ -4,9 +4,9 @@
 //! groups, later channels) keep a list of [`Waiter`]s and wake them with
 //! [`Waiter::wake`]: a G is made runnable, a thread is unparked.
 
+use crate::engine::ready;
 use crate::g::GRef;
 use crate::m::current_g;
-use crate::schedule::ready;
 
 /// Plain threads registered as waiters in some wait list and not yet woken:
 /// only a G can wake them. Deadlock detection counts them. A thread counts
@@ -39,10 +39,10 @@ impl ThreadWaiter {
             // A thread that starts waiting on a G after the last M went to
             // sleep may complete a deadlock that no M will look at: have
             // sysmon look (`schedule::check_dead`).
-            if let Some(s) = crate::sched::try_sched()
+            if let Some(s) = crate::state::try_sched()
                 && s.npidle() == s.procs()
             {
-                crate::sysmon::note_syscall();
+                crate::bell::note_syscall();
             }
         }
         ThreadWaiter {
@@ -116,7 +116,7 @@ impl Waiter {
 pub fn park_unlock<T: ?Sized>(reason: crate::g::WaitReason, guard: parking_lot::MutexGuard<'_, T>) {
     let mutex = parking_lot::MutexGuard::mutex(&guard);
     core::mem::forget(guard);
-    crate::schedule::park(reason, move || {
+    crate::engine::park(reason, move || {
         // SAFETY: the guard for this mutex was forgotten above, so the mutex
         // is locked and this releases that lock exactly once. `mutex` lives
         // in data the parked G keeps alive; this is the last use of it.

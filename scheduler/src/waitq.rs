@@ -67,10 +67,10 @@
 //! only one way: a condition variable's queue → its mutex's queue.
 
 use crate::clock::nanotime_of;
+use crate::engine::park;
 use crate::g::{GStatus, WaitReason};
 use crate::lock_rank::{Rank, RankedGuard, RankedMutex};
 use crate::m::current_g;
-use crate::schedule::park;
 use crate::timer::{Timer, start_timer};
 use crate::waiter::Waiter;
 use core::cell::Cell;

@@ -195,7 +195,7 @@ pub fn start() {
         .stack_size(1 << 20)
         .spawn(thread_main);
     match spawned {
-        Ok(_) => scheduler::schedule::add_helper_thread(),
+        Ok(_) => scheduler::deadlock::add_helper_thread(),
         Err(_) => RUNNING.store(false, Ordering::Release),
     }
 }

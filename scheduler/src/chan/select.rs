@@ -518,7 +518,7 @@ fn select_none(mode: Mode) -> Selected {
         Mode::Block => {
             // Go's `select {}`: block for good.
             if crate::m::current_g().is_some() {
-                crate::schedule::park(WaitReason::SelectNoCases, || true);
+                crate::engine::park(WaitReason::SelectNoCases, || true);
                 crate::throw!("select: a select with no cases was woken");
             }
             loop {

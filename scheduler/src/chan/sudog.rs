@@ -316,7 +316,7 @@ pub(crate) fn block(
         let c = &commit;
         // The callback runs on the M's next context after this G's
         // registers are saved: from then on a waker may ready the G.
-        crate::schedule::park(reason, move || {
+        crate::engine::park(reason, move || {
             c.run();
             true
         });

@@ -1,4 +1,5 @@
-//! Sched: the global state, the idle lists, and M creation.
+//! Sched: the global state and the idle lists (data: no scheduling
+//! logic; the engine decides who takes and gives back Ps and Ms).
 //!
 //! # Lock order
 //!
@@ -58,10 +59,6 @@ pub struct Sched {
 
 static SCHED: OnceLock<Sched> = OnceLock::new();
 
-/// Size of the thread stack of an M (its `g0`). Gs run on their own stacks;
-/// `g0` runs only the scheduler loop (and, later, signal-free runtime work).
-const G0_STACK_SIZE: usize = 256 * 1024;
-
 /// Ids are taken from the global counter in blocks of this many per P.
 const GOID_BATCH: u64 = 16;
 
@@ -103,7 +100,7 @@ impl Sched {
 
     /// Ms created minus Ms exited, extra Ms included (see `extram`).
     pub fn mcount(&self) -> usize {
-        crate::extram::mcount()
+        crate::mlist::mcount()
     }
 
     /// Ms asleep with no work.
@@ -144,7 +141,7 @@ impl Sched {
         self.npidle.fetch_sub(1, Ordering::SeqCst);
         // A P is busy again: sysmon must watch it (StoreLoad with its
         // deep-sleep check, see sysmon.rs).
-        crate::sysmon::note_busy();
+        crate::bell::note_busy();
         Some(p)
     }
 
@@ -184,7 +181,10 @@ pub fn sched() -> &'static Sched {
 
 #[cold]
 fn start_default() -> &'static Sched {
-    let s = SCHED.get_or_init(|| Sched::new(Config::from_env()));
+    let s = SCHED.get_or_init(|| {
+        crate::wire();
+        Sched::new(Config::from_env())
+    });
     after_start();
     s
 }
@@ -194,10 +194,7 @@ fn start_default() -> &'static Sched {
 fn after_start() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        crate::callback::register_exit_hook();
-        crate::fork::register();
-        crate::extram::ensure_spare();
-        crate::sysmon::start();
+        crate::start_satellites();
     });
 }
 
@@ -212,162 +209,9 @@ pub fn start(config: Config) -> Result<&'static Sched, &'static Config> {
     let mut fresh = false;
     let s = SCHED.get_or_init(|| {
         fresh = true;
+        crate::wire();
         Sched::new(config)
     });
     after_start();
     if fresh { Ok(s) } else { Err(&s.config) }
-}
-
-/// Wakes an idle M with an idle P to look for work, if there is an idle P
-/// and nobody is spinning already (Go's `wakep`).
-pub(crate) fn wakep() {
-    let s = sched();
-    // SeqCst: the producer's load in the pairs above, after `push_global`'s
-    // fence or `barrier::light`; ordered against `pidle_put`'s increment.
-    if s.npidle.load(Ordering::SeqCst) == 0 {
-        return;
-    }
-    // Only one M spins up at a time; the spinning M wakes the next one when
-    // it finds work (`reset_spinning`).
-    // SeqCst: (the compare-exchange) claims the one wake-up. Every update of
-    // `nmspinning` is SeqCst, so this claim and the last spinner's decrement in
-    // `find_runnable` (followed by `barrier::heavy`) fall in one order: a
-    // producer sees 0 and claims, or sees a spinner and leaves the work to it.
-    if s.nmspinning.load(Ordering::Relaxed) != 0
-        || s.nmspinning
-            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-    {
-        return;
-    }
-    start_m(None, true);
-}
-
-/// After making work available: wake an M if Ps are idle and nobody spins.
-///
-/// The barrier pairs with the one in `find_runnable` after an M stops
-/// spinning: either that M sees our work, or we see it idle and wake it.
-/// This is the hot side (every `ready`, every spawn), so it is the light
-/// barrier and the M about to sleep pays the heavy one (`barrier.rs`).
-#[inline]
-pub(crate) fn wakep_if_idle() {
-    crate::barrier::light();
-    let s = sched();
-    let npidle = s.npidle.load(Ordering::Relaxed);
-    if npidle != 0 && s.nmspinning.load(Ordering::Relaxed) == 0 {
-        wakep();
-    } else if npidle == 0 {
-        // Every P is held: if one is held by a thread blocked in plain code,
-        // sysmon should know soon (see `sysmon.rs`, "Plain blocking code").
-        crate::sysmon::note_work_waits();
-    }
-}
-
-/// Gives `p` (or an idle P) to an idle M, or to a new one, and wakes it.
-/// With `spinning`, the caller has already counted the M in `nmspinning`;
-/// if no P is free the count is undone.
-pub(crate) fn start_m(p: Option<&'static P>, spinning: bool) {
-    start_m_or(p, spinning, AtLimit::Fatal)
-}
-
-/// [`start_m`] choosing what happens at the thread limit.
-pub(crate) fn start_m_or(p: Option<&'static P>, spinning: bool, at_limit: AtLimit) {
-    let s = sched();
-    let mut synced = s.synced.lock();
-    let from_idle = p.is_none();
-    let p = match p.or_else(|| s.pidle_get(&mut synced)) {
-        Some(p) => p,
-        None => {
-            drop(synced);
-            if spinning {
-                // SeqCst: undoes `wakep`'s claim, in the one order of
-                // `nmspinning`'s updates (see `wakep`).
-                s.nmspinning.fetch_sub(1, Ordering::SeqCst);
-            }
-            return;
-        }
-    };
-    let m = synced.midle.pop();
-    if m.is_none() && from_idle && crate::netpoll::blocked() {
-        // No idle M, but one is blocked in netpoll: interrupt it rather than
-        // start a thread. The P goes back first, under the lock; the poller
-        // clears `blocked` before it takes an idle P under the same lock, so
-        // either it sees this P or we saw it was no longer blocked.
-        s.pidle_put(&mut synced, p);
-        drop(synced);
-        if spinning {
-            // SeqCst: as above.
-            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
-        }
-        crate::netpoll::netpoll_break();
-        return;
-    }
-    if m.is_some() {
-        s.nmidle.fetch_sub(1, Ordering::Relaxed);
-    }
-    drop(synced);
-    match m {
-        Some(m) => {
-            m.spinning.store(spinning, Ordering::Relaxed);
-            m.nextp.store(p as *const P as *mut P, Ordering::Release);
-            m.note.wakeup();
-        }
-        None => new_m(p, spinning, at_limit),
-    }
-}
-
-/// What [`new_m`] does at the thread limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AtLimit {
-    /// A fatal error, as Go's: the program needs a thread it may not have
-    /// (e.g. every thread holds a locked G) and cannot go on.
-    Fatal,
-    /// sysmon handing on a P it took from a blocked M: the P goes back on
-    /// the idle list (its Gs to the global queue) and the program waits for
-    /// a blocked thread to return. sysmon checks for room before it
-    /// retakes, so this is only the race of two threads starting at once.
-    Stall,
-}
-
-/// Creates an M with a new OS thread that starts holding `p`.
-fn new_m(p: &'static P, spinning: bool, at_limit: AtLimit) {
-    let s = sched();
-    let Ok(m) = crate::extram::register_m(s.config.max_threads) else {
-        if at_limit == AtLimit::Fatal {
-            let msg = format!(
-                "runtime: program exceeds the limit of {} threads gort creates (max_threads, set by {})\n",
-                s.config.max_threads, s.config.max_threads_source
-            );
-            crate::fatal::write_stderr(&[msg.as_bytes()]);
-            crate::throw!("new_m: thread exhaustion");
-        }
-        if spinning {
-            // SeqCst: as above.
-            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
-        }
-        crate::sysmon::thread_limit_stall();
-        // SAFETY: no M holds `p` (it was handed here to start one with), so
-        // its queue is ours to empty.
-        while let Some(g) = unsafe { p.runq.get() } {
-            s.push_global(g);
-        }
-        let mut synced = s.synced.lock();
-        s.pidle_put(&mut synced, p);
-        return;
-    };
-    m.spinning.store(spinning, Ordering::Relaxed);
-    m.nextp.store(p as *const P as *mut P, Ordering::Release);
-    let spawned = std::thread::Builder::new()
-        .name(format!("gort-m{}", m.id))
-        .stack_size(G0_STACK_SIZE)
-        .spawn(move || crate::schedule::mstart(m));
-    if spawned.is_err() {
-        crate::fatal::write_stderr(&[b"runtime: failed to create new OS thread\n"]);
-        crate::throw!("new_m: cannot create an OS thread");
-    }
-}
-
-/// Bookkeeping when an M's thread exits.
-pub(crate) fn m_exited(m: MRef) {
-    crate::extram::unregister_m(m);
 }
