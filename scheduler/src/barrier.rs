@@ -12,8 +12,8 @@
 //! | protocol | hot side (`light`) | rare side (`heavy`) |
 //! |---|---|---|
 //! | no lost wake-up | a producer readies a G, then looks for idle Ps | the last spinning M stops, then re-checks every queue |
-//! | lent P (`preempt.rs`) | a G's M claims its P back at a runtime call | `sysmon` retakes a P after a 10 ms slice |
-//! | `runnext` (`p.rs`) | the owner puts or takes its next G | a thief takes another P's `runnext` |
+//! | lent P (`engine/lend.rs`) | a G's M claims its P back at a runtime call | `sysmon` retakes a P after a 10 ms slice |
+//! | `runnext` (`runq.rs`) | the owner puts or takes its next G | a thief takes another P's `runnext` |
 //!
 //! Linux's `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` runs a full
 //! barrier on every CPU that is running a thread of this process, before it

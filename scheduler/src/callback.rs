@@ -211,7 +211,7 @@ fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
 /// First code of a callback G.
 unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
     // The callback's own code runs with the P lent, as any G's (see
-    // `preempt.rs`): if it blocks in plain code, sysmon moves the P on.
+    // `engine/lend.rs`): if it blocks in plain code, sysmon moves the P on.
     let m = crate::engine::resumed();
     crate::engine::leave_on(m);
     // SAFETY: run_on_extra passed a live &mut Frame and waits for `done`.

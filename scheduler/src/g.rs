@@ -172,7 +172,7 @@ pub struct G {
     status: AtomicU32,
     /// Saved stack pointer while not running (see `arch::context`); 0 for
     /// a G that has not run yet: its first frame is written by the M that
-    /// first runs it (`schedule::resume_sp`), and a traceback shows no frames.
+    /// first runs it (`resume_sp` in `engine/glife.rs`), and a traceback shows no frames.
     pub(crate) sp: AtomicUsize,
     /// Bounds of the current stack, for tracebacks: `[stack_lo, stack_hi)`.
     stack_lo: AtomicUsize,

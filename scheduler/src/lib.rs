@@ -4,42 +4,54 @@
 //! changed in any release. Use the `gort` crate (imported as `runtime`).
 //!
 //! Gs (green threads) run on Ms (OS threads) that hold Ps (the right to run
-//! Gs), as in Go. Read in this order:
+//! Gs), as in Go. The crate reads one way, in three layers; each imports
+//! only the layers below it (`docs/design.md`, "Module map", draws it, and
+//! `tests/module_graph.rs` checks it).
 //!
-//! 1. [`g`]: the G and its status, which says who owns its stack.
-//! 2. [`m`]: the M, its note (how it sleeps), and the current-M lookup that
-//!    survives a G moving between threads.
-//! 3. [`p`]: the P, its status and the lend/retake of a P set aside;
-//!    [`runq`]: its local run queue (crossbeam-deque + `runnext`).
-//! 4. [`sched`]: global state, idle lists, M creation; [`lock_rank`]: the
-//!    one order in which every runtime lock is taken, checked in debug
-//!    builds.
-//! 5. [`schedule`]: the loop — switching, parking, readying, spinning,
-//!    stealing — with the no-lost-wake-up protocol written where it is coded.
-//! 6. [`spawn`], [`join`], [`clock`], [`timer_heap`], [`timer`],
-//!    [`waiter`]: creating Gs, the slot a G's result reaches its joiner
-//!    through, the one clock, the per-P timer heaps, arming timers
-//!    (sleeping Gs, functions), who waits.
-//!    [`waitq`], [`sema`], [`cell`]: the building blocks of `runtime::sync`
-//!    — wait queues that park Gs and block threads (deadlines on the
-//!    timers), Go's runtime semaphore, the cells that hand out locked data.
-//! 7. [`chan`]: Go's channels and `select` (here because they need unsafe
+//! **The data layer** — state, and operations on it that call no
+//! scheduling logic:
+//!
+//! 1. [`g`], [`m`], [`p`]: the G and its status (which says who owns its
+//!    stack), the M and its note (how it sleeps) and the current-M lookup
+//!    that survives a G moving between threads, the P and the lend/retake
+//!    of a P set aside; [`runq`]: a P's run queue (crossbeam-deque +
+//!    `runnext`); [`timer_heap`]: a P's timers.
+//! 2. [`state`]: `Sched`, the global state and idle lists; [`lock_rank`]:
+//!    the one order in which every runtime lock is taken, checked in debug
+//!    builds; [`mlist`]: all Ms counted, and the extra-M list; [`bell`]: the
+//!    flags that wake sysmon.
+//! 3. [`clock`] (the one clock), [`stack`] (G stacks with guard pages in
+//!    one reserved region), [`registry`] (the append-only lists of all Gs
+//!    and Ms a signal handler can walk without locks), [`barrier`] (the
+//!    asymmetric barriers the hot paths rely on), [`config`], [`fatal`],
+//!    [`fork`] (what a forked child may still do: exec), [`bound`],
+//!    [`thread_state`] (what the kernel says of a thread), [`socket`] and
+//!    [`process`] (the system calls `runtime::net` and `runtime::process`
+//!    build on).
+//!
+//! **The engine** — [`engine`]: switching, parking and readying, finding
+//! work and spinning, the M and G life cycles, the hand-off of Ps, with the
+//! no-lost-wake-up protocol written where it is coded. Its rooms are
+//! private; satellites use the API its root re-exports.
+//!
+//! **Satellites** — built on the engine's API:
+//!
+//! 4. [`spawn`], [`join`], [`timer`], [`waiter`]: creating Gs, the slot a
+//!    G's result reaches its joiner through, arming timers (sleeping Gs,
+//!    functions), who waits (a G or a plain thread).
+//!    [`sync_queue`], [`sema`], [`cell`]: the building blocks of
+//!    `runtime::sync` — wait queues that park Gs and block threads
+//!    (deadlines on the timers), Go's runtime semaphore, the cells that
+//!    hand out locked data.
+//! 5. [`chan`]: Go's channels and `select` (here because they need unsafe
 //!    code: waiters' records live on their stacks, as Go's sudogs).
-//! 8. [`syscall`], [`sysmon`], [`preempt`], [`thread_state`]: calls out of
-//!    the runtime that set the P aside, the P a G's user code holds only
-//!    loosely, the monitor thread that retakes either, and what the kernel
-//!    tells it of a thread (running, or asleep in plain blocking code).
-//! 9. [`netpoll`], [`socket`], [`process`]: Gs parked on sockets (epoll),
-//!    the socket system calls `runtime::net` builds on, and the process
-//!    calls (pidfd, `kill`) `runtime::process` builds on.
-//! 10. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
-//!     callbacks from foreign threads.
-//! 11. [`stack`]: G stacks with guard pages in one reserved region.
-//! 12. [`registry`]: the append-only lists of all Gs and Ms a signal
-//!     handler can walk without locks.
-//! 13. [`config`], [`stats`], [`fatal`], [`barrier`] (the asymmetric
-//!     barriers the hot paths of the protocols above rely on), [`fork`]
-//!     (what a forked child may still do: exec).
+//! 6. [`syscall`], [`sysmon`], [`preempt`]: calls out of the runtime that
+//!    set the P aside, the monitor thread that retakes a P from them or from
+//!    a G's long user code, and the demotion of a thread that lost its P.
+//! 7. [`netpoll`]: Gs parked on sockets (epoll).
+//! 8. [`extram`], [`callback`]: the extra-M pool (`needm`/`dropm`) and
+//!    callbacks from foreign threads.
+//! 9. [`deadlock`] (Go's `checkdead`), [`stats`].
 //!
 //! Design notes: `docs/design.md`. Users do not depend on this crate
 //! directly; they use `runtime`.
@@ -76,13 +88,13 @@ pub mod spawn;
 pub mod stack;
 pub mod state;
 pub mod stats;
+pub mod sync_queue;
 pub mod syscall;
 pub mod sysmon;
 pub mod thread_state;
 pub mod timer;
 pub mod timer_heap;
 pub mod waiter;
-pub mod waitq;
 
 pub use bound::ThreadBound;
 pub use callback::{CallbackError, callback};

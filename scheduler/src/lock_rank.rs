@@ -17,7 +17,7 @@
 //! | [`TickerPeriod`](Rank::TickerPeriod) | `runtime::time::Ticker`: the period | the ticker's timer |
 //! | [`Chan`](Rank::Chan) | a channel (`chan::lock`, a spin lock) | other channels (lower addresses), the subscriptions (delivery), a ticker's timer (a tick) |
 //! | [`PollDesc`](Rank::PollDesc) | a poll descriptor (`netpoll`) | — |
-//! | [`WaitQueue`](Rank::WaitQueue) | a `runtime::sync` wait queue (`waitq`: condition variable, wait group, semaphore, barrier) | — |
+//! | [`WaitQueue`](Rank::WaitQueue) | a `runtime::sync` wait queue (`sync_queue`: condition variable, wait group, semaphore, barrier) | — |
 //! | [`SemaQueue`](Rank::SemaQueue) | a runtime semaphore's queue (`sema`: the mutexes of `runtime::sync`) | a condition variable's queue |
 //! | [`Synced`](Rank::Synced) | `Sched::synced`: idle Ms and Ps | channels |
 //! | [`TimerHeap`](Rank::TimerHeap) | a P's timer heap | channels, a poll descriptor, a wait queue |

@@ -3,7 +3,7 @@
 //! An M runs its scheduler loop on its own thread stack (its `g0` context),
 //! switches to a G to run it, and gets control back when the G parks, yields
 //! or exits (unless the G switches straight to the next G, see
-//! `schedule.rs`). It needs a P to run Gs. Ms are never freed: they live in
+//! `engine/`). It needs a P to run Gs. Ms are never freed: they live in
 //! [`ALLMS`], which a signal handler can walk.
 
 use crate::g::{G, GRef};
@@ -78,7 +78,7 @@ impl Note {
     }
 }
 
-/// How a parked G releases its waker: `unlock(data)` (see `schedule::park`).
+/// How a parked G releases its waker: `unlock(data)` (see `engine::park`).
 pub(crate) type Unlock = (unsafe fn(*mut ()) -> bool, *mut ());
 
 /// Work an M must finish for the context it just left, run by whatever runs
@@ -144,7 +144,7 @@ pub struct M {
     /// the G yields at its next `preempt_point` (see `preempt.rs`).
     pub(crate) preempt: AtomicBool,
     /// Whether sysmon lowered this thread's priority while its G ran
-    /// without a P: see `preempt::Demotion` for the states and who writes
+    /// without a P: see `Demotion` for the states and who writes
     /// them.
     pub(crate) demotion: core::sync::atomic::AtomicU8,
     /// The nice value the thread had before sysmon demoted it.
@@ -153,7 +153,7 @@ pub struct M {
     /// (runtime clock; `preempt::lost_p`).
     pub(crate) returned_at: core::sync::atomic::AtomicU64,
     /// The P left behind by a syscall (or lent to a G's user code, see
-    /// `preempt.rs`) and the state word it was left in.
+    /// `engine/lend.rs`) and the state word it was left in.
     pub(crate) oldp: AtomicPtr<P>,
     pub(crate) oldp_word: core::sync::atomic::AtomicU64,
     /// This M's claim on the P it lent (`P::take_back_lent`).

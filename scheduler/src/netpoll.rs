@@ -67,7 +67,7 @@
 //! - `sysmon` polls when nobody has for 10 ms (all Ps busy), comparing a
 //!   poll count across its ticks (a poll reads no clock).
 //!
-//! Deadlines are ordinary per-P timers (`timer.rs`, target `Io`): a G that
+//! Deadlines are ordinary per-P timers (`timer_heap.rs`, function timers): a G that
 //! parks with a deadline arms one; when it fires, it takes the G off the
 //! waiters if it is still there (matched by a per-wait token) and makes it
 //! runnable with the outcome `TimedOut`. A timer for a wait that already

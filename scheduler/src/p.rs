@@ -35,9 +35,9 @@ pub enum PStatus {
     Syscall = 2,
     /// Its M runs user code of a G (between two runtime calls) and lends
     /// the P loosely, as in a syscall: the M claims it back at the G's next
-    /// runtime call (`preempt::enter`, [`P::take_back_lent`]), and `sysmon`
+    /// runtime call (`engine::enter`, [`P::take_back_lent`]), and `sysmon`
     /// may retake it when the same G has kept it for a whole time slice
-    /// while other work waits. See `preempt.rs`.
+    /// while other work waits. See `engine/lend.rs`.
     Lent = 3,
     /// `sysmon` is retaking a `Lent` P (compare and swap from that exact
     /// `Lent` word) and checks, behind a heavy barrier, whether the M
@@ -154,7 +154,7 @@ impl P {
         self.set_aside(PStatus::Syscall)
     }
 
-    /// Owner: lends the P while its G runs user code (see `preempt.rs`);
+    /// Owner: lends the P while its G runs user code (see `engine/lend.rs`);
     /// same contract as [`P::enter_syscall`].
     pub(crate) fn lend(&self) -> u64 {
         self.set_aside(PStatus::Lent)

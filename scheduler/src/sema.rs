@@ -22,7 +22,7 @@
 use crate::g::WaitReason;
 use crate::m::current_m;
 use crate::state::try_sched;
-use crate::waitq::{WaitOptions, WaitQueue, Woken};
+use crate::sync_queue::{WaitOptions, WaitQueue, Woken};
 use core::sync::atomic::Ordering;
 use std::time::Instant;
 

@@ -118,7 +118,7 @@ fn spawn_on(
     let parent = m.and_then(|m| m.curg()).map_or(0, |g| g.goid());
     let untouched = stack.untouched();
     // The stack is left untouched: the M that first runs the G writes its
-    // initial frame (`schedule::resume_sp`), so a burst of spawns does not
+    // initial frame (`resume_sp` in `engine/glife.rs`), so a burst of spawns does not
     // take every first-touch page fault on the spawning thread. A saved sp
     // of 0 says "not started".
     // SAFETY: g came off a free list (Idle) and is ours; so is the stack.
@@ -127,7 +127,7 @@ fn spawn_on(
     // (rather than exit) needs a fresh stack page each, and the first write
     // to it, a page fault, is most of what it costs to run such a G. When
     // this P's queue is long and starting Gs find no warm stack to trade
-    // for (`schedule::no_warm_stacks`: Gs are not exiting), the spawner
+    // for (`engine::no_warm_stacks`: Gs are not exiting), the spawner
     // takes that fault here instead, so the fault work splits between the
     // spawner and the runners rather than queueing behind the runners
     // (1,000,000 parked Gs: the runners' faults alone took ~2.5 s, for

@@ -44,7 +44,7 @@ pub struct Sched {
     pub(crate) npidle: AtomicUsize,
     /// Length of `synced.midle`, readable without the lock.
     pub(crate) nmidle: AtomicUsize,
-    /// Ms looking for work. See `schedule.rs` for the protocol.
+    /// Ms looking for work. See `engine/mod.rs` for the protocol.
     pub(crate) nmspinning: AtomicUsize,
     /// Free G structs beyond the Ps' own lists.
     pub(crate) gfree: RankedMutex<Vec<GRef>>,
@@ -147,7 +147,7 @@ impl Sched {
 
     /// Queues `g` on the global queue, then a full fence: the StoreLoad
     /// half of the hand-shake with a P going idle (`recheck_after_idle` in
-    /// `schedule.rs`), which a lock-free queue does not give by itself.
+    /// `engine/handoff.rs`), which a lock-free queue does not give by itself.
     /// Every push to the global queue goes through here.
     pub(crate) fn push_global(&self, g: crate::g::GRef) {
         self.global.push(g);

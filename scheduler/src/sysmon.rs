@@ -14,7 +14,7 @@
 //!   when other work waits (its local queue or the global queue is not
 //!   empty, or no M is idle or spinning to pick work up) or after 10 ms
 //!   regardless, and handed to another M (Go's `retake`).
-//! - A P *lent* to a G's user code (`PStatus::Lent`, see `preempt.rs`)
+//! - A P *lent* to a G's user code (`PStatus::Lent`, see `engine/lend.rs`)
 //!   whose M's thread is asleep in the kernel — plain code that blocked
 //!   without telling the runtime: `std::thread::sleep`, blocking std I/O,
 //!   a std lock, a C library — is retaken by the same rule as a syscall,
@@ -25,7 +25,7 @@
 //!   queue, the global queue, a due timer): a long loop without a runtime
 //!   call. The M keeps running that G without a P and takes a P back at the
 //!   G's next runtime call; its `preempt` flag makes `preempt_point` yield,
-//!   and its thread's priority is lowered meanwhile (`preempt::Demotion`).
+//!   and its thread's priority is lowered meanwhile (`m::Demotion`).
 //! - When Gs wait for I/O, no M is blocked in netpoll and nobody polled for
 //!   10 ms (every P busy), it polls and queues the ready Gs globally.
 //!
@@ -63,7 +63,7 @@
 //!   a second (one relaxed load on the M's side otherwise).
 //!
 //! The race of a thread that leaves the kernel just as sysmon retakes its
-//! P is the lent-P race of `preempt.rs` unchanged: the retake goes through
+//! P is the lent-P race of `engine/lend.rs` unchanged: the retake goes through
 //! `Retaking` and the M's claim (`P::take_back_lent` has the table), so
 //! either the M keeps its P or it finds it gone at its next runtime call.
 //!

@@ -38,7 +38,7 @@ impl ThreadWaiter {
             BLOCKED_THREADS.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
             // A thread that starts waiting on a G after the last M went to
             // sleep may complete a deadlock that no M will look at: have
-            // sysmon look (`schedule::check_dead`).
+            // sysmon look (`deadlock::check_dead`).
             if let Some(s) = crate::state::try_sched()
                 && s.npidle() == s.procs()
             {

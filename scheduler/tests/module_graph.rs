@@ -29,11 +29,12 @@ const DATA: &[&str] = &[
     "m",
     "mlist",
     "p",
+    "process",
     "registry",
     "runq",
+    "socket",
     "stack",
     "state",
-    "sys",
     "thread_state",
     "timer_heap",
 ];

@@ -14,7 +14,7 @@
 //! so a waiting G shows `[sync.Cond.Wait]` in a dump.
 
 use scheduler::WaitReason;
-use scheduler::waitq::{WaitOptions, WaitQueue, Woken};
+use scheduler::sync_queue::{WaitOptions, WaitQueue, Woken};
 
 /// Lets `n` Gs or threads wait until all of them have arrived, then
 /// releases them together; reusable round after round.

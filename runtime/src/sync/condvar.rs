@@ -20,7 +20,7 @@
 use crate::sync::deadline_after;
 use crate::sync::mutex::MutexGuard;
 use scheduler::WaitReason;
-use scheduler::waitq::{WaitOptions, WaitQueue, Woken};
+use scheduler::sync_queue::{WaitOptions, WaitQueue, Woken};
 use std::time::{Duration, Instant};
 
 /// A condition variable whose waiters park (Gs) or block (threads).

@@ -24,7 +24,7 @@
 //!
 //! Files, one primitive each: [`mutex`](Mutex), `rwlock`, `condvar`,
 //! `waitgroup`, `once`, `once_lock`, `semaphore`, `barrier`. The unsafe building blocks are in the
-//! scheduler crate: `scheduler::waitq` (wait queues: park or block, with
+//! scheduler crate: `scheduler::sync_queue` (wait queues: park or block, with
 //! deadlines), `scheduler::sema` (Go's runtime semaphore),
 //! `scheduler::cell` (the data a lock guards, borrow-checked).
 //!

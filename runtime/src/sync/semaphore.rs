@@ -31,7 +31,7 @@
 
 use crate::sync::deadline_after;
 use scheduler::WaitReason;
-use scheduler::waitq::{QueueGuard, WaitOptions, WaitQueue, Woken};
+use scheduler::sync_queue::{QueueGuard, WaitOptions, WaitQueue, Woken};
 use std::time::{Duration, Instant};
 
 /// A counting semaphore of `capacity` permits whose waiters park (Gs) or

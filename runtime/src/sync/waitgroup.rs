@@ -11,7 +11,7 @@
 
 use crate::sync::deadline_after;
 use scheduler::WaitReason;
-use scheduler::waitq::{WaitOptions, WaitQueue, Woken};
+use scheduler::sync_queue::{WaitOptions, WaitQueue, Woken};
 use std::time::Duration;
 
 /// Waits for a collection of Gs to finish, as Go's `sync.WaitGroup`:

@@ -32,7 +32,7 @@
 //! Wake-ups are delivered after the lock is released (`Wakeup`), and a
 //! woken G goes to the waker's P's `runnext`: in a ping-pong, the sender
 //! then parks on its own receive and its M switches straight to the
-//! receiver (the G-to-G switch in `schedule::switch_from_g`), never
+//! receiver (the G-to-G switch in `engine::switch_from_g`), never
 //! through the scheduler loop.
 //!
 //! # Locks
@@ -42,7 +42,7 @@
 //! locks are released by the park callback once its registers are saved).
 //! Lock order: channel locks in **increasing address order** (a `select`
 //! takes all of its channels' locks that way, each once), before every
-//! scheduler lock (`sched.rs`): a wait with a deadline arms its timer (a P's
+//! scheduler lock (`state.rs`): a wait with a deadline arms its timer (a P's
 //! timer heap, then possibly `Sched::synced` to wake an M, one after the
 //! other) while holding its channel locks. A waker never holds a channel
 //! lock while readying a G.

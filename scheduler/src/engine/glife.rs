@@ -80,7 +80,7 @@ pub(super) unsafe extern "C" fn g_entry(data: usize, _arg: usize) -> ! {
     // SAFETY: spawn passes the G's own address, and Gs live forever.
     let g = GRef(unsafe { &*(data as *const G) });
     let m = resumed();
-    // The G's own code runs with the P lent (see `preempt.rs`).
+    // The G's own code runs with the P lent (see `lend.rs`).
     super::lend::leave_on(m);
     // SAFETY: first and only call, by the G itself.
     if let Some(entry) = unsafe { g.take_entry() } {

@@ -214,7 +214,7 @@ pub(crate) fn leave_on(m: MRef) {
 #[inline(never)]
 pub(crate) fn exit_syscall_slow(m: MRef) {
     let Some(g) = m.curg() else { return };
-    // An M that must retire (see `preempt::Demotion`) takes no P: its G
+    // An M that must retire (see `m::Demotion`) takes no P: its G
     // goes on on another M.
     if !m.exit_requested.load(Ordering::Relaxed) && take_idle_p(m) {
         g.set_status(GStatus::Running);

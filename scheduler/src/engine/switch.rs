@@ -196,7 +196,7 @@ pub fn lock_os_thread() {
     let Some(m) = current_m() else { return };
     let Some(g) = m.curg() else { return };
     // A thread about to retire (it could not go back from nice 19, see
-    // `preempt::Demotion`) stays for the G that locks itself to it, at low
+    // `m::Demotion`) stays for the G that locks itself to it, at low
     // priority: the lock is the G's to keep. (The other setter of
     // `exit_requested` is a locked G's exit, which cannot get here.)
     m.exit_requested.store(false, Ordering::Relaxed);
