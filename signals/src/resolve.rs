@@ -217,6 +217,18 @@ pub fn latest() -> Option<&'static Answer> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// Set when the thread has indexed the executable and prepared what most
+/// dumps need (see `Thread::warm_up`).
+static PREPARED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the symbolizer thread has indexed the executable and prepared
+/// what most dumps need: from here on a dump waits only for its own
+/// addresses (a dump before waits for that work too, but is answered
+/// between its steps). For benchmarks and tests. Async-signal-safe.
+pub fn prepared() -> bool {
+    PREPARED.load(Ordering::Acquire)
+}
+
 /// Set when a request went unanswered: later dumps of this process (the
 /// other Ms' sections in crash mode) do not wait again, they print with
 /// what [`latest`] has.
@@ -364,12 +376,16 @@ fn thread_main() {
     };
     // The executable's symbols and debug info index, ready before any dump
     // asks (a few ms of this thread's time at start-up, off every other
-    // thread's path).
+    // thread's path). The module list first, in case the thread was
+    // started before the crate's `init` made it (once; later calls return
+    // it).
+    modules::init();
     t.binaries.get(0);
     PROGRESS.fetch_add(1, Ordering::Relaxed);
     // Then, still before any dump, what most dumps need (see `warm_up`);
     // a dump that comes meanwhile is answered first.
     t.warm_up();
+    PREPARED.store(true, Ordering::Release);
     loop {
         // Sites taken during the warm-up or a previous walk, then any new
         // request's.

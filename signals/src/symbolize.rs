@@ -468,10 +468,11 @@ fn rows_at_sites<'a>(
             }
         }
     }
-    // A call inlined whole leaves no row at its line (its instructions are
-    // the callee's lines): the inlined subroutines called from the site
-    // stand for it, with the call's line and column as their own.
-    files.retain(|&(_, si)| found[si].1.is_empty());
+    // A call inlined whole leaves no row at its column, often none at its
+    // line (its instructions are the callee's lines; rows there may be the
+    // G's own closure): the inlined subroutines called from the site stand
+    // for it, with the call's line and column as their own.
+    files.retain(|&(_, si)| found[si].0.is_empty());
     if !files.is_empty() {
         inlined_calls_at_sites(dwarf, unit, sites, &files, found);
     }

@@ -107,11 +107,18 @@ fn created_by_names_the_function_that_called_go_at_the_line_of_the_call() {
             Some(format!("created by {spawner}").as_str()),
             "{name}:\n{block}"
         );
-        // The call's line: `.spawn(` after the `.name(..)` line.
-        let want_line = 2 + src
+        // The call's line: the first `.spawn(` from the `.name(..)` on.
+        let named_at = src
             .lines()
             .position(|l| l.contains(&format!(".name(\"{name}\")")))
             .expect("the spawn line");
+        let want_line = 1
+            + named_at
+            + src
+                .lines()
+                .skip(named_at)
+                .position(|l| l.contains(".spawn("))
+                .expect("the spawn call");
         let file_line = created.get(1).copied().unwrap_or("");
         assert!(
             file_line.starts_with('\t')

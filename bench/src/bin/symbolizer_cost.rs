@@ -62,12 +62,28 @@ fn main() {
     let size = std::fs::metadata(&exe).map_or(0, |m| m.len());
     // Start-up: the thread alone (idempotent: the runtime's init then finds
     // it started), then the runtime's first use.
-    let t = Instant::now();
+    let started = Instant::now();
     signals::resolve::start();
-    let thread_start = t.elapsed();
+    let thread_start = started.elapsed();
     let t = Instant::now();
     runtime::go(|| ()).join().unwrap();
     let runtime_start = t.elapsed();
+    // `prepared`: first wait (polling) until the symbolizer thread has
+    // indexed the binary and prepared what most dumps need, and report how
+    // long that took after the thread started and what it cost; then ask.
+    // Without it the first request comes at once, as a crash in the first
+    // G would.
+    if std::env::args().nth(1).as_deref() == Some("prepared") {
+        let c = cpu();
+        while !signals::resolve::prepared() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        println!(
+            "prepared_ms={:.2} cpu_ms={:.2}",
+            started.elapsed().as_secs_f64() * 1e3,
+            cpu().saturating_sub(c).as_secs_f64() * 1e3
+        );
+    }
     // Crash time: the first answer reads the debug info.
     let (first, first_cpu, named) = ask(&[
         first_target as *const () as usize + 1,

@@ -68,14 +68,11 @@ fn spawns_a_function() {
 }
 
 #[inline(never)]
+#[rustfmt::skip]
 fn spawns_from_a_closure() {
-    (0..1).for_each(|_| {
-        drop(
-            runtime::GoBuilder::new()
-                .name("in_closure")
-                .spawn(move || parked_for(3600)),
-        )
-    });
+    // One line on purpose: the function, the closure that spawns and the
+    // G's own closure all have code on it.
+    (0..1).for_each(|_| drop(runtime::GoBuilder::new().name("in_closure").spawn(move || parked_for(3600))));
 }
 
 /// Symptom: `created by` names the G's own closure (one level too deep) or
@@ -337,4 +334,31 @@ pub fn in_foreign_callback() {
 #[inline(never)]
 fn callback_that_faults() {
     std::hint::black_box(crash_here_with_null_read());
+}
+
+/// Not a crash: how long after the runtime's first use the symbolizer
+/// thread has indexed this (large) binary and prepared what most dumps
+/// need, and the process CPU that took (docs/benchmarks.md). A dump before
+/// that waits for part of it.
+pub fn symbolizer_prepared() {
+    let cpu = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime fills the struct we pass.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    };
+    let (t, c) = (std::time::Instant::now(), cpu());
+    runtime::go(|| ()).join().unwrap();
+    println!("first_use_ms={:.2}", t.elapsed().as_secs_f64() * 1e3);
+    while !signals::resolve::prepared() {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    println!(
+        "prepared_ms={:.2} cpu_ms={:.2}",
+        t.elapsed().as_secs_f64() * 1e3,
+        (cpu() - c).as_secs_f64() * 1e3
+    );
 }

@@ -580,6 +580,7 @@ fn main() {
         ("crash_noalloc", crash_noalloc),
         ("crash_quit_dumps_all", crash_scenarios::quit_dumps_all),
         ("crash_created_by_sites", crash_scenarios::created_by_sites),
+        ("symbolizer_prepared", crash_scenarios::symbolizer_prepared),
         (
             "crash_dumps_all_threads",
             crash_scenarios::crash_dumps_all_threads,
