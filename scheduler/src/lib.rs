@@ -91,6 +91,8 @@ pub mod stats;
 pub mod sync_queue;
 pub mod syscall;
 pub mod sysmon;
+#[cfg(test)]
+mod test_support;
 pub mod thread_state;
 pub mod timer;
 pub mod timer_heap;

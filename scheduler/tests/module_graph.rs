@@ -95,6 +95,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Unit tests in files of their own (`engine/tests.rs`, `stack/tests/`)
+/// and the support they share (`test_support.rs`): like a file's inline
+/// test module, they may use anything to drive the code under test.
+fn is_test_code(module: &str) -> bool {
+    module == "test_support" || module.split("::").any(|part| part == "tests")
+}
+
 /// The code of a file without comments, string literals and its unit-test
 /// module (tests may use anything; what they use is not the design).
 fn code_of(text: &str) -> String {
@@ -236,7 +243,7 @@ fn read_graph() -> Graph {
     let mut inline_paths = 0;
     for f in &files {
         let from = module_of(&src, f);
-        if from.is_empty() {
+        if from.is_empty() || is_test_code(&from) {
             continue;
         }
         let code = code_of(&std::fs::read_to_string(f).unwrap());

@@ -10,16 +10,10 @@
 
 use super::select::{Mode, RecvArm, Selected, select};
 use super::*;
-use crate::g::Entry;
-use crate::spawn::SpawnOptions;
-use std::sync::Mutex;
+use crate::test_support::{LIMIT, go};
 use std::sync::atomic::AtomicUsize as Count;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// How long a party may take to reach a queue (a loaded 2-CPU machine, a
-/// debug build, qemu-user).
-const LIMIT: Duration = Duration::from_secs(30);
 
 /// `(receivers, senders)` queued on `chan` now.
 fn queued<T>(chan: &Chan<T>) -> (usize, usize) {
@@ -38,30 +32,6 @@ fn wait_queued<T>(chan: &Chan<T>, want: (usize, usize)) {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-/// A G running `f` once.
-struct Run(Mutex<Option<Box<dyn FnOnce() + Send>>>);
-
-impl Entry for Run {
-    fn run(&self) {
-        let f = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(f) = f {
-            f();
-        }
-    }
-}
-
-/// Starts a G running `f`.
-#[track_caller]
-fn go(f: impl FnOnce() + Send + 'static) {
-    let run = Arc::new(Run(Mutex::new(Some(Box::new(f)))));
-    let opts = SpawnOptions {
-        name: Some(Arc::from("chan-test")),
-        stack_size: None,
-        site: core::panic::Location::caller(),
-    };
-    crate::spawn(run, opts).expect("spawn a G");
 }
 
 /// Counts drops, to tell a value moved from a value lost or dropped twice.

@@ -30,6 +30,9 @@
 //!   the G's next runtime call (its own essay), and the way back for a G
 //!   whose P was retaken.
 //! - [`hooks`]: what the engine calls in satellites.
+//! - `tests.rs`: unit tests of the hand-shakes on real Ms and Ps (park
+//!   racing ready, the `runnext` hand-off, a P handed off from a system
+//!   call, a lent P retaken and taken back).
 //!
 //!
 //! # Switching
@@ -74,6 +77,8 @@ pub mod hooks;
 mod lend;
 mod mloop;
 mod switch;
+#[cfg(test)]
+mod tests;
 
 // The narrow API. Users of the scheduler crate: parking and readying Gs,
 // yielding, locking a G to its thread.
