@@ -14,7 +14,7 @@
 //! memory, ~50 µs to start) that reads the debug info of the modules only
 //! when a dump needs it, lazily, per compilation unit.
 //!
-//! The handler side ([`request`]) stays async-signal-safe: it copies the
+//! The handler side ([`Request`]) stays async-signal-safe: it copies the
 //! addresses into static atomics, bumps a futex word, and waits on another
 //! futex word with a deadline — no allocation, no lock that ordinary code
 //! may hold (the request slot is a try-lock only dumps take; a dump that
@@ -38,6 +38,22 @@
 //! reads ANSWER (acquire) if seq matches
 //! unlock SLOT
 //! ```
+//!
+//! A dump may also send a request without waiting ([`Request::prefetch`]:
+//! the crasher's own stack, while it walks the other Gs) and ask again
+//! with everything; the thread resolves what the second request adds.
+//! Spawn sites (`created by`) come after the addresses: the thread answers
+//! the addresses, then looks the sites up and bumps `SITES_SEQ`, for
+//! which a dump waits briefly ([`SITES_WAIT_NS`]).
+//!
+//! # Start-up work
+//!
+//! Once started, the thread indexes the executable (its symbols and the
+//! units' address ranges), then warms up: it parses the units that hold
+//! the runtime's park and switch code (in an optimised single-unit build,
+//! the whole program) and builds the index of which units name which
+//! source files. Longer work polls for requests between its steps, so a
+//! dump that comes early waits for the index, not for the rest.
 //!
 //! An answer is never freed: a dump may hold it until the process ends.
 //! Each answer has everything resolved so far (later dumps often need

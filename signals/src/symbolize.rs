@@ -459,13 +459,7 @@ fn rows_at_sites<'a>(
                 gimli::ColumnType::LeftEdge => 0,
                 gimli::ColumnType::Column(c) => c.get(),
             };
-            let (exact, at_line) = &mut found[si];
-            if sites[si].column != 0 && column == u64::from(sites[si].column) && exact.len() < 64 {
-                exact.push(row.address());
-            }
-            if at_line.len() < 64 {
-                at_line.push(row.address());
-            }
+            record(&mut found[si], &sites[si], row.address(), column);
         }
     }
     // A call inlined whole leaves no row at its column, often none at its
@@ -475,6 +469,19 @@ fn rows_at_sites<'a>(
     files.retain(|&(_, si)| found[si].0.is_empty());
     if !files.is_empty() {
         inlined_calls_at_sites(dwarf, unit, sites, &files, found);
+    }
+}
+
+/// Records code of `site`'s line at `addr` (in `column`): among the
+/// addresses at its line and, if the column is the site's, at its column
+/// too (at most 64 of each).
+fn record(found: &mut (Vec<u64>, Vec<u64>), site: &Site<'_>, addr: u64, column: u64) {
+    let (exact, at_line) = found;
+    if site.column != 0 && column == u64::from(site.column) && exact.len() < 64 {
+        exact.push(addr);
+    }
+    if at_line.len() < 64 {
+        at_line.push(addr);
     }
 }
 
@@ -515,13 +522,7 @@ fn inlined_calls_at_sites<'a>(
             else {
                 continue;
             };
-            let (exact, at_line) = &mut found[si];
-            if sites[si].column != 0 && column == u64::from(sites[si].column) && exact.len() < 64 {
-                exact.push(addr);
-            }
-            if at_line.len() < 64 {
-                at_line.push(addr);
-            }
+            record(&mut found[si], &sites[si], addr, column);
         }
     }
 }

@@ -82,7 +82,10 @@ pub fn created_by_sites() {
     spawns_with_a_closure();
     spawns_a_function();
     spawns_from_a_closure();
-    while runtime::stats().waiting_gs < 3 {
+    // What is checked is the name, not how early it is ready: wait until
+    // the symbolizer has its index (a dump before it waits 50 ms at most
+    // for spawn sites, which a loaded machine can exceed in a debug build).
+    while runtime::stats().waiting_gs < 3 || !signals::resolve::prepared() {
         std::thread::sleep(Duration::from_millis(1));
     }
     println!("ready");
