@@ -153,8 +153,8 @@ fn hidden_without_lines(name: &str) -> bool {
 fn frame(o: &mut Out, f: &Frames, i: usize, style: Style, keep_top: bool) -> bool {
     let pc = f.pcs[i];
     let lookup = f.lookup(i);
-    let show = |name: &str, first: bool| {
-        style.system || (keep_top && first) || !symbolize::is_runtime_function(name)
+    let show = |s: &resolve::SourceFrame<'_>, first: bool| {
+        style.system || (keep_top && first) || !symbolize::is_runtime_frame(s.function, s.file)
     };
     if let Some((mut source, entry)) = style.answer.and_then(|a| a.frames(lookup)) {
         // Inlined frames first; the suffix goes on the last line printed.
@@ -162,7 +162,7 @@ fn frame(o: &mut Out, f: &Frames, i: usize, style: Style, keep_top: bool) -> boo
         let mut first = true;
         let mut any = false;
         for s in source.by_ref() {
-            if show(s.function, first) {
+            if show(&s, first) {
                 if let Some(p) = pending.take() {
                     source_lines(o, p);
                     o.nl();

@@ -165,7 +165,7 @@ impl<'a> Binary<'a> {
                     .function
                     .as_ref()
                     .and_then(|n| n.raw_name().ok())
-                    .map(|raw| demangle(&raw));
+                    .map(|raw| legacy_closures(demangle(&raw)));
                 let (file, line, column) = match f.location {
                     Some(l) => (
                         l.file.map(str::to_string),
@@ -182,13 +182,17 @@ impl<'a> Binary<'a> {
                 });
             }
         }
-        // The outermost frame is the real function: the symbol table can
-        // name it when DWARF does not (or when there is no DWARF).
+        // The outermost frame is the real function: the symbol table names
+        // it, and the same way at every debug-info level (DWARF without
+        // linkage names, `debug = "limited"` or `"line-tables-only"`, has
+        // names of its own: `{impl#3}` for `<T as Trait>`), or when DWARF
+        // does not name it at all (or there is no DWARF).
         match frames.last_mut() {
-            Some(Loc {
-                function: f @ None, ..
-            }) => *f = self.symbol(probe).map(|s| demangle(s.1)),
-            Some(_) => {}
+            Some(Loc { function: f, .. }) => {
+                if let Some((_, name)) = self.symbol(probe) {
+                    *f = Some(demangle(name));
+                }
+            }
             None => {
                 if let Some((_, name)) = self.symbol(probe) {
                     frames.push(Loc {
@@ -544,6 +548,41 @@ pub fn demangle(raw: &str) -> String {
     }
 }
 
+/// A name from DWARF with closures spelled as the symbol table spells them
+/// (`{{closure}}`): DWARF names without a linkage name (`debug =
+/// "limited"` or `"line-tables-only"`) say `{closure#0}`, so the same
+/// closure would print two ways within one dump.
+fn legacy_closures(name: String) -> String {
+    if !name.contains("{closure") {
+        return name;
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name.as_str();
+    // `{closure#N}` (the function) and `{closure_env#N}` (its type, in
+    // generic arguments).
+    while let Some(at) = rest.find("{closure") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + "{closure".len()..];
+        let num = tail
+            .strip_prefix('#')
+            .or_else(|| tail.strip_prefix("_env#"))
+            .filter(|t| t.starts_with(|c: char| c.is_ascii_digit()));
+        let digits = num.map_or(0, |t| t.bytes().take_while(u8::is_ascii_digit).count());
+        match num {
+            Some(t) if t.as_bytes().get(digits) == Some(&b'}') => {
+                out.push_str("{{closure}}");
+                rest = &t[digits + 1..];
+            }
+            _ => {
+                out.push_str("{closure");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Function symbols of `.symtab`, else `.dynsym`: see [`Binary::symbols`].
 fn function_symbols<'a>(file: &object::File<'a>) -> Vec<(u64, u64, &'a str)> {
     let mut v: Vec<(u64, u64, bool, &'a str)> = Vec::new();
@@ -573,6 +612,23 @@ pub fn build_id_hex(file: &object::File<'_>) -> Option<String> {
     Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// [`is_runtime_function`] for a source frame, whose file also tells: DWARF
+/// without linkage names (`debug = "limited"` or `"line-tables-only"`)
+/// names inlined functions without their path (`catch_unwind<..>` for
+/// `std::panicking::catch_unwind`), so an unqualified name is the
+/// runtime's glue when its file is one of std's that the glue lives in.
+pub fn is_runtime_frame(name: &str, file: &str) -> bool {
+    const GLUE_FILES: &[&str] = &[
+        "/library/std/src/panicking.rs",
+        "/library/std/src/panic.rs",
+        "/library/core/src/panic/unwind_safe.rs",
+        "/library/core/src/ops/function.rs",
+    ];
+    let path = name.split('<').next().unwrap_or(name);
+    is_runtime_function(name)
+        || (!path.contains("::") && GLUE_FILES.iter().any(|f| file.ends_with(f)))
+}
+
 /// Whether a source frame belongs to the runtime or to the glue between it
 /// and the user's closure (hidden below `GORT_TRACEBACK=system`).
 pub fn is_runtime_function(name: &str) -> bool {
@@ -586,7 +642,48 @@ pub fn is_runtime_function(name: &str) -> bool {
         "std::panic::catch_unwind",
         "__rust_try",
         "<core::panic::unwind_safe::AssertUnwindSafe",
+        // The same glue as DWARF without linkage names calls it.
+        "core::panic::unwind_safe::",
         "core::ops::function::FnOnce::call_once",
     ];
     PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_runtime_frame, legacy_closures};
+
+    #[test]
+    fn closures_are_spelled_as_the_symbol_table_spells_them() {
+        let n = |s: &str| legacy_closures(s.to_string());
+        assert_eq!(
+            n("a::b::{closure#0}::{closure#12}"),
+            "a::b::{{closure}}::{{closure}}"
+        );
+        assert_eq!(n("a::b::{{closure}}"), "a::b::{{closure}}");
+        assert_eq!(n("a::{closure#x}"), "a::{closure#x}");
+        assert_eq!(n("a::{closure#"), "a::{closure#");
+        assert_eq!(n("x"), "x");
+        assert_eq!(
+            n("catch_unwind<(), a::{closure_env#0}<b::{closure_env#1}>>"),
+            "catch_unwind<(), a::{{closure}}<b::{{closure}}>>"
+        );
+        assert_eq!(n("a::{closure_env#}"), "a::{closure_env#}");
+    }
+
+    #[test]
+    fn unqualified_glue_is_told_by_its_file() {
+        let std_panicking = "/rustc/0123/library/std/src/panicking.rs";
+        assert!(is_runtime_frame(
+            "catch_unwind<(), x::{{closure}}>",
+            std_panicking
+        ));
+        assert!(is_runtime_frame("std::panicking::catch_unwind", ""));
+        // A user's function of the same name elsewhere stays.
+        assert!(!is_runtime_frame(
+            "catch_unwind<u8>",
+            "/src/app/src/main.rs"
+        ));
+        assert!(!is_runtime_frame("app::catch_unwind", std_panicking));
+    }
 }

@@ -22,7 +22,7 @@
 //! This is an offline tool: it allocates, reads whole files and is not
 //! async-signal-safe in any way.
 
-use signals::symbolize::{Binary, FileIndex, Loc, Site, build_id_hex, is_runtime_function};
+use signals::symbolize::{Binary, FileIndex, Loc, Site, build_id_hex, is_runtime_frame};
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -292,7 +292,10 @@ fn run() -> Result<(), Fatal> {
         let keep = |k: usize, l: &Loc| {
             args.system
                 || (exact && k == 0)
-                || !is_runtime_function(l.function.as_deref().unwrap_or(""))
+                || !is_runtime_frame(
+                    l.function.as_deref().unwrap_or(""),
+                    l.file.as_deref().unwrap_or(""),
+                )
         };
         let shown: Vec<&Loc> = locs
             .iter()
