@@ -24,9 +24,9 @@
 //! Build and install: `capi/install.sh` (see the package's README).
 #![allow(unsafe_code)]
 
+use scheduler::lock_rank::{Rank, RankedGuard, RankedMutex};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use runtime::ffi::{CallbackError, DropmError, NeedmError};
@@ -333,12 +333,10 @@ struct Spawned {
     live: HashMap<i64, runtime::JoinHandle<c_int>>,
 }
 
-static SPAWNED: Mutex<Option<Spawned>> = Mutex::new(None);
+static SPAWNED: RankedMutex<Option<Spawned>> = RankedMutex::new(Rank::CapiSpawned, None);
 
-fn spawned() -> std::sync::MutexGuard<'static, Option<Spawned>> {
-    // Nothing panics while holding the lock; a poisoned lock still holds a
-    // consistent table.
-    SPAWNED.lock().unwrap_or_else(|e| e.into_inner())
+fn spawned() -> RankedGuard<'static, Option<Spawned>> {
+    SPAWNED.lock()
 }
 
 /// `int64_t gort_spawn(int (*fn)(void *), void *arg)`: starts a G running

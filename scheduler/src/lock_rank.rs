@@ -27,6 +27,7 @@
 //! | [`ExtraM`](Rank::ExtraM) | the extra-M list (`extram`, a spin lock with signals blocked; a signal handler takes it unrecorded) | — |
 //! | [`Registry`](Rank::Registry) | an append-only registry's append lock (`ALLGS`, `ALLMS`) | the extra-M list (a new extra M) |
 //! | [`ScopeResult`](Rank::ScopeResult) | `runtime::scope`: a scoped G's result slot | — |
+//! | [`CapiSpawned`](Rank::CapiSpawned) | `gort-capi`: the Gs `gort_spawn` started, by handle | — |
 //! | [`SysmonWake`](Rank::SysmonWake) | sysmon's wake-up flag | anything: a wake-up may come from any path |
 //! | [`Note`](Rank::Note) | an M's note (how it sleeps) | anything: a wake-up may come from any path |
 //!
@@ -57,10 +58,9 @@ use std::time::{Duration, Instant};
 /// A lock's place in the order: a thread takes locks in increasing rank.
 /// See the module docs for what each lock guards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
 pub enum Rank {
     /// `signals::live`: one live dump at a time.
-    LiveDump = 1,
+    LiveDump,
     /// `runtime::signal`: whether the delivery thread runs.
     SignalStart,
     /// `runtime::signal`: the channels signals are delivered to.
@@ -96,6 +96,8 @@ pub enum Rank {
     Registry,
     /// `runtime::scope`: a scoped G's result slot.
     ScopeResult,
+    /// `gort-capi`: the joinable Gs started from C.
+    CapiSpawned,
     /// sysmon's wake-up flag.
     SysmonWake,
     /// An M's note.
@@ -124,6 +126,7 @@ impl Rank {
             Rank::ExtraM => "ExtraM",
             Rank::Registry => "Registry",
             Rank::ScopeResult => "ScopeResult",
+            Rank::CapiSpawned => "CapiSpawned",
             Rank::SysmonWake => "SysmonWake",
             Rank::Note => "Note",
         }
@@ -171,7 +174,7 @@ mod held {
         len: Cell<usize>,
         /// Entries beyond `CAP`, not recorded (their releases find nothing).
         lost: Cell<usize>,
-        rank: [Cell<u8>; CAP],
+        rank: [Cell<Option<Rank>>; CAP],
         addr: [Cell<usize>; CAP],
     }
 
@@ -180,7 +183,7 @@ mod held {
             Held {
                 len: Cell::new(0),
                 lost: Cell::new(0),
-                rank: [const { Cell::new(0) }; CAP],
+                rank: [const { Cell::new(None) }; CAP],
                 addr: [const { Cell::new(0) }; CAP],
             }
         };
@@ -190,9 +193,8 @@ mod held {
         HELD.with(|h| {
             let len = h.len.get();
             for i in 0..len {
-                let r = h.rank[i].get();
-                let ok =
-                    r < rank as u8 || (r == rank as u8 && rank.nests() && h.addr[i].get() < addr);
+                let Some(r) = h.rank[i].get() else { continue };
+                let ok = r < rank || (r == rank && rank.nests() && h.addr[i].get() < addr);
                 if !ok {
                     out_of_order(rank, addr, r, h.addr[i].get());
                 }
@@ -206,7 +208,7 @@ mod held {
             // pops above this entry instead of over it.
             h.len.set(len + 1);
             compiler_fence(Ordering::Release);
-            h.rank[len].set(rank as u8);
+            h.rank[len].set(Some(rank));
             h.addr[len].set(addr);
         });
     }
@@ -232,12 +234,12 @@ mod held {
     /// Whether the calling thread holds a lock of `rank` (for tests).
     #[cfg(test)]
     pub(super) fn holds(rank: Rank) -> bool {
-        HELD.with(|h| (0..h.len.get()).any(|i| h.rank[i].get() == rank as u8))
+        HELD.with(|h| (0..h.len.get()).any(|i| h.rank[i].get() == Some(rank)))
     }
 
     #[cold]
     #[inline(never)]
-    fn out_of_order(rank: Rank, addr: usize, held: u8, held_addr: usize) -> ! {
+    fn out_of_order(rank: Rank, addr: usize, held: Rank, held_addr: usize) -> ! {
         let mut a = [0u8; 16];
         let mut b = [0u8; 16];
         crate::fatal::write_stderr(&[
@@ -246,42 +248,13 @@ mod held {
             b" (0x",
             hex(addr, &mut a),
             b") while holding ",
-            name_of(held).as_bytes(),
+            held.name().as_bytes(),
             b" (0x",
             hex(held_addr, &mut b),
             b")\n",
         ]);
         crate::throw!("lock_rank: locks taken out of rank order")
     }
-
-    fn name_of(rank: u8) -> &'static str {
-        ALL.iter()
-            .find(|r| **r as u8 == rank)
-            .map_or("?", |r| r.name())
-    }
-
-    const ALL: [Rank; 20] = [
-        Rank::LiveDump,
-        Rank::SignalStart,
-        Rank::SignalSubs,
-        Rank::SignalPrevious,
-        Rank::TickerTimer,
-        Rank::TickerPeriod,
-        Rank::Chan,
-        Rank::PollDesc,
-        Rank::WaitQueue,
-        Rank::SemaQueue,
-        Rank::Synced,
-        Rank::TimerHeap,
-        Rank::GFree,
-        Rank::StackPool,
-        Rank::PollDescFree,
-        Rank::ExtraM,
-        Rank::Registry,
-        Rank::ScopeResult,
-        Rank::SysmonWake,
-        Rank::Note,
-    ];
 
     /// `0x…` of `v`, written into `buf` without allocating.
     fn hex(v: usize, buf: &mut [u8; 16]) -> &[u8] {
