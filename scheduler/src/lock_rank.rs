@@ -24,17 +24,17 @@
 //! | [`GFree`](Rank::GFree) | `Sched::gfree`: the global free Gs | — |
 //! | [`StackPool`](Rank::StackPool) | the stack pool's lists | — |
 //! | [`PollDescFree`](Rank::PollDescFree) | `netpoll`: free descriptor slots | — |
-//! | [`ExtraM`](Rank::ExtraM) | the extra-M list (`extram`, a spin lock with signals blocked; a signal handler takes it unrecorded) | — |
+//! | [`ExtraM`](Rank::ExtraM) | the extra-M list (`mlist`, a spin lock with signals blocked; a signal handler takes it unrecorded) | — |
 //! | [`Registry`](Rank::Registry) | an append-only registry's append lock (`ALLGS`, `ALLMS`) | the extra-M list (a new extra M) |
 //! | [`ScopeResult`](Rank::ScopeResult) | `runtime::scope`: a scoped G's result slot | — |
 //! | [`CapiSpawned`](Rank::CapiSpawned) | `gort-capi`: the Gs `gort_spawn` started, by handle | — |
-//! | [`SysmonWake`](Rank::SysmonWake) | sysmon's wake-up flag | anything: a wake-up may come from any path |
+//! | [`SysmonWake`](Rank::SysmonWake) | sysmon's wake-up flag (`bell`) | anything: a wake-up may come from any path |
 //! | [`Note`](Rank::Note) | an M's note (how it sleeps) | anything: a wake-up may come from any path |
 //!
 //! Not ranked: what a signal handler takes. It takes no lock ordinary code
 //! may hold but the extra-M list's, which every holder takes with all
 //! signals blocked, so a handler never finds its own thread holding it; it
-//! takes that one without recording it (`extram::counts_consistent`,
+//! takes that one without recording it (`mlist::counts_consistent`,
 //! `needm` in a handler), since the ranks its thread holds belong to the
 //! code it interrupted. The dump's section lock is taken only by handlers. `runtime::sync`'s locks are the users' locks, held across
 //! parks and in any order the program chooses, as Go's `sync.Mutex` is.

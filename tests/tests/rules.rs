@@ -33,7 +33,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
                 continue;
             }
             rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
+        } else if p.extension().is_some_and(|x| x == "rs")
+            // Unit-test modules and their shared support, compiled only
+            // with `cfg(test)`.
+            && !p
+                .file_name()
+                .is_some_and(|n| n == "tests.rs" || n == "test_support.rs")
+        {
             out.push(p);
         }
     }
