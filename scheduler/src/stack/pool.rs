@@ -22,7 +22,7 @@ use super::{StackError, errno};
 ///
 /// A plain handle: dropping it does nothing (the memory stays with the pool
 /// and is lost to reuse); give it back with [`StackPool::free`] or
-/// [`StackCache::free`].
+/// [`StackCache::free`](super::StackCache::free).
 #[derive(Debug)]
 pub struct Stack {
     pub(super) bottom: usize,
@@ -81,7 +81,7 @@ impl Stack {
 /// Configuration of a [`StackPool`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackConfig {
-    /// Usable bytes of the default stack: the size [`StackCache`] serves.
+    /// Usable bytes of the default stack: the size [`StackCache`](super::StackCache) serves.
     /// Rounded up to the page size. An invalid size is not corrected: every
     /// allocation of it fails with [`StackError::InvalidSize`].
     pub default_size: usize,
@@ -181,7 +181,7 @@ impl PoolSynced {
     }
 }
 
-/// Pool ids start at 1; 0 marks an unbound [`StackCache`].
+/// Pool ids start at 1; 0 marks an unbound [`StackCache`](super::StackCache).
 static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
 
 /// All G stacks of a runtime: chunks, free lists per size, counters.
@@ -354,7 +354,7 @@ impl StackPool {
 
     /// A stack of at least `size` usable bytes (rounded up to the page
     /// size). Takes the pool lock; Ps allocate through their
-    /// [`StackCache`] instead.
+    /// [`StackCache`](super::StackCache) instead.
     pub fn alloc(&self, size: usize) -> Result<Stack, StackError> {
         let size = self.round_size(size)?;
         self.count_alloc()?;
