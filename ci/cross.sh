@@ -71,11 +71,9 @@ done
 
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
 export GORT_UNDER_QEMU=1
-# Limited debug info (functions and line tables, no types or variables) is all
-# the dumps and backtraces need; full debug info for std and every test binary
-# takes ~3.8 GB per target. No incremental cache: each target is built once
-# per run.
-export CARGO_PROFILE_DEV_DEBUG=limited CARGO_INCREMENTAL=0
+# The tests see the debug info a user's `cargo build` gives (dumps read it);
+# no incremental cache, since each target is built once per run.
+export CARGO_INCREMENTAL=0
 echo "== $(/usr/bin/rustc --version), $(qemu-aarch64 --version | head -n 1)"
 
 for t in "${targets[@]}"; do
