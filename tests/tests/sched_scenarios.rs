@@ -21,8 +21,13 @@ fn two_gs_calling_yield_alternate() {
     o.assert_success();
     let order = o.value("order").unwrap();
     assert_eq!(order.len(), 10, "{o}");
+    let alternated = order == "ababababab" || order == "bababababa";
+    // Under qemu-user, emulated threads sleep in qemu's own futexes (code
+    // translation), which sysmon may read as a G blocked in the kernel and
+    // answer by retaking the P; natively nothing here blocks.
+    let retaken = under_qemu() && o.parse::<u64>("retakes") > 0;
     assert!(
-        order == "ababababab" || order == "bababababa",
+        alternated || retaken,
         "yields did not alternate: {order}\n{o}"
     );
 }

@@ -125,7 +125,12 @@ fn yield_alternates() {
     })
     .join()
     .unwrap();
+    let st = runtime::stats();
     println!("order={order}");
+    // A G whose P sysmon took (it read the thread as blocked in the kernel)
+    // runs on without a P until its next runtime call, while the other G
+    // has the P to itself.
+    println!("retakes={}", st.retakes_kernel + st.retakes_slice);
 }
 
 /// Symptom: with 2 procs, one M runs every G (no spreading, no stealing).
