@@ -55,6 +55,10 @@ pub struct Binary<'a> {
     /// Function symbols `(start, size, name)` sorted by start, one per start
     /// (a global name preferred).
     symbols: Vec<(u64, u64, &'a str)>,
+    /// Whether the Rust symbols are v0-mangled (`_R…`, which demangle to
+    /// `{closure#0}`) rather than legacy (`_ZN…`, `{{closure}}`): names
+    /// from DWARF are spelled to match.
+    v0: bool,
 }
 
 impl core::fmt::Debug for Binary<'_> {
@@ -124,13 +128,17 @@ impl<'a> Binary<'a> {
             Some((c, s)) => (Some(c), Some(s)),
             None => (None, None),
         };
+        let symbols = function_symbols(&file);
+        let count = |prefix: &str| symbols.iter().filter(|s| s.2.starts_with(prefix)).count();
+        let v0 = count("_R") > count("_ZN");
         Ok(Binary {
             path: path.to_path_buf(),
             build_id: build_id_hex(&file),
             text,
             dwarf,
             sections,
-            symbols: function_symbols(&file),
+            symbols,
+            v0,
         })
     }
 
@@ -165,7 +173,8 @@ impl<'a> Binary<'a> {
                     .function
                     .as_ref()
                     .and_then(|n| n.raw_name().ok())
-                    .map(|raw| legacy_closures(demangle(&raw)));
+                    .map(|raw| demangle(&raw))
+                    .map(|n| if self.v0 { n } else { legacy_closures(n) });
                 let (file, line, column) = match f.location {
                     Some(l) => (
                         l.file.map(str::to_string),
@@ -548,10 +557,11 @@ pub fn demangle(raw: &str) -> String {
     }
 }
 
-/// A name from DWARF with closures spelled as the symbol table spells them
-/// (`{{closure}}`): DWARF names without a linkage name (`debug =
-/// "limited"` or `"line-tables-only"`) say `{closure#0}`, so the same
-/// closure would print two ways within one dump.
+/// A name from DWARF with closures spelled as a legacy-mangled symbol
+/// table spells them (`{{closure}}`): DWARF names without a linkage name
+/// (`debug = "limited"` or `"line-tables-only"`) say `{closure#0}`, so the
+/// same closure would print two ways within one dump. (With v0 mangling
+/// both say `{closure#0}`: nothing to do.)
 fn legacy_closures(name: String) -> String {
     if !name.contains("{closure") {
         return name;
