@@ -1,8 +1,8 @@
 //! sysmon's doorbell: the flags an M reads on its hot paths to know
 //! whether sysmon sleeps, and the condition variable that wakes it.
 //!
-//! Data layer: the engine and the satellites ring it ([`note_syscall`],
-//! [`note_busy`], [`note_work_waits`]) without calling into sysmon, which
+//! Data layer: the engine and the satellites ring it (`note_syscall`,
+//! `note_busy`, `note_work_waits`) without calling into sysmon, which
 //! sleeps on it (`sysmon.rs` says when and for how long).
 
 use crate::lock_rank::{Rank, RankedMutex};

@@ -6,7 +6,7 @@
 //! them compare. Two readings:
 //!
 //! - [`nanotime`]: precise (a vDSO call, ~20 ns). Deadlines and intervals.
-//! - [`coarse_now`]: one load of the last coarse reading
+//! - `coarse_now`: one load of the last coarse reading
 //!   (`CLOCK_MONOTONIC_COARSE`, the same clock at the kernel tick's
 //!   resolution), refreshed by sysmon every round and by an M taking a P.
 //!   For when a G started waiting, which dumps print in whole minutes (Go's

@@ -2,7 +2,7 @@
 //! something only another G could end, and no thread that could wake one is
 //! left, report it instead of hanging.
 //!
-//! A satellite: the engine calls [`check_dead`] through its hooks when an
+//! A satellite: the engine calls `check_dead` through its hooks when an
 //! M is about to sleep with no timer pending; sysmon calls it during its
 //! quiet rounds.
 
@@ -57,7 +57,7 @@ static DEAD_UNSURE: AtomicBool = AtomicBool::new(false);
 static HELPER_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Declares one more thread of the runtime's own that never wakes a G and
-/// lives until the process ends (see [`check_dead`]).
+/// lives until the process ends (see `check_dead`).
 pub fn add_helper_thread() {
     HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
 }

@@ -1,14 +1,14 @@
 //! All Ms, counted, and the extra-M list: the data under one lock.
 //!
 //! Data layer: counters and a list, no scheduling logic. The engine counts
-//! the Ms it starts and ends here ([`register_m`], [`unregister_m`]);
+//! the Ms it starts and ends here (`register_m`, `unregister_m`);
 //! `extram.rs` (a satellite) takes and gives back extra Ms for foreign
 //! threads; the crash relay reads the counters.
 //!
 //! # The list
 //!
 //! A LIFO linked through `M::schedlink`, whose head word doubles as a spin
-//! lock: [`LOCKED`] is a sentinel that no M address can equal. `lockextra`
+//! lock: `LOCKED` is a sentinel that no M address can equal. `lockextra`
 //! swaps the head for the sentinel and returns the old head; `unlockextra`
 //! stores the new head. No allocation, no parking_lot, no futex: a signal
 //! handler (a fault on a foreign thread, see the crash-tracing layer) can take

@@ -34,20 +34,19 @@
 //!   racing ready, the `runnext` hand-off, a P handed off from a system
 //!   call, a lent P retaken and taken back).
 //!
-//!
 //! # Switching
 //!
 //! A G gives up its M by [`park`], [`yield_now`] or exit. The M first looks
 //! at its P's local queue: if a G is there (and nothing forces the slow
-//! path, see [`next_fast`]) it switches **straight to that G**. Otherwise it
-//! switches to the M's `g0` context, which runs [`schedule`]: find work
+//! path, see `next_fast` in `switch.rs`) it switches **straight to that G**. Otherwise it
+//! switches to the M's `g0` context, which runs `schedule` (`mloop.rs`): find work
 //! (local queue, global queue, timers, stealing), or put the P and the M to
 //! sleep.
 //!
 //! Whatever the switch did, the G that left is not yet visible to anyone: its
 //! registers were being saved. The M records what to do with it in
 //! `m.pending` (requeue, park + unlock, recycle), and the context that runs
-//! next on the M completes it right after the switch ([`finish_switch`]).
+//! next on the M completes it right after the switch (`finish_switch`).
 //! That is the only place a G becomes visible to other Ms after leaving one.
 //!
 //! # Spinning and parking (no lost wake-ups)
@@ -63,9 +62,8 @@
 //! sees the work: the two barriers forbid both missing each other
 //! (the StoreLoad pattern Go uses in `findRunnable`/`wakep`). Producers are
 //! the hot side and pay a compiler barrier; the M about to sleep pays
-//! `membarrier` (`barrier.rs`). A spinning M that
-//! finds work wakes another spinner in its place (`reset_spinning`), so
-//! bursts spread across Ps.
+//! `membarrier` (`barrier.rs`). A spinning M that finds work wakes another
+//! spinner in its place (`reset_spinning`), so bursts spread across Ps.
 //!
 //! Rejected: waking an M on every push (thundering herd and ~1 µs per
 //! spawn); a condition variable shared by all Ms (no per-P hand-off).
