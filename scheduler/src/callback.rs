@@ -8,8 +8,7 @@
 //! until the G is ready again and a P is handed back (Go's `stoplockedm` /
 //! `startlockedm`). So a callback can do anything a G can.
 
-use crate::engine::wakep_if_idle;
-use crate::engine::{execute, finish_switch, hand_off_p, release_p, stop_locked_m};
+use crate::engine::{give_up_p, run_locked_until};
 use crate::extram::{NeedmError, cb_g, needm};
 use crate::g::{GRef, GStatus};
 use crate::m::{MRef, current_m};
@@ -180,32 +179,12 @@ fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
     g.lock_depth.store(1, Ordering::Relaxed);
     g.locked_m.store(m as *const _ as *mut _, Ordering::Relaxed);
     m.locked_g.store(g.as_ptr(), Ordering::Relaxed);
-    g.set_status(GStatus::Runnable);
-    // We need a P. Take an idle one; else queue the G: the M that picks it
-    // up sees it is locked to us and hands us its P.
-    g.on_enqueue();
-    if !crate::engine::take_idle_p(m) {
-        s.push_global(g);
-        wakep_if_idle();
-        stop_locked_m(m);
-    }
-    loop {
-        execute(m, g);
-        finish_switch(m);
-        if frame.done {
-            break;
-        }
-        // The G parked (or lost its P in a syscall): wait for it to be
-        // handed back with a P.
-        stop_locked_m(m);
-    }
+    run_locked_until(m, g, || frame.done);
     g.set_status(GStatus::Idle);
     g.lock_depth.store(0, Ordering::Relaxed);
     g.locked_m.store(core::ptr::null_mut(), Ordering::Relaxed);
     m.locked_g.store(core::ptr::null_mut(), Ordering::Relaxed);
-    if let Some(p) = release_p(m) {
-        hand_off_p(p);
-    }
+    give_up_p(m);
 }
 
 /// First code of a callback G.

@@ -126,7 +126,7 @@ pub(crate) enum AtLimit {
 }
 
 /// Takes an idle P for `m`, if any.
-pub(crate) fn take_idle_p(m: MRef) -> bool {
+pub(super) fn take_idle_p(m: MRef) -> bool {
     let s = sched();
     let p = s.pidle_get(&mut s.synced.lock());
     match p {
@@ -150,7 +150,7 @@ pub(super) fn acquire_p(m: MRef, p: &'static P) {
 }
 
 /// Unbinds `m`'s P and returns it.
-pub(crate) fn release_p(m: MRef) -> Option<&'static P> {
+pub(super) fn release_p(m: MRef) -> Option<&'static P> {
     let p = m.p()?;
     p.m.store(core::ptr::null_mut(), Ordering::Relaxed);
     m.p.store(core::ptr::null_mut(), Ordering::Release);
@@ -159,7 +159,7 @@ pub(crate) fn release_p(m: MRef) -> Option<&'static P> {
 
 /// Passes a P its M no longer uses to an M that will run its work, or puts
 /// it on the idle list if it has none (Go's `handoffp`).
-pub(crate) fn hand_off_p(p: &'static P) {
+pub(super) fn hand_off_p(p: &'static P) {
     hand_off_p_or(p, AtLimit::Fatal)
 }
 
@@ -269,7 +269,7 @@ pub(super) fn stop_m(m: MRef, deadline: u64) {
 
 /// Our locked G cannot run: give the P away and sleep until the G is handed
 /// back to us together with a P (Go's `stoplockedm`).
-pub(crate) fn stop_locked_m(m: MRef) {
+pub(super) fn stop_locked_m(m: MRef) {
     if let Some(p) = release_p(m) {
         hand_off_p(p);
     }

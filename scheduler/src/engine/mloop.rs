@@ -4,7 +4,8 @@
 use super::find::{find_runnable, reset_spinning};
 use super::glife::resume_sp;
 use super::handoff::{
-    AtLimit, acquire_p, hand_off_p, release_p, start_locked_m, stop_locked_m, stop_m,
+    AtLimit, acquire_p, hand_off_p, release_p, start_locked_m, stop_locked_m, stop_m, take_idle_p,
+    wakep_if_idle,
 };
 use super::hooks;
 use super::switch::finish_switch;
@@ -86,7 +87,7 @@ fn execute_and_take(m: MRef, g: GRef, handed: &mut Option<GRef>) {
 
 /// Runs `g` (Runnable, ours) on this M until control comes back to `g0`.
 /// Returns the value the G passed to `g0` (a G to hand over, or 0).
-pub(crate) fn execute(m: MRef, g: GRef) -> usize {
+pub(super) fn execute(m: MRef, g: GRef) -> usize {
     if let Some(p) = m.p() {
         p.schedtick.set(p.schedtick.get().wrapping_add(1));
     }
@@ -144,4 +145,38 @@ pub(super) fn new_m(p: &'static P, spinning: bool, at_limit: AtLimit) {
 /// Bookkeeping when an M's thread exits.
 pub(super) fn m_exited(m: MRef) {
     crate::mlist::unregister_m(m);
+}
+
+/// Runs `g`, locked to `m`, on `m`'s own thread until `done()` (a callback
+/// on an extra M: the foreign thread's stack is the M's `g0`). `g` is
+/// `Runnable` and on no queue. Takes an idle P, or queues `g` for an M that
+/// will see it is locked here and hand over its P; then runs `g`, and each
+/// time `g` parks (or loses its P in a syscall) waits for it to come back
+/// with a P. Returns holding a P (see [`give_up_p`]).
+pub(crate) fn run_locked_until(m: MRef, g: GRef, mut done: impl FnMut() -> bool) {
+    g.on_enqueue();
+    if !take_idle_p(m) {
+        let s = sched();
+        s.push_global(g);
+        wakep_if_idle();
+        stop_locked_m(m);
+    }
+    loop {
+        execute(m, g);
+        finish_switch(m);
+        if done() {
+            break;
+        }
+        // The G parked (or lost its P in a syscall): wait for it to be
+        // handed back with a P.
+        stop_locked_m(m);
+    }
+}
+
+/// Gives `m`'s P, if it holds one, to an M that will run its work, or to
+/// the idle list.
+pub(crate) fn give_up_p(m: MRef) {
+    if let Some(p) = release_p(m) {
+        hand_off_p(p);
+    }
 }

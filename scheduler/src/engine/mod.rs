@@ -87,12 +87,10 @@ pub use switch::{lock_os_thread, park, ready, unlock_os_thread, yield_now};
 // and the runtime calls that take a lent P back.
 pub(crate) use find::{earliest_timer, work_anywhere};
 pub(crate) use glife::{first_frame, gfget, gfput, no_warm_stacks};
-pub(crate) use handoff::{
-    AtLimit, hand_off_p, hand_off_p_or, release_p, stop_locked_m, take_idle_p, wakep, wakep_if_idle,
-};
+pub(crate) use handoff::{AtLimit, hand_off_p_or, wakep, wakep_if_idle};
 pub(crate) use lend::{enter, enter_or_wait, exit_syscall_slow, leave, leave_on};
 // preempt.rs's test races the two sides of a demotion.
 #[cfg(test)]
 pub(crate) use lend::back_from_retake;
-pub(crate) use mloop::execute;
-pub(crate) use switch::{finish_switch, resumed, switch_from_g};
+pub(crate) use mloop::{give_up_p, run_locked_until};
+pub(crate) use switch::{resumed, switch_from_g};

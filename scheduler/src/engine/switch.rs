@@ -312,7 +312,7 @@ pub(super) fn timers_due(p: &P) -> bool {
 
 /// Completes the work the previous context left on this M (see the module
 /// docs). Runs on the new context's stack.
-pub(crate) fn finish_switch(m: MRef) {
+pub(super) fn finish_switch(m: MRef) {
     match m.take_pending() {
         Pending::None => {}
         Pending::Yield(g, global) => {
