@@ -237,7 +237,7 @@ fn read_graph() -> Graph {
     let modules: BTreeSet<String> = files
         .iter()
         .map(|f| module_of(&src, f))
-        .filter(|m| !m.is_empty())
+        .filter(|m| !m.is_empty() && !is_test_code(m))
         .collect();
     let mut edges: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut inline_paths = 0;
