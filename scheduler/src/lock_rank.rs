@@ -7,7 +7,7 @@
 //! locks, which `select` takes several at a time in increasing address
 //! order. Two threads that obey the order cannot deadlock on these locks.
 //!
-//! | rank | lock | taken while holding (typically) |
+//! | rank | lock | known to be taken while holding |
 //! |---|---|---|
 //! | [`LiveDump`](Rank::LiveDump) | `signals::live`: one live dump at a time | — |
 //! | [`SignalStart`](Rank::SignalStart) | `runtime::signal`: the delivery thread started | — |
@@ -19,7 +19,7 @@
 //! | [`PollDesc`](Rank::PollDesc) | a poll descriptor (`netpoll`) | — |
 //! | [`WaitQueue`](Rank::WaitQueue) | a `runtime::sync` wait queue (`sync_queue`: condition variable, wait group, semaphore, barrier) | — |
 //! | [`SemaQueue`](Rank::SemaQueue) | a runtime semaphore's queue (`sema`: the mutexes of `runtime::sync`) | a condition variable's queue |
-//! | [`Synced`](Rank::Synced) | `Sched::synced`: idle Ms and Ps | channels |
+//! | [`Synced`](Rank::Synced) | `Sched::synced`: idle Ms and Ps | — |
 //! | [`TimerHeap`](Rank::TimerHeap) | a P's timer heap | channels, a poll descriptor, a wait queue |
 //! | [`GFree`](Rank::GFree) | `Sched::gfree`: the global free Gs | — |
 //! | [`StackPool`](Rank::StackPool) | the stack pool's lists | — |
@@ -36,8 +36,9 @@
 //! signals blocked, so a handler never finds its own thread holding it; it
 //! takes that one without recording it (`mlist::counts_consistent`,
 //! `needm` in a handler), since the ranks its thread holds belong to the
-//! code it interrupted. The dump's section lock is taken only by handlers. `runtime::sync`'s locks are the users' locks, held across
-//! parks and in any order the program chooses, as Go's `sync.Mutex` is.
+//! code it interrupted. The dump's section lock is taken only by handlers.
+//! `runtime::sync`'s locks are the users' locks, held across parks and in
+//! any order the program chooses, as Go's `sync.Mutex` is.
 //!
 //! # How the check works
 //!
