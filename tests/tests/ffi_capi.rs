@@ -86,11 +86,22 @@ fn a_signal_handler_that_interrupted_a_g_gets_an_error_not_a_crash() {
     // process later dies in the scheduler (pc=0, "g_exit: no M"). The same
     // i686 binary passes run natively (32-bit on an x86_64 kernel), as do
     // x86_64 and aarch64 under qemu. There only the plain-thread half runs.
+    // qemu-i386 also gives the main thread another thread's TLS once it
+    // ran a handler on an alternate stack (a thread-local's address read
+    // before and after the handler differs there, not natively): gort's
+    // current M and the debug build's lock ranks are then another
+    // thread's. There only a plain thread's handler is checked.
     let skip_g = under_qemu() && cfg!(target_arch = "x86");
     if skip_g {
-        eprintln!("handlers on Gs not checked under qemu-i386: it corrupts signals on G stacks");
+        eprintln!(
+            "handlers on Gs and on main not checked under qemu-i386: it corrupts signals on G stacks and main's TLS"
+        );
     }
-    let env: &[(&str, &str)] = if skip_g { &[("SKIP_G", "1")] } else { &[] };
+    let env: &[(&str, &str)] = if skip_g {
+        &[("SKIP_G", "1"), ("SKIP_MAIN", "1")]
+    } else {
+        &[]
+    };
     let o = run("capi_signal_handler", env);
     o.assert_success();
     let calls = [
@@ -115,7 +126,12 @@ fn a_signal_handler_that_interrupted_a_g_gets_an_error_not_a_crash() {
     // Main and a plain thread: a callback from the handler runs (and spawns
     // and joins a G); sleeping or yielding the thread is fine; spawning from
     // any handler is refused; a handle never issued is a bad handle.
-    for prefix in ["main", "plain"] {
+    let threads: &[&str] = if skip_g {
+        &["plain"]
+    } else {
+        &["main", "plain"]
+    };
+    for prefix in threads {
         for (call, want) in [
             ("callback", "0"),
             ("sleep", "0"),
@@ -132,7 +148,14 @@ fn a_signal_handler_that_interrupted_a_g_gets_an_error_not_a_crash() {
             );
         }
     }
-    assert_values(&o, &[("callbacks_after_plain", "2"), ("after", "5")]);
+    let callbacks = threads.len().to_string();
+    assert_values(
+        &o,
+        &[
+            ("callbacks_after_plain", callbacks.as_str()),
+            ("after", "5"),
+        ],
+    );
 }
 
 #[test]
