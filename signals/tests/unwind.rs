@@ -81,7 +81,8 @@ fn assert_chain(pcs: &[usize], fns: &[(&str, usize)]) {
     }
 }
 
-const CFI: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+/// Whether the walker reads CFI here (frame pointers only where not).
+const CFI: bool = arch::unwind::CFI;
 
 #[inline(never)]
 fn level1(out: &mut [usize], cache: Option<&mut UnwindCache>) -> usize {

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use testkit::{thread_stack, under_qemu};
 
 const FN_WINDOW: usize = 768;
-const CFI: bool = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+/// Whether the walker reads CFI here (frame pointers only where not).
+const CFI: bool = arch::unwind::CFI;
 
 fn within(pc: usize, f: usize) -> bool {
     pc >= f && pc < f + FN_WINDOW
