@@ -144,9 +144,12 @@ fn many_foreign_threads_at_once() {
         before.0 - before.1,
         "{before:?} -> {after:?}"
     );
+    // Each thread holds one M at a time; a needm that finds the list empty
+    // makes one, and one that takes the last makes the next spare, so racing
+    // threads may each make two. A lost M would grow with the 200 rounds.
     assert!(
-        after.1 <= before.1 + THREADS + 1,
-        "at most one new extra M per thread at once (and a spare): {before:?} -> {after:?}"
+        after.1 <= before.1 + 2 * THREADS + 1,
+        "at most two new extra Ms per thread at once (and a spare): {before:?} -> {after:?}"
     );
 }
 
