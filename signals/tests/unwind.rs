@@ -14,51 +14,12 @@ use testkit::thread_stack;
 /// The test functions are a few calls and a `black_box` each.
 const FN_WINDOW: usize = 768;
 
-/// Registers at the point of use, read with inline assembly: the pc of the
-/// instruction itself, and sp/fp/lr as they are there.
+/// Registers at the point of use (`arch::current_regs!`): the pc of the
+/// capturing instruction itself, and sp/fp/lr as they are there.
 macro_rules! here {
-    () => {{
-        let (pc, sp, fp, lr): (usize, usize, usize, usize);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: only reads registers into outputs.
-        unsafe {
-            core::arch::asm!(
-                "lea {pc}, [rip]",
-                "mov {sp}, rsp",
-                "mov {fp}, rbp",
-                pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp,
-                options(nomem, nostack, preserves_flags),
-            );
-            lr = 0;
-        }
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: only reads registers into outputs.
-        unsafe {
-            core::arch::asm!(
-                "adr {pc}, .",
-                "mov {sp}, sp",
-                "mov {fp}, x29",
-                "mov {lr}, x30",
-                pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp, lr = out(reg) lr,
-                options(nomem, nostack, preserves_flags),
-            );
-        }
-        #[cfg(target_arch = "x86")]
-        // SAFETY: `call` pushes the next address and `pop` takes it back
-        // off, leaving esp as it was; the rest reads registers.
-        unsafe {
-            core::arch::asm!(
-                "call 2f",
-                "2: pop {pc}",
-                "mov {sp}, esp",
-                "mov {fp}, ebp",
-                pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp,
-                options(preserves_flags),
-            );
-            lr = 0;
-        }
-        Regs { pc, sp, fp, lr }
-    }};
+    () => {
+        arch::current_regs!()
+    };
 }
 
 fn within(pc: usize, f: usize) -> bool {

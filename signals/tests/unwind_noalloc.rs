@@ -19,29 +19,8 @@ fn walk_from_here(
     cache: Option<&mut UnwindCache>,
     out: &mut [usize],
 ) -> usize {
-    let (pc, sp, fp, lr): (usize, usize, usize, usize);
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: only reads registers into outputs.
-    unsafe {
-        core::arch::asm!("lea {pc}, [rip]", "mov {sp}, rsp", "mov {fp}, rbp",
-            pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp, options(nomem, nostack, preserves_flags));
-        lr = 0;
-    }
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: only reads registers into outputs.
-    unsafe {
-        core::arch::asm!("adr {pc}, .", "mov {sp}, sp", "mov {fp}, x29", "mov {lr}, x30",
-            pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp, lr = out(reg) lr,
-            options(nomem, nostack, preserves_flags));
-    }
-    #[cfg(target_arch = "x86")]
-    // SAFETY: `call` pushes the next address and `pop` takes it back off.
-    unsafe {
-        core::arch::asm!("call 2f", "2: pop {pc}", "mov {sp}, esp", "mov {fp}, ebp",
-            pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp, options(preserves_flags));
-        lr = 0;
-    }
-    let n = unwind::walk(Regs { pc, sp, fp, lr }, &[stack], cache, out);
+    let regs = arch::current_regs!();
+    let n = unwind::walk(regs, &[stack], cache, out);
     black_box(n)
 }
 

@@ -34,46 +34,21 @@ fn install_altstack() -> (usize, usize) {
     (mem.as_ptr() as usize, mem.as_ptr() as usize + SIZE)
 }
 
-/// The interrupted context's registers.
+/// The interrupted context's registers, read through `arch::sigctx`.
 ///
 /// # Safety
 ///
-/// `ctx` must be the `ucontext_t` the kernel passed to an `SA_SIGINFO`
-/// handler.
-unsafe fn interrupted(ctx: *mut libc::c_void) -> Regs {
+/// `info` and `ctx` must be what the kernel passed to an `SA_SIGINFO`
+/// handler that is still running.
+unsafe fn interrupted(info: *mut libc::siginfo_t, ctx: *mut libc::c_void) -> Regs {
     // SAFETY: by the contract.
-    let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
-    #[cfg(target_arch = "x86_64")]
-    let regs = {
-        let g = &uc.uc_mcontext.gregs;
-        Regs {
-            pc: g[libc::REG_RIP as usize] as usize,
-            sp: g[libc::REG_RSP as usize] as usize,
-            fp: g[libc::REG_RBP as usize] as usize,
-            lr: 0,
-        }
-    };
-    #[cfg(target_arch = "aarch64")]
-    let regs = {
-        let m = &uc.uc_mcontext;
-        Regs {
-            pc: m.pc as usize,
-            sp: m.sp as usize,
-            fp: m.regs[29] as usize,
-            lr: m.regs[30] as usize,
-        }
-    };
-    #[cfg(target_arch = "x86")]
-    let regs = {
-        let g = &uc.uc_mcontext.gregs;
-        Regs {
-            pc: g[libc::REG_EIP as usize] as usize,
-            sp: g[libc::REG_ESP as usize] as usize,
-            fp: g[libc::REG_EBP as usize] as usize,
-            lr: 0,
-        }
-    };
-    regs
+    let ctx = unsafe { arch::sigctx::SigCtx::from_raw(info, ctx) };
+    Regs {
+        pc: ctx.pc(),
+        sp: ctx.sp(),
+        fp: ctx.fp(),
+        lr: ctx.lr(),
+    }
 }
 
 type Handler = unsafe extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
@@ -136,13 +111,13 @@ static CROSS_PCS: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
 
 unsafe extern "C" fn on_usr1(
     _sig: libc::c_int,
-    _info: *mut libc::siginfo_t,
+    info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
 ) {
     let local = 0u8;
     USR1_HANDLER_SP.store(&local as *const u8 as usize, Ordering::SeqCst);
-    // SAFETY: the kernel passed ctx to this SA_SIGINFO handler.
-    let regs = unsafe { interrupted(ctx) };
+    // SAFETY: the kernel passed info and ctx to this SA_SIGINFO handler.
+    let regs = unsafe { interrupted(info, ctx) };
     let stack = (
         STACK[0].load(Ordering::SeqCst),
         STACK[1].load(Ordering::SeqCst),
@@ -158,17 +133,12 @@ unsafe extern "C" fn on_usr1(
     // signal frame (`__restore_rt`) onto the thread's stack.
     #[cfg(target_arch = "x86_64")]
     {
-        let (pc, sp, fp): (usize, usize, usize);
-        // SAFETY: only reads registers into outputs.
-        unsafe {
-            core::arch::asm!("lea {pc}, [rip]", "mov {sp}, rsp", "mov {fp}, rbp",
-                pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp, options(nomem, nostack, preserves_flags));
-        }
+        let here = arch::current_regs!();
         let alt = (
             ALTSTACK[0].load(Ordering::SeqCst),
             ALTSTACK[1].load(Ordering::SeqCst),
         );
-        let n = unwind::walk(Regs { pc, sp, fp, lr: 0 }, &[alt, stack], None, &mut out);
+        let n = unwind::walk(here, &[alt, stack], None, &mut out);
         for (slot, &pc) in CROSS_PCS.iter().zip(&out[..n]) {
             slot.store(pc, Ordering::SeqCst);
         }
@@ -289,11 +259,11 @@ const RETURNED: i32 = 13;
 
 unsafe extern "C" fn on_segv(
     _sig: libc::c_int,
-    _info: *mut libc::siginfo_t,
+    info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
 ) {
-    // SAFETY: the kernel passed ctx to this SA_SIGINFO handler.
-    let regs = unsafe { interrupted(ctx) };
+    // SAFETY: the kernel passed info and ctx to this SA_SIGINFO handler.
+    let regs = unsafe { interrupted(info, ctx) };
     let stack = (
         SEGV_STACK[0].load(Ordering::SeqCst),
         SEGV_STACK[1].load(Ordering::SeqCst),

@@ -53,6 +53,26 @@ pub fn ptr_auth_mask(max_code_address: usize) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// As on x86_64, with `lr` (`x30`) as it is at the point of use.
+#[macro_export]
+macro_rules! current_regs {
+    () => {{
+        let (pc, sp, fp, lr): (usize, usize, usize, usize);
+        // SAFETY: only reads registers into outputs.
+        unsafe {
+            ::core::arch::asm!(
+                "adr {pc}, .",
+                "mov {sp}, sp",
+                "mov {fp}, x29",
+                "mov {lr}, x30",
+                pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp, lr = out(reg) lr,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        $crate::unwind::Regs { pc, sp, fp, lr }
+    }};
+}
+
 #[cfg(feature = "cfi")]
 pub use self::cfi::*;
 

@@ -39,6 +39,9 @@
 //!   `fn cfi_regs(&Regs, ptr_auth_mask) -> CfiRegs` and
 //!   `fn from_cfi_regs(&CfiRegs, return_address) -> Regs`. Where `CFI` is
 //!   false the unwinder is [`NoCfi`], which knows no code.
+//! - `macro_rules! current_regs` (exported at the crate root:
+//!   `arch::current_regs!()`): the [`Regs`] at the point of use, for tests
+//!   and tools that walk their own stack.
 //!
 //! Every function reads memory only through [`Memory`], so a step can never
 //! fault, and allocates nothing, takes no lock and makes no system call:

@@ -67,6 +67,29 @@ pub fn ptr_auth_mask(_max_code_address: usize) -> usize {
     usize::MAX
 }
 
+/// As on x86_64; i686 has no pc-relative `lea`, so a `call` to the next
+/// instruction pushes its address and a `pop` takes it back off, leaving
+/// `esp` as it was.
+#[macro_export]
+macro_rules! current_regs {
+    () => {{
+        let (pc, sp, fp): (usize, usize, usize);
+        // SAFETY: the call/pop pair leaves esp as it was; the rest reads
+        // registers into outputs.
+        unsafe {
+            ::core::arch::asm!(
+                "call 2f",
+                "2: pop {pc}",
+                "mov {sp}, esp",
+                "mov {fp}, ebp",
+                pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp,
+                options(preserves_flags),
+            );
+        }
+        $crate::unwind::Regs { pc, sp, fp, lr: 0 }
+    }};
+}
+
 #[cfg(feature = "cfi")]
 pub use self::cfi::*;
 

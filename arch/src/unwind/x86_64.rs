@@ -87,6 +87,27 @@ pub fn ptr_auth_mask(_max_code_address: usize) -> usize {
     usize::MAX
 }
 
+/// The registers at the point of use, as [`Regs`]: `pc` is the address of
+/// the capturing instruction itself, `sp` and `fp` as they are there, `lr`
+/// 0. For tests and tools that walk their own stack.
+#[macro_export]
+macro_rules! current_regs {
+    () => {{
+        let (pc, sp, fp): (usize, usize, usize);
+        // SAFETY: only reads registers into outputs.
+        unsafe {
+            ::core::arch::asm!(
+                "lea {pc}, [rip]",
+                "mov {sp}, rsp",
+                "mov {fp}, rbp",
+                pc = out(reg) pc, sp = out(reg) sp, fp = out(reg) fp,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        $crate::unwind::Regs { pc, sp, fp, lr: 0 }
+    }};
+}
+
 #[cfg(feature = "cfi")]
 pub use self::cfi::*;
 
