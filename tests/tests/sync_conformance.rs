@@ -340,7 +340,9 @@ fn condvar_notify_counts_and_wait_until() {
     });
     runtime::sleep(Duration::from_millis(10));
     *pair.0.lock() = 2;
-    while !pair.1.notify_one() {
+    // A G that took the lock only after the store sees 2 and never waits:
+    // then nobody is left to notify.
+    while !h.is_finished() && !pair.1.notify_one() {
         runtime::sleep(Duration::from_millis(1));
     }
     h.join().unwrap();
