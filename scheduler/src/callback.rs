@@ -98,7 +98,10 @@ pub fn on_signal_stack() -> bool {
 /// What the callback G needs, on the foreign thread's stack.
 struct Frame<'a> {
     run: &'a mut dyn FnMut(),
-    done: bool,
+    /// Set by the G when the callback returned; read by the waiting foreign
+    /// thread between the G's runs. Atomic, so the waiting side's loads are
+    /// never folded into one across the switches that it cannot see into.
+    done: AtomicBool,
     panic: Option<Box<dyn Any + Send>>,
 }
 
@@ -151,7 +154,7 @@ pub fn callback<R>(f: impl FnOnce() -> R) -> Result<R, CallbackError> {
     };
     let mut frame = Frame {
         run: &mut run,
-        done: false,
+        done: AtomicBool::new(false),
         panic: None,
     };
     run_on_extra(m, &mut frame);
@@ -170,16 +173,19 @@ fn run_on_extra(m: MRef, frame: &mut Frame<'_>) {
     let Some(g) = cb_g(m) else {
         crate::throw!("run_on_extra: extra m without a callback g")
     };
+    // One raw pointer for both sides: the G reaches the frame through it,
+    // and so does the check below.
+    let frame: *mut Frame<'_> = frame;
     // SAFETY: the callback G is idle and its stack is ours; the frame
     // outlives the G's run (we wait for `done` below).
-    let sp = unsafe {
-        arch::context::init_stack(g.stack_top(), cb_entry, frame as *mut Frame<'_> as usize)
-    };
+    let sp = unsafe { arch::context::init_stack(g.stack_top(), cb_entry, frame as usize) };
     g.reset_for_callback(s.goid_one(), sp);
     g.lock_depth.store(1, Ordering::Relaxed);
     g.locked_m.store(m as *const _ as *mut _, Ordering::Relaxed);
     m.locked_g.store(g.as_ptr(), Ordering::Relaxed);
-    run_locked_until(m, g, || frame.done);
+    // SAFETY: the frame outlives this call (the caller's local); the G
+    // writes only its atomic `done` and, before that, its other fields.
+    run_locked_until(m, g, || unsafe { (*frame).done.load(Ordering::Acquire) });
     g.set_status(GStatus::Idle);
     g.lock_depth.store(0, Ordering::Relaxed);
     g.locked_m.store(core::ptr::null_mut(), Ordering::Relaxed);
@@ -208,7 +214,7 @@ unsafe extern "C" fn cb_entry(data: usize, _arg: usize) -> ! {
     {
         frame.panic.get_or_insert(p);
     }
-    frame.done = true;
+    frame.done.store(true, Ordering::Release);
     let Some(m) = current_m() else {
         crate::throw!("cb_entry: no m")
     };

@@ -72,12 +72,18 @@ pub(super) fn start_m_or(p: Option<&'static P>, spinning: bool, at_limit: AtLimi
     let p = match p.or_else(|| s.pidle_get(&mut synced)) {
         Some(p) => p,
         None => {
-            drop(synced);
             if spinning {
                 // SeqCst: undoes `wakep`'s claim, in the one order of
-                // `nmspinning`'s updates (see `wakep`).
+                // `nmspinning`'s updates (see `wakep`). Undone under
+                // `synced`, as Go's `wakep` does: a producer that saw the
+                // claim and left its G to "the spinner" pushed it before
+                // this undo, and an M that puts a P idle after it (under
+                // the same lock) re-checks the queues after that; undone
+                // after the unlock, that M could put its P idle and look
+                // in between, miss the G, and sleep with the G queued.
                 s.nmspinning.fetch_sub(1, Ordering::SeqCst);
             }
+            drop(synced);
             return;
         }
     };
@@ -88,11 +94,11 @@ pub(super) fn start_m_or(p: Option<&'static P>, spinning: bool, at_limit: AtLimi
         // clears `blocked` before it takes an idle P under the same lock, so
         // either it sees this P or we saw it was no longer blocked.
         s.pidle_put(&mut synced, p);
-        drop(synced);
         if spinning {
-            // SeqCst: as above.
+            // SeqCst: as above (and under the lock, as above).
             s.nmspinning.fetch_sub(1, Ordering::SeqCst);
         }
+        drop(synced);
         if let Some(p) = hooks::poller() {
             (p.wake)();
         }
