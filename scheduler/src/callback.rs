@@ -84,7 +84,7 @@ impl std::error::Error for CallbackError {}
 
 /// Whether the calling code runs on its thread's alternate signal stack,
 /// that is, in a signal handler installed with `SA_ONSTACK` (gort's own and
-/// every handler it accepts on its threads: see `signals::check_onstack`).
+/// every handler it accepts on its threads: see `signals::install::check_onstack`).
 /// One `sigaltstack` query; for the rare paths that may not park a G
 /// interrupted by a handler.
 pub fn on_signal_stack() -> bool {
