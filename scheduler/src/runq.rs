@@ -493,6 +493,22 @@ mod loom_tests {
         }
     }
 
+    /// A thief that steals `runnext` once and checks it sees the context
+    /// the owner wrote (`index + 1`); returns the index of what it took.
+    fn spawn_runnext_thief(
+        q: &Arc<RunQueue>,
+        ctx: &Arc<Contexts>,
+    ) -> loom::thread::JoinHandle<Option<usize>> {
+        let (q, ctx) = (q.clone(), ctx.clone());
+        loom::thread::spawn(move || {
+            let got = g_of(q.runnext_steal(None));
+            if let Some(g) = got {
+                assert_eq!(ctx.read(g), g.0.index + 1, "stale context");
+            }
+            got.map(|g| g.0.index)
+        })
+    }
+
     fn g_of(p: *mut G) -> Option<GRef> {
         // SAFETY: runnext holds null or pointers from GRef::as_ptr.
         unsafe { GRef::from_ptr(p) }
@@ -508,16 +524,7 @@ mod loom_tests {
             let (g0, g1) = (g[0], g[1]);
             let q = Arc::new(RunQueue::new());
             let ctx = Arc::new(Contexts::new(2));
-            let thief = {
-                let (q, ctx) = (q.clone(), ctx.clone());
-                loom::thread::spawn(move || {
-                    let got = g_of(q.runnext_steal(None));
-                    if let Some(g) = got {
-                        assert_eq!(ctx.read(g), g.0.index + 1, "stale context");
-                    }
-                    got.map(|g| g.0.index)
-                })
-            };
+            let thief = spawn_runnext_thief(&q, &ctx);
             let mut mine = Vec::new();
             // The owner readies g0 then g1 into runnext (g0 is kicked out
             // to the owner), then takes runnext itself.
@@ -550,16 +557,7 @@ mod loom_tests {
             ctx.write(waiting, 1);
             // SAFETY: this thread is the queue's owner.
             unsafe { q.put(waiting, true) };
-            let thief = {
-                let (q, ctx) = (q.clone(), ctx.clone());
-                loom::thread::spawn(move || {
-                    let got = g_of(q.runnext_steal(None));
-                    if let Some(g) = got {
-                        assert_eq!(ctx.read(g), g.0.index + 1, "stale context");
-                    }
-                    got.map(|g| g.0.index)
-                })
-            };
+            let thief = spawn_runnext_thief(&q, &ctx);
             // SAFETY: as above; the model plays the switch: it saves the
             // yielder's context, then ends the swap.
             let next = unsafe { q.swap_begin(yielder) };

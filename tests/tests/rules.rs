@@ -60,16 +60,23 @@ const UNRANKED: [&str; 6] = [
     "spin::Mutex",
 ];
 
+/// How many of `lines` come before a `#[cfg(test)] mod tests` (the rules
+/// do not apply to tests).
+fn non_test_len(lines: &[&str]) -> usize {
+    (1..lines.len())
+        .find(|&i| {
+            lines[i].trim_start().starts_with("mod tests") && lines[i - 1].trim() == "#[cfg(test)]"
+        })
+        .unwrap_or(lines.len())
+}
+
 /// Lines of `text` (1-based) that declare or import an unranked lock,
 /// before a `#[cfg(test)] mod`.
 fn unranked(text: &str) -> Vec<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut bad = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate().take(non_test_len(&lines)) {
         let code = line.trim_start();
-        if code.starts_with("mod tests") && i > 0 && lines[i - 1].trim() == "#[cfg(test)]" {
-            break;
-        }
         if code.starts_with("//") {
             continue;
         }
@@ -105,11 +112,8 @@ fn sources() -> (PathBuf, Vec<PathBuf>) {
 fn unexplained(text: &str) -> Vec<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut bad = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate().take(non_test_len(&lines)) {
         let code = line.trim_start();
-        if code.starts_with("mod tests") && i > 0 && lines[i - 1].trim() == "#[cfg(test)]" {
-            break;
-        }
         if code.starts_with("//") || !code.contains("SeqCst") {
             continue;
         }
